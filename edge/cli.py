@@ -1,0 +1,67 @@
+"""`ecolens`: one console command, one subcommand per job.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``; modules import
+their heavy dependencies (TensorFlow, Flask, paho) only when the subcommand runs, so
+``ecolens --help`` and ``ecolens classify`` work on a device without the other extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ecolens.edge import __version__
+from ecolens.edge.errors import EcoLensError
+
+# Order is the order shown by --help.
+COMMAND_MODULES = (
+    "ecolens.edge.commands.demo",
+    "ecolens.edge.commands.run",
+    "ecolens.edge.commands.serve",
+    "ecolens.edge.commands.classify",
+    "ecolens.convert.commands",
+    "ecolens.fleet.commands",
+    "ecolens.edge.commands.benchmark",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecolens",
+        description="Edge plastic / non-plastic classification for smart bins.",
+    )
+    parser.add_argument("--version", action="version", version=f"ecolens {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that command's module is not part of this build
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except EcoLensError as exc:
+        print(f"ecolens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

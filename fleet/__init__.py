@@ -1,0 +1,1 @@
+"""EcoLens fleet aggregation: MQTT subscriber, storage, reports and dashboard."""

@@ -210,7 +210,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
 
 
 def save_h5(model: Any, options: TrainOptions, spec: InputSpec) -> None:
-    """HDF5 exactly as the seed team saved (model.save('x.h5')), plus EcoLens metadata, atomically."""
+    """HDF5 as the seed team saved it (model.save("x.h5")), plus EcoLens metadata, atomically."""
     options.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(suffix=".h5", dir=options.out.parent, prefix=".tmp-")
     os.close(fd)

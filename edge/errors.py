@@ -1,4 +1,4 @@
-"""Typed errors, so every transport (CLI, MQTT daemon, HTTP API) can map them to one clear message."""
+"""Typed errors, so every transport (CLI, MQTT, HTTP) can map them to one clear message."""
 
 from __future__ import annotations
 

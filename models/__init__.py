@@ -1,4 +1,4 @@
-"""The shipped reference model and sample data (TrashNet photos, MIT license; see LICENSE-TrashNet)."""
+"""The shipped reference model and sample data (TrashNet photos, MIT license)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,38 @@
+"""Shared fixtures: real brokers, the real reference model, the shipped samples."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.mosquitto import MosquittoBroker
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A fresh anonymous Mosquitto on a free port, stopped after the test."""
+    broker = MosquittoBroker(tmp_path / "mosquitto").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def reference_model() -> Path:
+    from ecolens.models import reference_tflite
+
+    path = reference_tflite()
+    assert path.is_file(), f"reference model missing: {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    from ecolens.models import eval_dir
+
+    return eval_dir()

@@ -1,0 +1,99 @@
+"""An emulated Raspberry Pi with EcoLens installed: a venv inside the arm64 root, created by
+the root's own Python and filled by Debian's pip from the aarch64 wheelhouse, as an installer
+on the board would do (``python3 -m venv`` + ``pip install ecolens[edge]``).
+
+The venv with the dependencies is cached per wheelhouse; the project's wheel, rebuilt from
+the checkout, is reinstalled into it on every run so the code under test is always current.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.arm64.cache import cache_dir, locked
+from tests.arm64.emulator import PROFILES, Emulator
+from tests.arm64.rootfs import ensure_rootfs
+from tests.arm64.wheels import EXTRA, Wheelhouse, build_project_wheel, ensure_wheelhouse
+
+READY_STAMP = ".ecolens-deps"
+
+
+@dataclass
+class Target:
+    """One suite (Python version) on one board profile, with the project installed."""
+
+    emulator: Emulator
+    venv: Path
+    wheelhouse: Wheelhouse
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def python_run(self, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        return self.emulator.run(self.python, *args, **kwargs)
+
+    def ecolens(self, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        """Run the installed ``ecolens`` console script (qemu runs ELF files only, so its
+        interpreter is named explicitly; the script itself is pip's generated one)."""
+        return self.emulator.run(self.python, self.venv / "bin" / "ecolens", *args, **kwargs)
+
+    def pip(self, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        """Debian's pip, run from its wheel (venvs made --without-pip; ensurepip would spawn
+        a second arm64 process, which user-mode qemu without binfmt cannot start)."""
+        pip = self.emulator.rootfs.pip_wheel() / "pip"
+        return self.emulator.run(self.python, pip, *args, **kwargs)
+
+
+def _create_venv(target: Target) -> None:
+    """A fresh venv with every dependency of ``ecolens[edge]`` from the wheelhouse."""
+    emulator, venv = target.emulator, target.venv
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    emulator.run(emulator.rootfs.python, "-m", "venv", "--without-pip", venv)
+
+
+def _install(target: Target, project_wheel: Path, fresh: bool) -> None:
+    links = ["--no-index", "--find-links", str(target.wheelhouse.path)]
+    links += ["--find-links", str(project_wheel.parent)]
+    if fresh:
+        target.pip("install", "-q", *links, f"ecolens[{EXTRA}]", timeout=900)
+        target.pip("check")
+        (target.venv / READY_STAMP).write_text(target.wheelhouse.key)
+    else:
+        target.pip("install", "-q", "--no-deps", "--force-reinstall", *links, project_wheel)
+
+
+def prepare_target(suite: str, profile_name: str) -> Target:
+    """Build or reuse everything for ``suite`` on ``profile_name``; returns a ready Target."""
+    rootfs = ensure_rootfs(suite)
+    wheel_dir = cache_dir() / "project" / suite
+    project_wheel = build_project_wheel(wheel_dir)
+    wheelhouse = ensure_wheelhouse(project_wheel, rootfs.python_version)
+    emulator = Emulator(rootfs, PROFILES[profile_name])
+    venv = rootfs.path / "opt" / "ecolens" / "venv"
+    target = Target(emulator, venv, wheelhouse)
+    with locked(f"venv-{suite}"):
+        stamp = venv / READY_STAMP
+        fresh = not (stamp.is_file() and stamp.read_text() == wheelhouse.key)
+        if fresh:
+            _create_venv(target)
+        _install(target, project_wheel, fresh)
+    return target
+
+
+def describe(target: Target) -> dict:
+    """What the emulated interpreter reports about itself and the installed runtime."""
+    probe = (
+        "import json, platform, sys, importlib.metadata as m, ai_edge_litert, numpy\n"
+        "print(json.dumps({'machine': platform.machine(), 'python': platform.python_version(),"
+        " 'litert_file': ai_edge_litert.__file__, 'numpy_config': numpy.__config__.CONFIG"
+        "['Machine Information']['host']['cpu'],"
+        " 'versions': {n: m.version(n) for n in"
+        " ('ecolens', 'numpy', 'opencv-python-headless', 'pillow', 'ai-edge-litert')}}))"
+    )
+    return json.loads(target.python_run("-c", probe).stdout)

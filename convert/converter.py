@@ -119,7 +119,7 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
         calibration = load_calibration(folder, metadata.input, options.calibration_count)
         log(f"{len(calibration)} calibration images from {folder}")
     log(f"converting to {options.mode} (this takes a while)")
-    flatbuffer = to_tflite(loaded.model, loaded.input_size, options.mode, calibration, options.io_type)
+    flatbuffer = to_tflite(loaded.model, options.mode, calibration, options.io_type)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     tmp = Path(tmp_name)

@@ -6,6 +6,8 @@ activation ranges calibrated on a representative dataset preprocessed exactly as
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,33 +55,20 @@ def representative_dataset(tensors: list[np.ndarray]) -> Callable[[], Iterator[l
     return generate
 
 
-def concrete_function(model: Any, size: tuple[int, int]) -> Any:
-    """A traced inference function; works for Keras 3 and tf_keras models alike."""
-    import tensorflow as tf
-
-    signature = [tf.TensorSpec([1, size[0], size[1], 3], tf.float32, name="image")]
-
-    @tf.function(input_signature=signature)
-    def serve(image: Any) -> Any:
-        return model(image, training=False)
-
-    return serve.get_concrete_function()
-
-
 def to_tflite(
     model: Any,
-    size: tuple[int, int],
     mode: str,
     calibration: list[np.ndarray] | None = None,
     io_type: str = "int8",
+    verbose: bool = False,
 ) -> bytes:
     """Convert; ``calibration`` (preprocessed tensors) is required for int8."""
     import tensorflow as tf
 
     if mode not in MODES:
         raise EcoLensError(f"unknown quantization {mode!r}; choose one of {', '.join(MODES)}")
-    function = concrete_function(model, size)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    # from_keras_model accepts Keras 3 and tf_keras (Keras 2) models alike.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
@@ -92,6 +81,8 @@ def to_tflite(
         converter.inference_input_type = tf.uint8 if io_type == "uint8" else tf.int8
         converter.inference_output_type = tf.uint8 if io_type == "uint8" else tf.int8
     try:
-        return converter.convert()
+        # Keras' exporter prints the traced signature to stdout: keep stdout for the report.
+        with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
+            return converter.convert()
     except Exception as exc:  # the converter raises ConverterError and friends
         raise EcoLensError(f"TFLite conversion failed: {str(exc).strip().splitlines()[0]}") from exc

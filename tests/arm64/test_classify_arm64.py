@@ -16,7 +16,7 @@ from ecolens.edge.classifier import file_sha256
 from ecolens.edge.contract import validate_result
 from ecolens.edge.preprocess import find_images
 
-from tests.arm64.conftest import parse_results
+from tests.arm64.conftest import chosen_images, parse_results
 from tests.arm64.target import Target, describe
 
 pytestmark = pytest.mark.arm64
@@ -37,13 +37,13 @@ def test_runtime_is_aarch64_with_the_hosts_package_versions(arm64_target: Target
 def test_classify_matches_x86_exactly(
     arm64_target: Target, reference_model: Path, eval_dir: Path, x86_results: dict[str, dict]
 ) -> None:
-    done = arm64_target.ecolens("classify", "--model", str(reference_model), str(eval_dir))
-    arm64_results = parse_results(done.stdout)
-    images = {str(path) for path in find_images(eval_dir)}
-    assert len(images) >= 20
-    assert set(arm64_results) == set(x86_results) == images
+    images = chosen_images(eval_dir, x86_results)
+    assert len(images) >= min(20, len(x86_results))
+    args = ("classify", "--model", str(reference_model), *map(str, images))
+    arm64_results = parse_results(arm64_target.ecolens(*args).stdout)
+    assert list(arm64_results) == [str(image) for image in images]
     mismatches = []
-    for source, arm64 in sorted(arm64_results.items()):
+    for source, arm64 in arm64_results.items():
         validate_result(arm64)
         x86 = x86_results[source]
         different = {key: (x86[key], arm64[key]) for key in COMPARED if x86[key] != arm64[key]}

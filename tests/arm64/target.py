@@ -12,11 +12,12 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from tests.arm64.cache import cache_dir, locked
-from tests.arm64.emulator import PROFILES, Emulator
-from tests.arm64.rootfs import ensure_rootfs
+from tests.arm64.emulator import PI4, PROFILES, Emulator
+from tests.arm64.rootfs import RootFs, ensure_rootfs
 from tests.arm64.wheels import EXTRA, Wheelhouse, build_project_wheel, ensure_wheelhouse
 
 READY_STAMP = ".ecolens-deps"
@@ -49,12 +50,11 @@ class Target:
         return self.emulator.run(self.python, pip, *args, **kwargs)
 
 
-def _create_venv(target: Target) -> None:
-    """A fresh venv with every dependency of ``ecolens[edge]`` from the wheelhouse."""
-    emulator, venv = target.emulator, target.venv
+def _create_venv(rootfs: RootFs, venv: Path) -> None:
+    """An empty venv made by the root's own Python (what ``python3 -m venv`` does on a Pi)."""
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    emulator.run(emulator.rootfs.python, "-m", "venv", "--without-pip", venv)
+    Emulator(rootfs, PI4).run(rootfs.python, "-m", "venv", "--without-pip", venv)
 
 
 def _install(target: Target, project_wheel: Path, fresh: bool) -> None:
@@ -68,31 +68,35 @@ def _install(target: Target, project_wheel: Path, fresh: bool) -> None:
         target.pip("install", "-q", "--no-deps", "--force-reinstall", *links, project_wheel)
 
 
-def prepare_target(suite: str, profile_name: str) -> Target:
-    """Build or reuse everything for ``suite`` on ``profile_name``; returns a ready Target."""
+@cache
+def install_suite(suite: str) -> tuple[RootFs, Path, Wheelhouse]:
+    """Root, venv and wheelhouse of ``suite`` with this checkout installed; once per process
+    (both boards of a suite share the venv)."""
     rootfs = ensure_rootfs(suite)
-    wheel_dir = cache_dir() / "project" / suite
-    project_wheel = build_project_wheel(wheel_dir)
+    project_wheel = build_project_wheel(cache_dir() / "project" / suite)
     wheelhouse = ensure_wheelhouse(project_wheel, rootfs.python_version)
-    emulator = Emulator(rootfs, PROFILES[profile_name])
     venv = rootfs.path / "opt" / "ecolens" / "venv"
-    target = Target(emulator, venv, wheelhouse)
     with locked(f"venv-{suite}"):
         stamp = venv / READY_STAMP
         fresh = not (stamp.is_file() and stamp.read_text() == wheelhouse.key)
         if fresh:
-            _create_venv(target)
-        _install(target, project_wheel, fresh)
-    return target
+            _create_venv(rootfs, venv)
+        _install(Target(Emulator(rootfs, PI4), venv, wheelhouse), project_wheel, fresh)
+    return rootfs, venv, wheelhouse
+
+
+def prepare_target(suite: str, profile_name: str) -> Target:
+    """Build or reuse everything for ``suite`` on ``profile_name``; returns a ready Target."""
+    rootfs, venv, wheelhouse = install_suite(suite)
+    return Target(Emulator(rootfs, PROFILES[profile_name]), venv, wheelhouse)
 
 
 def describe(target: Target) -> dict:
     """What the emulated interpreter reports about itself and the installed runtime."""
     probe = (
-        "import json, platform, sys, importlib.metadata as m, ai_edge_litert, numpy\n"
+        "import json, platform, importlib.metadata as m, ai_edge_litert\n"
         "print(json.dumps({'machine': platform.machine(), 'python': platform.python_version(),"
-        " 'litert_file': ai_edge_litert.__file__, 'numpy_config': numpy.__config__.CONFIG"
-        "['Machine Information']['host']['cpu'],"
+        " 'litert_file': ai_edge_litert.__file__,"
         " 'versions': {n: m.version(n) for n in"
         " ('ecolens', 'numpy', 'opencv-python-headless', 'pillow', 'ai-edge-litert')}}))"
     )

@@ -43,7 +43,8 @@ def create_app(config: ApiConfig, keys: KeyStore | None = None) -> Flask:
     if keys is None:
         keys = KeyStore(config.auth.key_hashes, config.auth.keys)
     config.auth.keys = []  # only hashes are kept
-    app = Flask("ecolens.edge.api")
+    # Explicit instance_path: Flask cannot locate one for the ecolens namespace package.
+    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
     app.config["MAX_CONTENT_LENGTH"] = config.limits.max_body_bytes
     app.json.sort_keys = False
     app.extensions["ecolens"] = {

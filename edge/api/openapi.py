@@ -24,8 +24,7 @@ def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
     contract = {k: v for k, v in result_schema().items() if k not in ("$schema", "$id")}
     base64_string = {
         "type": "string",
-        "description": "base64 (standard or URL-safe) image bytes, or a data URL "
-        "(data:image/png;base64,...)",
+        "description": "base64 (standard or URL-safe) image bytes, or a data URL (data:image/png;base64,...)",
     }
     image = {
         "oneOf": [

@@ -122,9 +122,7 @@ def parse_json_document(document: Any, max_batch: int) -> ImagePayload:
         raise MissingField(f"'{field}' is empty")
     if len(value) > max_batch:
         raise TooManyImages(f"{len(value)} images, the limit is {max_batch} (limits.max_batch)")
-    return ImagePayload(
-        [image_from_json(item, f"{field}[{i}]") for i, item in enumerate(value)], batch=True
-    )
+    return ImagePayload([image_from_json(item, f"{field}[{i}]") for i, item in enumerate(value)], batch=True)
 
 
 def image_from_json(value: Any, where: str) -> bytes:

@@ -49,9 +49,7 @@ def check_tls_pair(cert: Path, key: Path) -> None:
     try:
         context.load_cert_chain(str(cert), str(key))
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"TLS certificate {cert} and key {key} are not a usable pair: {exc}"
-        ) from None
+        raise ConfigError(f"TLS certificate {cert} and key {key} are not a usable pair: {exc}") from None
 
 
 def interpreter_threads(config: ApiConfig) -> int:
@@ -85,6 +83,8 @@ def gunicorn_options(config: ApiConfig) -> dict[str, Any]:
         "child_exit": child_exit,
         "preload_app": False,  # one model load per worker, after the fork
         "forwarded_allow_ips": "",
+        # gunicorn >= 24 opens a control socket under $HOME; a hardened unit has no writable home.
+        "control_socket_disable": True,
     }
     if server.tls:
         options["certfile"] = str(server.tls_cert)
@@ -120,7 +120,8 @@ def serve(config: ApiConfig) -> int:
     class EcoLensServer(BaseApplication):
         def load_config(self) -> None:
             for name, value in gunicorn_options(config).items():
-                self.cfg.set(name, value)
+                if name in self.cfg.settings:  # skip settings this gunicorn version lacks
+                    self.cfg.set(name, value)
 
         def load(self) -> Any:
             from ecolens.edge.api.app import create_app

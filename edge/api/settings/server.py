@@ -21,12 +21,8 @@ class ServerSection(Section):
     workers: int = Field(
         2, ge=1, le=64, description="gunicorn worker processes, each with its own interpreter"
     )
-    threads: int = Field(
-        4, ge=1, le=256, description="request threads per worker (decode in parallel)"
-    )
-    timeout: int = Field(
-        30, ge=1, le=3600, description="seconds before a stuck worker is restarted"
-    )
+    threads: int = Field(4, ge=1, le=256, description="request threads per worker (decode in parallel)")
+    timeout: int = Field(30, ge=1, le=3600, description="seconds before a stuck worker is restarted")
     tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
     insecure: bool = Field(

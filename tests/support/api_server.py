@@ -111,3 +111,41 @@ class ApiServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# Shared by the API tests: two keys, one configured as a hash, one in clear via the environment
+# (the systemd secrets-file path).
+KEY_HASHED = "test-key-alpha-0123456789abcdef"
+KEY_FROM_ENV = "test-key-bravo-fedcba9876543210"
+
+
+def key_hash(key: str) -> str:
+    from ecolens.edge.api.auth import hash_key
+
+    return hash_key(key)
+
+
+def auth_config() -> dict[str, Any]:
+    return {"key_hashes": [key_hash(KEY_HASHED)]}
+
+
+def auth_env() -> dict[str, str]:
+    return {"ECOLENS_AUTH__KEYS": KEY_FROM_ENV}
+
+
+def bearer(key: str = KEY_HASHED) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` (a decompression-bomb shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -50,14 +50,14 @@ def parse_request(request: Request, max_batch: int) -> ImagePayload:
     """Dispatch on Content-Type; raise ApiError subclasses for anything unusable."""
     mimetype = request.mimetype.lower()
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return parse_json_body(request.get_data(cache=False), max_batch)
+        return parse_json_body(read_body(request), max_batch)
     if mimetype == "application/x-www-form-urlencoded":
-        body = request.get_data(cache=False, parse_form_data=False)
+        body = read_body(request)
         if body.lstrip()[:1] != b"{":
             raise UnsupportedMediaType("form-encoded bodies are not accepted; " + SHAPES)
         return parse_json_body(body, max_batch)
     if mimetype in RAW_IMAGE_TYPES:
-        data = request.get_data(cache=False)
+        data = read_body(request)
         if not data:
             raise MissingField("the request body is empty")
         return ImagePayload([data], batch=False)
@@ -66,6 +66,19 @@ def parse_request(request: Request, max_batch: int) -> ImagePayload:
     if not mimetype:
         raise UnsupportedMediaType("missing Content-Type; " + SHAPES)
     raise UnsupportedMediaType(f"unsupported Content-Type {mimetype!r}; " + SHAPES)
+
+
+def read_body(request: Request) -> bytes:
+    """The whole body, at most ``max_content_length`` bytes.
+
+    Werkzeug checks Content-Length up front (413 before reading), but a chunked body is only cut
+    at the limit; one more read tells a body of exactly the limit from a longer one (413).
+    """
+    data = request.get_data(cache=False, parse_form_data=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        request.stream.read(1)  # raises RequestEntityTooLarge when more was sent
+    return data
 
 
 def parse_multipart(request: Request, max_batch: int) -> ImagePayload:

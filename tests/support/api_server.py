@@ -45,7 +45,10 @@ class ApiServer:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         verify: str | bool = True,
+        wait_for: str = "ready",
     ) -> None:
+        """``wait_for``: "ready" (/readyz 200), "alive" (/healthz 200) or "listening" (any
+        HTTP answer, for servers that refuse the test client)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = {section: dict(values) for section, values in config.items()}
@@ -62,12 +65,13 @@ class ApiServer:
         self.verify = verify
         self.log_path = self.workdir / "server.log"
         self.process: subprocess.Popen | None = None
+        self.wait_for = wait_for
 
     def command(self) -> list[str]:
         config = write_toml(self.workdir / "api.toml", self.config)
         return [sys.executable, "-m", "ecolens.edge.cli", "serve", "--config", str(config)]
 
-    def start(self, timeout: float = 60.0, ready: bool = True) -> ApiServer:
+    def start(self, timeout: float = 60.0) -> ApiServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}
         env.update(self.env)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -80,12 +84,13 @@ class ApiServer:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        path = "/readyz" if ready else "/healthz"
+        path = "/readyz" if self.wait_for == "ready" else "/healthz"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ecolens serve exited ({self.process.returncode}):\n{self.log()}")
             try:
-                if requests.get(self.url + path, timeout=1, verify=self.verify).status_code == 200:
+                status = requests.get(self.url + path, timeout=1, verify=self.verify).status_code
+                if status == 200 or self.wait_for == "listening":
                     return self
             except requests.RequestException:
                 pass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib.util
 import json
 import os
 import signal
@@ -123,12 +124,8 @@ def run(args: argparse.Namespace) -> int:
     for path in (model, h5):
         if not path.is_file():
             raise ModelError(f"benchmark input missing: {path} (see --model / --h5)")
-    try:
-        import keras  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the Keras baseline needs TensorFlow: pip install 'ecolens[convert]'"
-        ) from exc
+    if importlib.util.find_spec("keras") is None:  # checked, not imported: the servers load it
+        raise MissingDependencyError("the Keras baseline needs TensorFlow: pip install 'ecolens[convert]'")
     levels = [int(n) for n in args.clients.split(",") if n.strip()]
     bodies = request_bodies(args.images or eval_dir())
     ours, baseline = start_servers(args, model, h5)

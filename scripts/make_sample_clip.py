@@ -25,7 +25,7 @@ import numpy as np
 
 WIDTH, HEIGHT, FPS = 640, 480, 15
 SCALE = 2  # 112x84 photos shown at 224x168
-BACKGROUND_BGR = (150, 160, 165)  # plain grey-blue board, unlike TrashNet's white poster board
+BACKGROUND_BGR = (70, 80, 45)  # dark teal bin floor, far from TrashNet's white poster board
 LEAD_IN_FRAMES = 15  # empty scene first, for the background model
 ENTER_FRAMES = 6  # sliding in from the top edge
 SETTLE_FRAMES = 22  # still in place

@@ -41,9 +41,7 @@ def status_topic(section: HomeAssistantSection) -> str:
     return f"{section.discovery_prefix}/status"
 
 
-def discovery_messages(
-    section: HomeAssistantSection, publish: PublishSection
-) -> list[tuple[str, str]]:
+def discovery_messages(section: HomeAssistantSection, publish: PublishSection) -> list[tuple[str, str]]:
     """(topic, retained JSON payload) per sensor."""
     device_id = publish.device_id
     device = {

@@ -63,9 +63,7 @@ class PresenceGate:
             return Observation(0.0, 0.0, None, False)
         threshold = self.detect.pixel_threshold
         diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._background))
-        mask = cv2.morphologyEx(
-            (diff > threshold).astype(np.uint8), cv2.MORPH_OPEN, self._kernel
-        )
+        mask = cv2.morphologyEx((diff > threshold).astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
         area = float(mask.mean())
         motion = float((cv2.absdiff(grey, self._previous) > threshold).mean())
         self._previous = grey

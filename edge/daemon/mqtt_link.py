@@ -124,9 +124,7 @@ class MqttLink(threading.Thread):
             )
             return
         self._backoff.reset()
-        log.info(
-            "connected to %s as %s", self.where, self.client_id, extra={"event": "mqtt_connected"}
-        )
+        log.info("connected to %s as %s", self.where, self.client_id, extra={"event": "mqtt_connected"})
         client.publish(self.publish.topic("status"), "online", qos=1, retain=True)
         if self.homeassistant.enabled:
             client.subscribe(status_topic(self.homeassistant), qos=1)
@@ -188,9 +186,7 @@ class MqttLink(threading.Thread):
     def _drained_or_late(self, socket_open: bool) -> bool:
         if time.monotonic() >= self._stop_deadline:
             return True
-        return socket_open and self.connected.is_set() and not self._inflight and not (
-            self.store.depth()
-        )
+        return socket_open and self.connected.is_set() and not self._inflight and not (self.store.depth())
 
     def _take_acks(self) -> None:
         freed = False

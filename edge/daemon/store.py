@@ -92,8 +92,7 @@ class ResultStore:
                     (dropped,),
                 )
             self._db.execute(
-                "INSERT OR IGNORE INTO queue (event_id, topic, payload, qos, created) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO queue (event_id, topic, payload, qos, created) VALUES (?, ?, ?, ?, ?)",
                 (event_id, topic, payload, qos, time.time()),
             )
         if dropped:

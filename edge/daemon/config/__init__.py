@@ -1,6 +1,6 @@
 """The daemon's configuration: one section per job, each in its own module.
 
-    [model] [mqtt] [source] [detect] [publish] [store] [audit] [homeassistant] [service]
+[model] [mqtt] [source] [detect] [publish] [store] [audit] [homeassistant] [service]
 """
 
 from __future__ import annotations

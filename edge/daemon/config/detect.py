@@ -34,15 +34,12 @@ class DetectSection(Section):
         0.003,
         ge=0,
         lt=1,
-        description="an item is still when fewer than this fraction of ROI pixels change "
-        "between two frames",
+        description="an item is still when fewer than this fraction of ROI pixels change between two frames",
     )
     settle_s: float = Field(0.3, ge=0, description="how long an item must stay still")
     clear_s: float = Field(0.3, ge=0, description="how long the scene must be empty again")
     frames_per_item: int = Field(3, ge=1, le=30, description="frames classified per item")
-    combine: Literal["mean", "max"] = Field(
-        "mean", description="how the frames' scores are combined"
-    )
+    combine: Literal["mean", "max"] = Field("mean", description="how the frames' scores are combined")
     crop: Literal["item", "frame"] = Field(
         "item",
         description="'item': classify the item's bounding box from the presence mask (plus "

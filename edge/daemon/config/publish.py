@@ -23,12 +23,8 @@ class PublishSection(Section):
     device_id: str = Field(default_factory=default_device_id, description="default: host name")
     topic_prefix: str = Field("ecolens", description="first topic level(s)")
     qos: int = Field(1, ge=1, le=2, description="QoS of results (1 or 2; the broker must ack)")
-    stats_interval_s: float = Field(
-        30.0, ge=0, description="seconds between stats messages (0 = off)"
-    )
-    max_inflight: int = Field(
-        20, ge=1, le=1000, description="results sent but not yet acknowledged, at most"
-    )
+    stats_interval_s: float = Field(30.0, ge=0, description="seconds between stats messages (0 = off)")
+    max_inflight: int = Field(20, ge=1, le=1000, description="results sent but not yet acknowledged, at most")
 
     @field_validator("device_id")
     @classmethod

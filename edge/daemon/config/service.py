@@ -16,8 +16,7 @@ class ServiceSection(Section):
     watch_interval_s: float = Field(
         5.0,
         ge=0,
-        description="check the config and model files for changes this often and reload "
-        "(0 = only on SIGHUP)",
+        description="check the config and model files for changes this often and reload (0 = only on SIGHUP)",
     )
     drain_timeout_s: float = Field(
         10.0,

@@ -28,8 +28,7 @@ class SourceSection(Section):
     speed: float = Field(
         1.0,
         ge=0,
-        description="video file playback speed: 1.0 = real time like a camera, 0 = as fast as "
-        "possible",
+        description="video file playback speed: 1.0 = real time like a camera, 0 = as fast as possible",
     )
     reopen_min_s: float = Field(0.5, gt=0, description="first wait before reopening a lost source")
     reopen_max_s: float = Field(30.0, gt=0, description="longest wait between reopen attempts")

@@ -22,12 +22,11 @@ class StoreSection(Section):
     """SQLite (WAL) queue; bounded, the oldest results are dropped first when full."""
 
     path: Path | None = Field(
-        None, description="queue file; default: $STATE_DIRECTORY/queue.sqlite3 (systemd) or "
-        "~/.local/state/ecolens/queue.sqlite3"
+        None,
+        description="queue file; default: $STATE_DIRECTORY/queue.sqlite3 (systemd) or "
+        "~/.local/state/ecolens/queue.sqlite3",
     )
-    max_items: int = Field(
-        10_000, ge=1, description="queue bound; when full the oldest result is dropped"
-    )
+    max_items: int = Field(10_000, ge=1, description="queue bound; when full the oldest result is dropped")
     synchronous: Literal["full", "normal"] = Field(
         "full",
         description="'full' survives a power cut (fsync per result); 'normal' is faster and "

@@ -65,6 +65,4 @@ def make_source(section: SourceSection, stop: threading.Event) -> ReopeningSourc
             loop=section.loop,
             speed=section.speed,
         )
-    return ReopeningSource(
-        source, stop, section.reopen_min_s, section.reopen_max_s, section.open_attempts
-    )
+    return ReopeningSource(source, stop, section.reopen_min_s, section.reopen_max_s, section.open_attempts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from ecolens.edge.daemon.sources.base import Frame, FrameSource, SourceError
 
@@ -46,6 +48,17 @@ class ReopeningSource:
         self.backoff = Backoff(reopen_min_s, reopen_max_s)
         self.attempts = attempts
         self.reopens = 0
+        self.heartbeat: Callable[[], None] = lambda: None
+
+    def _wait(self, delay: float) -> bool:
+        """Sleep ``delay`` in short steps (the watchdog keeps seeing a live loop); True when
+        stopping."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(1.0, left)):
+                return True
+            self.heartbeat()
+        return self.stop.is_set()
 
     def open(self) -> None:
         for attempt in range(1, self.attempts + 1):
@@ -57,9 +70,9 @@ class ReopeningSource:
                 if attempt == self.attempts:
                     raise
                 log.warning("%s (attempt %d of %d)", exc, attempt, self.attempts)
-                if self.stop.wait(self.backoff.next()):
+                if self._wait(self.backoff.next()):
                     raise
-        
+
     def read(self) -> Frame | None:
         while not self.stop.is_set():
             try:
@@ -75,7 +88,7 @@ class ReopeningSource:
 
     def _reopen(self) -> None:
         self.source.close()
-        while not self.stop.wait(self.backoff.next()):
+        while not self._wait(self.backoff.next()):
             try:
                 self.source.open()
                 self.reopens += 1

@@ -4,6 +4,7 @@ broker this command starts, with every result printed as it arrives."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import threading
@@ -116,10 +117,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"daemon reading {config.source.uri}; results on {topic}:", flush=True)
             daemon = Daemon(config)
             daemon.keep_results = True
-            try:
+            # On Ctrl-C, run() still stops the daemon cleanly (finish item, flush, offline).
+            with contextlib.suppress(KeyboardInterrupt):
                 daemon.run(install_signals=False)
-            except KeyboardInterrupt:
-                pass  # run() already stopped the daemon cleanly (finish item, flush, offline)
             # Let the last acknowledged results reach the printer.
             deadline = threading.Event()
             for _ in range(40):

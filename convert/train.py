@@ -216,7 +216,8 @@ def save_h5(model: Any, options: TrainOptions, spec: InputSpec) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        model.save(tmp)
+        model.save(tmp, include_optimizer=False)  # weights only: a third of the size
+        os.chmod(tmp, 0o644)
         write_h5_metadata(
             tmp,
             {

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from ecolens.edge.classifier import Classifier
 from ecolens.edge.metadata import read_metadata
-from ecolens.models import calibration_dir
+from ecolens.models import calibration_dir, eval_dir
 
 pytest.importorskip("tensorflow")
 
@@ -47,7 +47,7 @@ def scratch_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = ecolens(
         "train",
         "--data",
-        str(calibration_dir()),
+        str(eval_dir()),
         "--out",
         str(out),
         "--backbone",

@@ -34,16 +34,16 @@ GAP_FRAMES = 12  # empty scene between items
 
 # Relative paths under the TrashNet folder, mixed plastic / non_plastic, validation split only.
 ITEMS = (
-    "plastic/plastic112.jpg",
+    "plastic/plastic226.jpg",
     "glass/glass118.jpg",
-    "plastic/plastic130.jpg",
+    "plastic/plastic145.jpg",
     "metal/metal105.jpg",
     "cardboard/cardboard107.jpg",
-    "plastic/plastic136.jpg",
+    "plastic/plastic161.jpg",
     "paper/paper100.jpg",
-    "plastic/plastic145.jpg",
+    "plastic/plastic175.jpg",
     "trash/trash105.jpg",
-    "plastic/plastic153.jpg",
+    "plastic/plastic200.jpg",
 )
 
 

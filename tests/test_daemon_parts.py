@@ -211,3 +211,27 @@ def test_config_file_env_and_flags_in_order_and_bad_settings_rejected(tmp_path):
         load_daemon_config(path, environ={})
     with pytest.raises(ConfigError, match="device_id"):
         load_daemon_config(None, {"publish.device_id": "a/b"}, environ={})
+
+
+def clip_labels(classifier, crop: str) -> list[str]:
+    from ecolens.edge.daemon.pipeline import ItemPipeline
+
+    source = make_source(SourceSection(uri=str(clip_path()), speed=0), threading.Event())
+    source.open()
+    pipeline = ItemPipeline(lambda: classifier, DetectSection(crop=crop), "bin", "clip")
+    labels = []
+    while (frame := source.read()) is not None:
+        labels.extend(item.result["label"] for item in pipeline.process(frame))
+    return labels
+
+
+def test_cropping_to_the_item_is_what_makes_the_labels_right(reference_model):
+    """Why detect.crop defaults to 'item': the model was trained on photos the item fills."""
+    from ecolens.edge.classifier import Classifier
+
+    classifier = Classifier(reference_model)
+    truth = [item["label"] for item in clip_manifest()["items"]]
+    assert clip_labels(classifier, "item") == truth
+    whole = clip_labels(classifier, "frame")
+    assert len(whole) == len(truth)
+    assert sum(a == b for a, b in zip(whole, truth)) < len(truth)

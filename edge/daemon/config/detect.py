@@ -45,7 +45,14 @@ class DetectSection(Section):
         description="'item': classify the item's bounding box from the presence mask (plus "
         "margin); 'frame': the whole ROI",
     )
-    crop_margin: float = Field(0.15, ge=0, le=2, description="margin added on each side of the box")
+    crop_margin: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="extra margin on each side of the item box, as a fraction of its size (the "
+        "mask's box already holds a few pixels of background; the reference model is most "
+        "accurate with 0)",
+    )
     background_rate: float = Field(
         0.05, gt=0, le=1, description="how fast the empty-scene background follows light changes"
     )

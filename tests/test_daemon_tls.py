@@ -178,4 +178,4 @@ def test_untrusted_broker_certificate_is_reported_clearly(tmp_path, secure_broke
         mqtt_link.start()
         assert wait_for(lambda: "TLS certificate check failed" in caplog.text, 10)
         mqtt_link.stop(0)
-    assert "certificate verify failed" in caplog.text or "unable to get" in caplog.text
+    assert "self-signed certificate in certificate chain" in caplog.text

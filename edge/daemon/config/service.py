@@ -12,7 +12,9 @@ class ServiceSection(Section):
     """How the daemon runs as a service."""
 
     log_format: Literal["json", "text"] = Field("json", description="log line format (stderr)")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug, info, warning or error (`ecolens -v run` forces debug)"
+    )
     watch_interval_s: float = Field(
         5.0,
         ge=0,

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ecolens.edge.broker import BrokerSection, apply_connection_settings
@@ -71,9 +71,7 @@ class IngestStats:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            data = asdict(self)
-        data.pop("_lock", None)
-        return data
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
 
 
 class Aggregator:
@@ -207,6 +205,7 @@ class Aggregator:
                     return False
                 delay = min(delay * 2, RETRY_MAX_S)
                 self._reopen_database()
+        log.debug("stored a batch of %d messages", len(batch))
         for message in batch:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)

@@ -65,12 +65,17 @@ class SimulationSummary:
 
     results: int = 0
     by_bin_label: Counter = field(default_factory=Counter)
-    event_ids: list[str] = field(default_factory=list)
+    # (event_id, device_id, label, timestamp) of every result, in publishing order
+    published: list[tuple[str, str, str, str]] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     def count(self, device_id: str, label: str) -> int:
         return self.by_bin_label[(device_id, label)]
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [record[0] for record in self.published]
 
 
 class FleetSimulator:
@@ -168,7 +173,9 @@ class FleetSimulator:
         )
         self.summary.results += 1
         self.summary.by_bin_label[(bin_.device_id, result["label"])] += 1
-        self.summary.event_ids.append(result["event_id"])
+        self.summary.published.append(
+            (result["event_id"], bin_.device_id, result["label"], result["timestamp"])
+        )
         return info
 
     def run(

@@ -4,6 +4,7 @@ root). Skips with a clear message when the server binaries are not installed."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -81,7 +82,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.datadir.exists():
-            try:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self._run(
                     str(self.bin_dir / "pg_ctl"),
                     "-D",
@@ -91,8 +92,6 @@ class PostgresServer:
                     "-w",
                     "stop",
                 )
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:

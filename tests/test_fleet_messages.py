@@ -100,5 +100,8 @@ def test_topics_with_a_multi_level_prefix():
 
 
 def test_results_are_shared_but_status_is_not():
-    assert subscriptions("ecolens", "fleet") == ["$share/fleet/ecolens/+/result", "ecolens/+/status"]
+    assert subscriptions("ecolens", "fleet") == [
+        "$share/fleet/ecolens/+/result",
+        "ecolens/+/status",
+    ]
     assert subscriptions("ecolens", None) == ["ecolens/+/result", "ecolens/+/status"]

@@ -26,10 +26,19 @@ def server(tmp_path):
     now = int(time.time() * 1000)
     results = [
         StoredResult(
-            event_id=f"e{i}", device_id=f"bin-{i % 3}", seen_ms=now - (i % 3) * HOUR - 1000,
-            received_ms=now, label="plastic" if i % 4 == 0 else "non_plastic", confidence=0.9,
-            uncertain=False, inference_ms=20.0, frames=1, model_name="m", model_version="1",
-            model_sha256="a" * 64, payload="{}",
+            event_id=f"e{i}",
+            device_id=f"bin-{i % 3}",
+            seen_ms=now - (i % 3) * HOUR - 1000,
+            received_ms=now,
+            label="plastic" if i % 4 == 0 else "non_plastic",
+            confidence=0.9,
+            uncertain=False,
+            inference_ms=20.0,
+            frames=1,
+            model_name="m",
+            model_version="1",
+            model_sha256="a" * 64,
+            payload="{}",
         )  # fmt: skip
         for i in range(60)
     ]

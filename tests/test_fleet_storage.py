@@ -52,6 +52,20 @@ def test_schema_is_created_once_and_reopening_keeps_data(database_url):
     again.close()
 
 
+def test_an_older_schema_is_upgraded_in_place(database_url, monkeypatch):
+    from ecolens.fleet.storage import schema
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
+    old = open_database(database_url)
+    ResultStore(old).write([stored("kept", "bin-1", "plastic", T0)])
+    old.close()
+    monkeypatch.undo()
+    upgraded = open_database(database_url)
+    assert current_version(upgraded) == SCHEMA_VERSION == 2
+    assert upgraded.query("SELECT event_id FROM results") == [("kept",)]
+    upgraded.close()
+
+
 def test_a_newer_schema_is_refused(database_url):
     database = open_database(database_url)
     database.execute("INSERT INTO fleet_schema (version) VALUES (?)", (SCHEMA_VERSION + 1,))

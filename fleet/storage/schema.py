@@ -47,6 +47,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX rejected_received ON rejected (received_ms)",
     ),
+    # 2: the report's window scans read only this index (no table lookups)
+    (
+        "CREATE INDEX results_window ON results (seen_ms, device_id, label, uncertain)",
+        "DROP INDEX results_seen",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,14 +4,15 @@ redelivered by the broker (same event_id) is kept once."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from ecolens.fleet.storage.database import Database
 
 
-@dataclass(frozen=True)
-class StoredResult:
-    """One valid result, flattened for queries; ``payload`` keeps the original JSON."""
+class StoredResult(NamedTuple):
+    """One valid result, flattened for queries; ``payload`` keeps the original JSON.
+    A tuple in column order, so batches go to executemany without conversion."""
 
     event_id: str
     device_id: str
@@ -37,8 +38,7 @@ class StatusUpdate:
     at_ms: int
 
 
-@dataclass(frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     """A message that is not a valid result or status: kept for inspection, never retried."""
 
     received_ms: int
@@ -59,17 +59,22 @@ INSERT_RESULT = """INSERT INTO results (event_id, device_id, seen_ms, received_m
     confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"""
 
-UPSERT_LAST_RESULT = """INSERT INTO devices (device_id, last_result_ms) VALUES (?, ?)
-    ON CONFLICT (device_id) DO UPDATE SET last_result_ms = CASE
-        WHEN devices.last_result_ms IS NULL OR excluded.last_result_ms > devices.last_result_ms
-        THEN excluded.last_result_ms ELSE devices.last_result_ms END"""
-
-# A retained status delivered again (aggregator restart) keeps the time it first changed.
-UPSERT_STATUS = """INSERT INTO devices (device_id, status, status_ms) VALUES (?, ?, ?)
+# One statement for both kinds of device news (NULL = no news), so a batch touches each device
+# row once, in sorted order: concurrent aggregators cannot deadlock on devices. A retained
+# status delivered again (aggregator restart) keeps the time it first changed.
+UPSERT_DEVICE = """INSERT INTO devices (device_id, status, status_ms, last_result_ms)
+    VALUES (?, ?, ?, ?)
     ON CONFLICT (device_id) DO UPDATE SET
-        status_ms = CASE WHEN devices.status = excluded.status AND devices.status_ms IS NOT NULL
-            THEN devices.status_ms ELSE excluded.status_ms END,
-        status = excluded.status"""
+        status_ms = CASE
+            WHEN excluded.status IS NULL THEN devices.status_ms
+            WHEN devices.status = excluded.status AND devices.status_ms IS NOT NULL
+                THEN devices.status_ms
+            ELSE excluded.status_ms END,
+        status = COALESCE(excluded.status, devices.status),
+        last_result_ms = CASE
+            WHEN devices.last_result_ms IS NULL OR excluded.last_result_ms > devices.last_result_ms
+                THEN excluded.last_result_ms
+            ELSE devices.last_result_ms END"""
 
 INSERT_REJECTED = "INSERT INTO rejected (received_ms, topic, reason, payload) VALUES (?, ?, ?, ?)"
 
@@ -87,25 +92,18 @@ class ResultStore:
         rejected: Sequence[Rejected] = (),
     ) -> WriteOutcome:
         """Everything in one transaction: when this returns, it is committed."""
-        last_result: dict[str, int] = {}
+        news: dict[str, list] = {}  # device_id -> [status, status_ms, last_result_ms]
         for result in results:
-            last_result[result.device_id] = max(
-                last_result.get(result.device_id, 0), result.seen_ms
-            )
-        latest_status: dict[str, StatusUpdate] = {}
-        for status in statuses:
-            latest_status[status.device_id] = status  # arrival order: the last one wins
-        stored = 0
+            entry = news.setdefault(result.device_id, [None, None, None])
+            entry[2] = max(entry[2] or 0, result.seen_ms)
+        for status in statuses:  # arrival order: the last one wins
+            entry = news.setdefault(status.device_id, [None, None, None])
+            entry[0], entry[1] = status.status, status.at_ms
         with self.database.transaction() as db:
             # ON CONFLICT DO NOTHING: the row count is the number of new event ids.
-            stored = db.executemany(INSERT_RESULT, [astuple(r) for r in results])
-            # Sorted keys: concurrent aggregators lock device rows in the same order.
-            db.executemany(UPSERT_LAST_RESULT, sorted(last_result.items()))
-            db.executemany(
-                UPSERT_STATUS,
-                [(s.device_id, s.status, s.at_ms) for _, s in sorted(latest_status.items())],
-            )
-            db.executemany(INSERT_REJECTED, [astuple(r) for r in rejected])
+            stored = db.executemany(INSERT_RESULT, results)
+            db.executemany(UPSERT_DEVICE, [(d, *news[d]) for d in sorted(news)])
+            db.executemany(INSERT_REJECTED, rejected)
         return WriteOutcome(
             stored=stored,
             duplicates=len(results) - stored,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ecolens.edge.config import Section
 from pydantic import Field
 
@@ -17,4 +19,6 @@ class ReportSection(Section):
         "stale (0 = never)",
     )
     window: str = Field("24h", description="default time window: 90m, 24h, 7d, or ISO time")
-    bucket: str = Field("hour", description="default bucket for time series: hour or day")
+    bucket: Literal["minute", "hour", "day"] = Field(
+        "hour", description="default bucket for time series: minute, hour or day"
+    )

@@ -49,9 +49,7 @@ def build_lite0(size: int, weights: dict[str, np.ndarray] | None) -> Any:
 
     def conv(x: Any, key: str, filters: int, kernel: int, stride: int, name: str) -> Any:
         out_channels, _, k, _ = shape_of(key, (filters, x.shape[-1], kernel, kernel))
-        layer = layers.Conv2D(
-            out_channels, k, strides=stride, padding="same", use_bias=False, name=name
-        )
+        layer = layers.Conv2D(out_channels, k, strides=stride, padding="same", use_bias=False, name=name)
         if weights is not None:
             pending.append((layer, [weights[key].transpose(2, 3, 1, 0)]))
         return layer(x)
@@ -69,10 +67,7 @@ def build_lite0(size: int, weights: dict[str, np.ndarray] | None) -> Any:
             pending.append(
                 (
                     layer,
-                    [
-                        weights[f"{key}.{part}"]
-                        for part in ("weight", "bias", "running_mean", "running_var")
-                    ],
+                    [weights[f"{key}.{part}"] for part in ("weight", "bias", "running_mean", "running_var")],
                 )
             )
         return layer(x)
@@ -93,19 +88,13 @@ def build_lite0(size: int, weights: dict[str, np.ndarray] | None) -> Any:
             stride = first_stride if repeat == 0 else 1
             expand = stage > 0
             if expand:
-                x = conv(
-                    x, f"{prefix}._expand_conv.weight", x.shape[-1] * 6, 1, 1, f"{name}_expand"
-                )
+                x = conv(x, f"{prefix}._expand_conv.weight", x.shape[-1] * 6, 1, 1, f"{name}_expand")
                 x = batchnorm(x, f"{prefix}._bn0", f"{name}_expand_bn")
                 x = layers.ReLU(6.0, name=f"{name}_expand_relu6")(x)
-            x = depthwise(
-                x, f"{prefix}._depthwise_conv.weight", default_kernel[stage], stride, f"{name}_dw"
-            )
+            x = depthwise(x, f"{prefix}._depthwise_conv.weight", default_kernel[stage], stride, f"{name}_dw")
             x = batchnorm(x, f"{prefix}._bn1", f"{name}_dw_bn")
             x = layers.ReLU(6.0, name=f"{name}_dw_relu6")(x)
-            x = conv(
-                x, f"{prefix}._project_conv.weight", default_out[stage], 1, 1, f"{name}_project"
-            )
+            x = conv(x, f"{prefix}._project_conv.weight", default_out[stage], 1, 1, f"{name}_project")
             x = batchnorm(x, f"{prefix}._bn2", f"{name}_project_bn")
             if stride == 1 and shortcut.shape[-1] == x.shape[-1]:
                 x = layers.Add(name=f"{name}_add")([x, shortcut])

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecolens.edge.errors import EcoLensError
+from ecolens.edge.preprocess import find_images
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 POSITIVE_LABEL = "plastic"
 NEGATIVE_LABEL = "non_plastic"
 LABELS = (NEGATIVE_LABEL, POSITIVE_LABEL)
@@ -37,11 +37,6 @@ class Sample:
         return "validation" if self.bucket >= 100 - VALIDATION_PERCENT else "train"
 
 
-def image_files(root: Path) -> list[Path]:
-    """Every image below ``root``, sorted, recursively."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def binary_label(folder: str, positive_folders: Iterable[str]) -> str:
     """TrashNet's six materials -> plastic / non_plastic."""
     return POSITIVE_LABEL if folder in set(positive_folders) else NEGATIVE_LABEL
@@ -54,14 +49,12 @@ def scan(root: str | Path, positive_folders: Iterable[str] = ("plastic",)) -> li
         raise EcoLensError(f"data folder not found: {root}")
     positive_folders = tuple(positive_folders)
     samples = []
-    for path in image_files(root):
+    for path in find_images(root):
         relative = path.relative_to(root)
         if len(relative.parts) < 2:
             continue  # images directly in the root have no class folder
         folder = relative.parts[0]
-        samples.append(
-            Sample(path, relative.as_posix(), folder, binary_label(folder, positive_folders))
-        )
+        samples.append(Sample(path, relative.as_posix(), folder, binary_label(folder, positive_folders)))
     if not samples:
         raise EcoLensError(f"no images in class sub-folders of {root}")
     labels = {s.label for s in samples}

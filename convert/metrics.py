@@ -17,9 +17,7 @@ def classification_metrics(
     for t, p in zip(truth, predicted):
         matrix[index[t], index[p]] += 1
     total = matrix.sum()
-    per_class_recall = [
-        matrix[i, i] / matrix[i].sum() for i in range(len(labels)) if matrix[i].sum() > 0
-    ]
+    per_class_recall = [matrix[i, i] / matrix[i].sum() for i in range(len(labels)) if matrix[i].sum() > 0]
     k = index[positive]
     tp = matrix[k, k]
     precision = tp / matrix[:, k].sum() if matrix[:, k].sum() else 0.0

@@ -34,9 +34,7 @@ class Section(BaseModel):
 class ModelSection(Section):
     """Which .tflite to run and how (shared by the daemon, the API and classify)."""
 
-    path: Path | None = Field(
-        None, description="the .tflite model; default: the shipped reference model"
-    )
+    path: Path | None = Field(None, description="the .tflite model; default: the shipped reference model")
     threads: int | None = Field(
         None, ge=1, le=64, description="interpreter threads; default: LiteRT's choice"
     )

@@ -38,9 +38,7 @@ def make_result(
     unknown = set(optional) - set(OPTIONAL_FIELDS)
     if unknown:
         raise ValueError(f"not contract fields: {sorted(unknown)}")
-    scores = {
-        label: round(min(1.0, max(0.0, float(p))), 6) for label, p in zip(labels, probabilities)
-    }
+    scores = {label: round(min(1.0, max(0.0, float(p))), 6) for label, p in zip(labels, probabilities)}
     label = max(scores, key=scores.__getitem__)
     result: dict[str, Any] = {
         "contract_version": CONTRACT_VERSION,

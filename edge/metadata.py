@@ -90,9 +90,7 @@ class ModelMetadata:
     def check(self) -> None:
         """Reject metadata the runtime could not honour."""
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
-            raise ModelError(
-                f"model metadata needs at least two distinct labels, got {self.labels}"
-            )
+            raise ModelError(f"model metadata needs at least two distinct labels, got {self.labels}")
         if self.positive_label is not None and self.positive_label not in self.labels:
             raise ModelError(f"positive label {self.positive_label!r} is not one of {self.labels}")
         spec = self.input

@@ -17,6 +17,8 @@ from ecolens.edge.errors import ImageError, ImageTooLargeError
 from ecolens.edge.metadata import InputSpec
 from PIL import Image
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
 # 40 MP: far above any camera a bin carries, far below what would exhaust a Pi's memory.
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -60,6 +62,11 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         return decode_image(data, max_pixels)
     except ImageError as exc:
         raise type(exc)(f"{path}: {exc}") from exc
+
+
+def find_images(root: str | Path) -> list[Path]:
+    """Every image file below ``root`` (recursively), sorted, so runs are reproducible."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def from_bgr(frame: np.ndarray) -> np.ndarray:

@@ -8,8 +8,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -32,7 +30,9 @@ def expand(paths: list[Path]) -> Iterator[Path]:
     """Files as given; folders walked recursively for images, sorted."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            from ecolens.edge.preprocess import find_images
+
+            yield from find_images(path)
         else:
             yield path
 
@@ -43,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ecolens.edge.errors import ImageError
 
     model = ModelSection(path=args.model, threads=args.threads, min_confidence=args.min_confidence)
-    classifier = Classifier(
-        model.resolved_path(), threads=model.threads, min_confidence=model.min_confidence
-    )
+    classifier = Classifier(model.resolved_path(), threads=model.threads, min_confidence=model.min_confidence)
     failures = 0
     seen = 0
     for path in expand(args.paths):

@@ -1,0 +1,88 @@
+"""Keras model -> .tflite bytes in one of four modes.
+
+int8 is full-integer: weights and activations int8, int8 (or uint8) input/output tensors,
+activation ranges calibrated on a representative dataset preprocessed exactly as the edge does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ecolens.edge.errors import EcoLensError
+from ecolens.edge.metadata import InputSpec
+from ecolens.edge.preprocess import find_images, load_image, to_model_input
+
+MODES = ("int8", "float16", "dynamic", "float32")
+
+
+def calibration_images(folder: Path, limit: int) -> list[Path]:
+    """Images below ``folder`` (recursively), evenly spread up to ``limit``."""
+    if not folder.is_dir():
+        raise EcoLensError(f"calibration folder not found: {folder}")
+    files = find_images(folder)
+    if not files:
+        raise EcoLensError(f"calibration folder {folder} holds no images (.jpg, .png, ...)")
+    if len(files) > limit:
+        picks = np.linspace(0, len(files) - 1, limit).round().astype(int)
+        files = [files[i] for i in picks]
+    return files
+
+
+def load_calibration(folder: Path, spec: InputSpec, limit: int) -> list[np.ndarray]:
+    """Decode and preprocess up front, so an unreadable image fails before conversion starts."""
+    tensors = []
+    for path in calibration_images(folder, limit):
+        try:
+            tensors.append(to_model_input(load_image(path), spec))
+        except EcoLensError as exc:
+            raise EcoLensError(f"unreadable calibration image: {exc}") from exc
+    return tensors
+
+
+def representative_dataset(tensors: list[np.ndarray]) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def generate() -> Iterator[list[np.ndarray]]:
+        for i, tensor in enumerate(tensors, 1):
+            if i % 25 == 0 or i == len(tensors):
+                print(f"[convert] calibrating {i}/{len(tensors)}", file=sys.stderr, flush=True)
+            yield [tensor[np.newaxis, ...].astype(np.float32)]
+
+    return generate
+
+
+def to_tflite(
+    model: Any,
+    mode: str,
+    calibration: list[np.ndarray] | None = None,
+    io_type: str = "int8",
+    verbose: bool = False,
+) -> bytes:
+    """Convert; ``calibration`` (preprocessed tensors) is required for int8."""
+    import tensorflow as tf
+
+    if mode not in MODES:
+        raise EcoLensError(f"unknown quantization {mode!r}; choose one of {', '.join(MODES)}")
+    # from_keras_model accepts Keras 3 and tf_keras (Keras 2) models alike.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode == "int8":
+        if not calibration:
+            raise EcoLensError("int8 quantization needs calibration images")
+        converter.representative_dataset = representative_dataset(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8 if io_type == "uint8" else tf.int8
+        converter.inference_output_type = tf.uint8 if io_type == "uint8" else tf.int8
+    try:
+        # Keras' exporter prints the traced signature to stdout: keep stdout for the report.
+        with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
+            return converter.convert()
+    except Exception as exc:  # the converter raises ConverterError and friends
+        raise EcoLensError(f"TFLite conversion failed: {str(exc).strip().splitlines()[0]}") from exc

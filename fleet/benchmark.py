@@ -57,8 +57,7 @@ def _test_support() -> Any:
     root = Path(__file__).resolve().parent.parent
     if not (root / "tests" / "support" / "postgres.py").is_file():
         raise ConfigError(
-            "no tests/support next to this install: pass --broker and --postgres-url "
-            "(or --no-postgres)"
+            "no tests/support next to this install: pass --broker and --postgres-url (or --no-postgres)"
         )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))

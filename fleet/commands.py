@@ -37,9 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_config(aggregate)
     _add_broker(aggregate)
     _add_database(aggregate)
-    aggregate.add_argument(
-        "--share-group", help="MQTT 5 shared-subscription group, for several aggregators"
-    )
+    aggregate.add_argument("--share-group", help="MQTT 5 shared-subscription group, for several aggregators")
     aggregate.add_argument(
         "--client-id", help="MQTT client id; stable per instance (the broker keeps its session)"
     )
@@ -132,16 +130,12 @@ def run_aggregate(args: argparse.Namespace) -> int:
     )
     url = config.storage.url
     open_database(url).close()  # create/migrate the schema once, with a clear error if unusable
-    aggregator = Aggregator(
-        config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)
-    ).start()
+    aggregator = Aggregator(config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)).start()
     server = None
     if config.http.enabled:
         from ecolens.fleet.web import BackgroundServer, create_app
 
-        app = create_app(
-            lambda: open_database(url, migrate=False), config.report, aggregator.stats.snapshot
-        )
+        app = create_app(lambda: open_database(url, migrate=False), config.report, aggregator.stats.snapshot)
         try:
             server = BackgroundServer(app, config.http.host, config.http.port).start()
         except Exception:

@@ -38,9 +38,7 @@ def _validation_reason(result: Any) -> str | None:
     return None
 
 
-def parse_result(
-    topic: str, device_id: str, payload: bytes, received_ms: int
-) -> StoredResult | Rejected:
+def parse_result(topic: str, device_id: str, payload: bytes, received_ms: int) -> StoredResult | Rejected:
     try:
         result = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -49,9 +47,7 @@ def parse_result(
     if reason:
         return _reject(topic, payload, received_ms, reason)
     if result.get("device_id", device_id) != device_id:
-        return _reject(
-            topic, payload, received_ms, f"device_id {result['device_id']!r} does not match topic"
-        )
+        return _reject(topic, payload, received_ms, f"device_id {result['device_id']!r} does not match topic")
     if "event_id" not in result:
         return _reject(topic, payload, received_ms, "no event_id: cannot be de-duplicated")
     if result["label"] not in result["scores"]:
@@ -74,9 +70,7 @@ def parse_result(
     )
 
 
-def parse_status(
-    topic: str, device_id: str, payload: bytes, received_ms: int
-) -> StatusUpdate | Rejected:
+def parse_status(topic: str, device_id: str, payload: bytes, received_ms: int) -> StatusUpdate | Rejected:
     """``online`` / ``offline`` as plain text, or a JSON object with a ``status`` key."""
     try:
         text = payload.decode("utf-8").strip()

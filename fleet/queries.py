@@ -99,16 +99,13 @@ def series(
         params,
     )
     return [
-        SeriesPoint(iso(int(r[0])), r[1], int(r[2]), int(r[3]), _share(int(r[3]), int(r[2])))
-        for r in rows
+        SeriesPoint(iso(int(r[0])), r[1], int(r[2]), int(r[3]), _share(int(r[3]), int(r[2]))) for r in rows
     ]
 
 
 def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatus]:
     """Every bin ever heard from: its retained status, when it changed, its last result."""
-    rows = db.query(
-        "SELECT device_id, status, status_ms, last_result_ms FROM devices ORDER BY device_id"
-    )
+    rows = db.query("SELECT device_id, status, status_ms, last_result_ms FROM devices ORDER BY device_id")
     statuses = []
     for device_id, status, status_ms, last_result_ms in rows:
         if status == "offline":

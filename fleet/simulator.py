@@ -122,8 +122,7 @@ class FleetSimulator:
         plastic = self.random.random() < bin_.plastic_rate
         winner = self.random.betavariate(6, 1.5) * 0.44 + 0.55
         probabilities = [
-            winner if (label == self.plastic_label) == plastic else 1.0 - winner
-            for label in self.labels
+            winner if (label == self.plastic_label) == plastic else 1.0 - winner for label in self.labels
         ]
         total = sum(probabilities)
         return make_result(
@@ -168,9 +167,7 @@ class FleetSimulator:
         import json
 
         result = self.make_result(bin_, seen_at)
-        info = self._client.publish(
-            result_topic(self.prefix, bin_.device_id), json.dumps(result), qos=1
-        )
+        info = self._client.publish(result_topic(self.prefix, bin_.device_id), json.dumps(result), qos=1)
         self.summary.results += 1
         self.summary.by_bin_label[(bin_.device_id, result["label"])] += 1
         self.summary.published.append(

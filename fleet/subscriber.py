@@ -167,11 +167,7 @@ class Aggregator:
         while len(batch) < self.settings.batch_size:
             remaining = deadline - time.monotonic()
             try:
-                item = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             batch.append(item)
@@ -181,9 +177,7 @@ class Aggregator:
         """Retries until the batch is committed (database restarts lose nothing), then acks.
         False when stopping before it could be stored: unacknowledged, the broker resends it."""
         assert self._store is not None
-        parsed = [
-            parse_message(self.settings.prefix, m.topic, m.payload, m.received_ms) for m in batch
-        ]
+        parsed = [parse_message(self.settings.prefix, m.topic, m.payload, m.received_ms) for m in batch]
         results = [p for p in parsed if isinstance(p, StoredResult)]
         statuses = [p for p in parsed if isinstance(p, StatusUpdate)]
         rejected = [p for p in parsed if isinstance(p, Rejected)]
@@ -197,9 +191,7 @@ class Aggregator:
             except Exception as exc:  # database down, disk full...: keep the batch, retry
                 self.stats.add(write_errors=1)
                 self.stats.last_error = f"storage: {exc}"
-                log.error(
-                    "storing %d messages failed (%s); retrying in %.1fs", len(batch), exc, delay
-                )
+                log.error("storing %d messages failed (%s); retrying in %.1fs", len(batch), exc, delay)
                 if self._stopping.wait(delay):
                     log.warning("stopping: %d unstored messages left to the broker", len(batch))
                     return False

@@ -55,9 +55,7 @@ def parse_window(since: str, until: str = "now", now_ms: int | None = None) -> T
     now = int(time.time() * 1000) if now_ms is None else now_ms
     window = TimeWindow(parse_moment(since, now, "since"), parse_moment(until, now, "until"))
     if window.since_ms >= window.until_ms:
-        raise ConfigError(
-            f"since ({iso(window.since_ms)}) must be before until ({iso(window.until_ms)})"
-        )
+        raise ConfigError(f"since ({iso(window.since_ms)}) must be before until ({iso(window.until_ms)})")
     return window
 
 

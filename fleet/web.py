@@ -73,9 +73,7 @@ def create_app(
 
     @app.get("/api/health")
     def health() -> Any:
-        return jsonify(
-            ok=True, buckets=list(BUCKETS_MS), ingest=ingest_stats() if ingest_stats else None
-        )
+        return jsonify(ok=True, buckets=list(BUCKETS_MS), ingest=ingest_stats() if ingest_stats else None)
 
     @app.get("/")
     def dashboard() -> Any:
@@ -97,9 +95,7 @@ class BackgroundServer:
             raise ConfigError(f"http: cannot listen on {host}:{port}: {exc.strerror}") from exc
         self.port = self._server.server_port
         self.host = host
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fleet-http", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fleet-http", daemon=True)
 
     def start(self) -> BackgroundServer:
         self._thread.start()

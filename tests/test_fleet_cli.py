@@ -50,9 +50,7 @@ def test_unknown_config_keys_and_unreachable_broker(tmp_path):
     done = ecolens("aggregate", "--config", str(config))
     assert done.returncode == 2 and "subscriber.prefx: unknown setting" in done.stderr
     config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path}/f.db"\n')
-    done = ecolens(
-        "aggregate", "--config", str(config), "--broker", f"mqtt://127.0.0.1:{free_port()}"
-    )
+    done = ecolens("aggregate", "--config", str(config), "--broker", f"mqtt://127.0.0.1:{free_port()}")
     assert done.returncode == 2 and "cannot connect to the MQTT broker" in done.stderr
 
 

@@ -128,9 +128,7 @@ def test_a_killed_aggregator_process_loses_nothing(mosquitto, tmp_path):
         return process
 
     process = start()
-    simulator = FleetSimulator(
-        broker_of(mosquitto), bins=5, seed=3, labels=LABELS, model_info=MODEL
-    )
+    simulator = FleetSimulator(broker_of(mosquitto), bins=5, seed=3, labels=LABELS, model_info=MODEL)
     simulator.connect()
     try:
         simulator.run(count=300, rate=0)
@@ -199,9 +197,7 @@ def test_malformed_and_duplicate_messages_are_counted_and_survived(mosquitto, tm
 def test_report_numbers_match_what_was_published(mosquitto, tmp_path):
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     agg = aggregator(mosquitto, url, "agg-report").start()
-    simulator = FleetSimulator(
-        broker_of(mosquitto), bins=6, seed=5, labels=LABELS, model_info=MODEL
-    )
+    simulator = FleetSimulator(broker_of(mosquitto), bins=6, seed=5, labels=LABELS, model_info=MODEL)
     simulator.connect()
     try:
         summary = simulator.run(count=900, rate=0, backfill_hours=5)

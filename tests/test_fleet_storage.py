@@ -75,9 +75,7 @@ def test_a_newer_schema_is_refused(database_url):
 
 
 def test_duplicate_event_ids_are_stored_once(store):
-    outcome = store.write(
-        [stored("e1", "bin-1", "plastic", T0), stored("e2", "bin-1", "plastic", T0)]
-    )
+    outcome = store.write([stored("e1", "bin-1", "plastic", T0), stored("e2", "bin-1", "plastic", T0)])
     assert (outcome.stored, outcome.duplicates) == (2, 0)
     outcome = store.write(
         [stored("e2", "bin-1", "plastic", T0), stored("e3", "bin-1", "non_plastic", T0),
@@ -93,9 +91,7 @@ def test_status_and_last_result_per_bin(store):
     store.write([stored("e0", "bin-1", "plastic", T0 + HOUR)])  # late, older result
     # The retained status delivered again later keeps the time it changed.
     store.write(statuses=[StatusUpdate("bin-1", "online", T0 + 9 * HOUR)])
-    store.write(
-        statuses=[StatusUpdate("bin-2", "online", T0), StatusUpdate("bin-2", "offline", T0 + 1)]
-    )
+    store.write(statuses=[StatusUpdate("bin-2", "online", T0), StatusUpdate("bin-2", "offline", T0 + 1)])
     rows = store.database.query(
         "SELECT device_id, status, status_ms, last_result_ms FROM devices ORDER BY device_id"
     )

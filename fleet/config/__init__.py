@@ -24,9 +24,7 @@ class FleetConfig(Section):
     report: ReportSection = Field(default_factory=ReportSection)
 
 
-def load_fleet_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> FleetConfig:
+def load_fleet_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> FleetConfig:
     """TOML file -> ECOLENS_* environment -> command-line flags."""
     return load_config(FleetConfig, path, overrides)
 

@@ -15,8 +15,7 @@ class ReportSection(Section):
     stale_after_s: int = Field(
         3600,
         ge=0,
-        description="a bin that says online but sent no result for this long is listed as "
-        "stale (0 = never)",
+        description="a bin that says online but sent no result for this long is listed as stale (0 = never)",
     )
     window: str = Field("24h", description="default time window: 90m, 24h, 7d, or ISO time")
     bucket: Literal["minute", "hour", "day"] = Field(

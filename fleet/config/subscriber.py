@@ -9,9 +9,7 @@ from pydantic import Field, field_validator
 class SubscriberSection(Section):
     """MQTT subscription and write batching of `ecolens aggregate`."""
 
-    prefix: str = Field(
-        "ecolens", description="topic prefix: results on <prefix>/<device_id>/result"
-    )
+    prefix: str = Field("ecolens", description="topic prefix: results on <prefix>/<device_id>/result")
     share_group: str | None = Field(
         None,
         description="MQTT 5 shared-subscription group: aggregators with the same group split "
@@ -24,9 +22,7 @@ class SubscriberSection(Section):
         description="how long the broker keeps this aggregator's session and queued results "
         "while it is down (persistent session)",
     )
-    batch_size: int = Field(
-        500, ge=1, le=10000, description="most results written in one transaction"
-    )
+    batch_size: int = Field(500, ge=1, le=10000, description="most results written in one transaction")
     batch_wait_ms: int = Field(
         200,
         ge=0,

@@ -88,9 +88,7 @@ def _open_sqlite(path: str) -> Database:
     if file.parent and not file.parent.exists():
         raise ConfigError(f"storage.url: folder does not exist: {file.parent}")
     try:
-        connection = sqlite3.connect(
-            str(file), timeout=60.0, isolation_level=None, check_same_thread=False
-        )
+        connection = sqlite3.connect(str(file), timeout=60.0, isolation_level=None, check_same_thread=False)
         # WAL: readers (report, HTTP) never block the writer; NORMAL sync is durable
         # against process crashes, which is what the manual acknowledgement protects.
         connection.execute("PRAGMA journal_mode=WAL")
@@ -113,9 +111,7 @@ def _open_postgresql(url: str) -> Database:
     except psycopg.Error as exc:
         raise ConfigError(f"storage.url: cannot connect to PostgreSQL: {exc}") from exc
     parts = urlsplit(url)
-    return Database(
-        "postgresql", connection, f"postgresql://{parts.hostname}:{parts.port}{parts.path}"
-    )
+    return Database("postgresql", connection, f"postgresql://{parts.hostname}:{parts.port}{parts.path}")
 
 
 def open_database(url: str, migrate: bool = True) -> Database:

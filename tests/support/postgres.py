@@ -24,9 +24,7 @@ def postgres_bin_dir() -> Path | None:
     """The newest /usr/lib/postgresql/<version>/bin holding initdb, or initdb on PATH."""
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: (
-            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
-        ),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
     )
     if candidates:
         return Path(candidates[-1]).parent
@@ -50,9 +48,7 @@ class PostgresServer:
 
     def _run(self, *command: str, timeout: float = 60) -> None:
         prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
-        result = subprocess.run(
-            [*prefix, *command], capture_output=True, text=True, timeout=timeout
-        )
+        result = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed: {result.stdout}{result.stderr}")
 

@@ -2,7 +2,8 @@
 # Install EcoLens on a device as systemd services.
 #   sudo systemd/install.sh [--prefix /opt/ecolens] [--no-start]
 # Creates the `ecolens` system user (group video), a virtual environment with the edge extra,
-# /etc/ecolens/edge.toml (kept if present), the units, then enables and starts them.
+# /etc/ecolens/edge.toml, api.toml and api.env (kept if present), the daemon and API units,
+# then enables and starts them.
 set -eu
 
 PREFIX=/opt/ecolens
@@ -17,8 +18,8 @@ done
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(dirname "$HERE")"
-# One line per unit: add the API unit here when it exists.
-UNITS="ecolens-edge.service"
+# One word per unit.
+UNITS="ecolens-edge.service ecolens-api.service"
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo $0)" >&2; exit 1; }
 
@@ -32,9 +33,17 @@ python3 -m venv --system-site-packages "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
 "$PREFIX/venv/bin/pip" install --quiet "$REPO[edge]"
 
-install -d -m 0750 -o root -g ecolens /etc/ecolens
+# 0755: the API's dynamic user must reach api.toml; edge.toml (MQTT password) stays 0640.
+install -d -m 0755 -o root -g root /etc/ecolens
 if [ ! -e /etc/ecolens/edge.toml ]; then
     install -m 0640 -o root -g ecolens "$HERE/edge.example.toml" /etc/ecolens/edge.toml
+fi
+# The API runs as a dynamic user: its settings are world-readable, its secrets root-only.
+if [ ! -e /etc/ecolens/api.toml ]; then
+    install -m 0644 -o root -g root "$HERE/api.example.toml" /etc/ecolens/api.toml
+fi
+if [ ! -e /etc/ecolens/api.env ]; then
+    install -m 0600 -o root -g root "$HERE/ecolens-api.env.example" /etc/ecolens/api.env
 fi
 
 for unit in $UNITS; do

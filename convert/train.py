@@ -30,10 +30,12 @@ class TrainOptions:
     size: int = 160
     backbone: str = "efficientnet_lite0"  # or "scratch" (small CNN, no pretrained weights)
     head_epochs: int = 3
-    fine_epochs: int = 10
+    fine_epochs: int = 12
     batch_size: int = 32
     learning_rate: float = 3e-4
     seed: int = 1234
+    label_smoothing: float = 0.1
+    dropout: float = 0.4
     positive_folders: tuple[str, ...] = ("plastic",)
     name: str = "ecolens-plastic"
     version: str = "1.0.0"
@@ -98,7 +100,7 @@ def build_model(options: TrainOptions) -> tuple[Any, Any]:
         trunk = scratch_trunk(options.size)
     else:
         raise ValueError(f"unknown backbone {options.backbone!r}")
-    x = layers.Dropout(0.3, name="head_dropout")(trunk.output)
+    x = layers.Dropout(options.dropout, name="head_dropout")(trunk.output)
     outputs = layers.Dense(len(LABELS), activation="softmax", name="classes")(x)
     return keras.Model(trunk.input, outputs, name=options.name.replace("-", "_")), trunk
 
@@ -141,12 +143,15 @@ def train(options: TrainOptions) -> dict[str, Any]:
         .shuffle(len(x_train), seed=options.seed, reshuffle_each_iteration=True)
         .batch(options.batch_size)
         .map(
-            lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y),
+            lambda x, y: (augment(tf.cast(x, tf.float32), training=True), tf.one_hot(y, len(LABELS))),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         .prefetch(tf.data.AUTOTUNE)
     )
-    val_ds = tf.data.Dataset.from_tensor_slices((x_val.astype(np.float32), y_val)).batch(64)
+    val_ds = tf.data.Dataset.from_tensor_slices(
+        (x_val.astype(np.float32), tf.one_hot(y_val, len(LABELS)))
+    ).batch(64)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
     weights = class_weights(y_train)
     verbose = 1 if sys.stderr.isatty() else 2
 
@@ -157,7 +162,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
         trunk.trainable = False
         model.compile(
             keras.optimizers.Adam(1e-3),
-            loss="sparse_categorical_crossentropy",
+            loss=loss,
             metrics=["accuracy"],
         )
         model.fit(
@@ -177,7 +182,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
         schedule = keras.optimizers.schedules.CosineDecay(options.learning_rate, steps)
         model.compile(
             keras.optimizers.Adam(schedule),
-            loss="sparse_categorical_crossentropy",
+            loss=loss,
             metrics=["accuracy"],
         )
         model.fit(

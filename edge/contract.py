@@ -61,8 +61,21 @@ def result_schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+@lru_cache(maxsize=1)
+def _result_validator() -> Any:
+    """Built once: jsonschema.validate() re-checks the schema on every call (milliseconds),
+    which limits a fleet subscriber to a few hundred results per second."""
+    import jsonschema
+
+    validator_class = jsonschema.validators.validator_for(result_schema())
+    validator_class.check_schema(result_schema())
+    return validator_class(result_schema(), format_checker=jsonschema.FormatChecker())
+
+
 def validate_result(result: Mapping[str, Any]) -> None:
     """Raise jsonschema.ValidationError when ``result`` breaks the contract (needs jsonschema)."""
     import jsonschema
 
-    jsonschema.validate(dict(result), result_schema(), format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(_result_validator().iter_errors(dict(result)))
+    if error is not None:
+        raise error

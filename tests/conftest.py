@@ -36,3 +36,24 @@ def eval_dir() -> Path:
     from ecolens.models import eval_dir
 
     return eval_dir()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL for the session (initdb + pg_ctl in a temp folder, free port)."""
+    from tests.support.postgres import INSTALL_HINT, PostgresServer, postgres_bin_dir
+
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip(f"PostgreSQL server binaries not installed: {INSTALL_HINT}")
+    server = PostgresServer(bin_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh empty database on the session's PostgreSQL."""
+    return postgres_server.create_database()

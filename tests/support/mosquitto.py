@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -57,6 +58,10 @@ class MosquittoBroker:
             "log_type all",
             "max_queued_messages 100000",
         ]
+        if os.geteuid() == 0:
+            # As root, mosquitto switches to the `mosquitto` user, which cannot write the log
+            # and persistence files in the test's private tmp folder (or read its password file).
+            lines.append("user root")
         path = self.workdir / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
         return path

@@ -1,0 +1,211 @@
+"""The OpenAPI 3.1 description served at /openapi.json. The result schema is the contract's own
+JSON Schema file, embedded, so the documented response cannot drift from what MQTT carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecolens.edge import __version__
+from ecolens.edge.contract import result_schema
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
+    contract = {k: v for k, v in result_schema().items() if k not in ("$schema", "$id")}
+    base64_string = {
+        "type": "string",
+        "description": "base64 (standard or URL-safe) image bytes, or a data URL (data:image/png;base64,...)",
+    }
+    image = {
+        "oneOf": [
+            base64_string,
+            {
+                "type": "object",
+                "required": ["b64"],
+                "properties": {"b64": base64_string},
+                "additionalProperties": False,
+            },
+        ]
+    }
+    images = {"type": "array", "items": image, "minItems": 1, "maxItems": max_batch}
+
+    def one_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": [name],
+            "properties": {name: schema},
+            "additionalProperties": False,
+        }
+
+    security = [{"bearer": []}, {"apiKeyHeader": []}] if auth else []
+    protected = {"security": security} if auth else {}
+    common_errors = {
+        "401": _error("missing or wrong API key"),
+        "403": _error("client address not in auth.allow_cidrs"),
+    }
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "EcoLens local API",
+            "version": __version__,
+            "description": "Classify a waste item image as plastic / non_plastic. The response "
+            "is the same result contract a bin publishes on MQTT, plus request_id.",
+        },
+        "paths": {
+            "/predict": {
+                "post": {
+                    "operationId": "predict",
+                    "summary": "Classify one image, or a batch",
+                    **protected,
+                    "parameters": [
+                        {
+                            "name": "X-Request-ID",
+                            "in": "header",
+                            "required": False,
+                            "description": "your id for this request (1-128 of A-Z a-z 0-9 "
+                            "._:-); echoed back, else one is generated",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        one_field("image", image),
+                                        one_field("b64", base64_string),
+                                        one_field("images", images),
+                                        one_field("instances", images),
+                                    ]
+                                }
+                            },
+                            "image/jpeg": binary,
+                            "image/png": binary,
+                            "image/webp": binary,
+                            "image/bmp": binary,
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "image": {"type": "string", "format": "binary"},
+                                        "images": {
+                                            "type": "array",
+                                            "items": {"type": "string", "format": "binary"},
+                                            "maxItems": max_batch,
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/Result"},
+                                    {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Result"},
+                                    },
+                                ]
+                            },
+                            "one result, or a list of results (same order) for a batch",
+                        ),
+                        "400": _error("bad JSON, bad base64, missing or unknown field"),
+                        **common_errors,
+                        "413": _error("body over limits.max_body_bytes or too many images"),
+                        "415": _error("unsupported Content-Type"),
+                        "422": _error("not a decodable image, or too many pixels"),
+                        "429": _error("rate limit exceeded (see Retry-After)"),
+                        "503": _error("the model is not loaded yet (see Retry-After)"),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "The process is alive",
+                    "responses": {"200": _json({"type": "object"}, "alive")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "The model is loaded and /predict will answer",
+                    "responses": {
+                        "200": _json({"type": "object"}, "ready"),
+                        "503": _json({"type": "object"}, "not ready, with the reason"),
+                    },
+                }
+            },
+            "/v1/model": {
+                "get": {
+                    "operationId": "model",
+                    "summary": "The served model's metadata",
+                    **protected,
+                    "responses": {
+                        "200": _json({"type": "object"}, "metadata"),
+                        **common_errors,
+                        "503": _error("the model is not loaded yet"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics",
+                    **protected,
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **common_errors,
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Result": contract,
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "request_id": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }

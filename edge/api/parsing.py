@@ -1,0 +1,174 @@
+"""Every accepted request shape -> a list of encoded image bytes.
+
+Accepted (``POST /predict``):
+
+* JSON ``{"image": "<base64>"}``; the string may also be a data URL (``data:image/png;base64,..``)
+* TF Serving's ``{"b64": "..."}``, alone or as ``{"image": {"b64": "..."}}``
+* a batch: ``{"images": [...]}`` or TF Serving's ``{"instances": [...]}`` of the above
+* a raw ``image/jpeg`` / ``image/png`` / ``image/webp`` / ``image/bmp`` body
+* ``multipart/form-data`` with a file field ``image`` (or several ``images``)
+
+``curl -d`` sends ``application/x-www-form-urlencoded``; such a body is read as JSON so the
+README's one-liner works.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ecolens.edge.api.errors import (
+    BadRequest,
+    InvalidBase64,
+    InvalidJson,
+    MissingField,
+    TooManyImages,
+    UnsupportedMediaType,
+)
+from flask import Request
+
+RAW_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/bmp"})
+JSON_FIELDS = ("image", "images", "b64", "instances")
+DATA_URL = re.compile(r"^data:(?P<type>[^,;]*)(?P<params>(;[^,;]*)*),(?P<data>.*)$", re.DOTALL)
+WHITESPACE = re.compile(r"\s+")
+SHAPES = 'send {"image": "<base64>"}, {"b64": ...}, {"images": [...]} or an image/* body'
+
+
+@dataclass(frozen=True)
+class ImagePayload:
+    """The images of one request; ``batch`` decides between a result and a list of them."""
+
+    images: list[bytes]
+    batch: bool
+
+
+def parse_request(request: Request, max_batch: int) -> ImagePayload:
+    """Dispatch on Content-Type; raise ApiError subclasses for anything unusable."""
+    mimetype = request.mimetype.lower()
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        return parse_json_body(read_body(request), max_batch)
+    if mimetype == "application/x-www-form-urlencoded":
+        body = read_body(request)
+        if body.lstrip()[:1] != b"{":
+            raise UnsupportedMediaType("form-encoded bodies are not accepted; " + SHAPES)
+        return parse_json_body(body, max_batch)
+    if mimetype in RAW_IMAGE_TYPES:
+        data = read_body(request)
+        if not data:
+            raise MissingField("the request body is empty")
+        return ImagePayload([data], batch=False)
+    if mimetype == "multipart/form-data":
+        return parse_multipart(request, max_batch)
+    if not mimetype:
+        raise UnsupportedMediaType("missing Content-Type; " + SHAPES)
+    raise UnsupportedMediaType(f"unsupported Content-Type {mimetype!r}; " + SHAPES)
+
+
+def read_body(request: Request) -> bytes:
+    """The whole body, at most ``max_content_length`` bytes.
+
+    Werkzeug checks Content-Length up front (413 before reading), but a chunked body is only cut
+    at the limit; one more read tells a body of exactly the limit from a longer one (413).
+    """
+    data = request.get_data(cache=False, parse_form_data=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        request.stream.read(1)  # raises RequestEntityTooLarge when more was sent
+    return data
+
+
+def parse_multipart(request: Request, max_batch: int) -> ImagePayload:
+    singles = request.files.getlist("image")
+    many = request.files.getlist("images")
+    if singles and many:
+        raise BadRequest("send either 'image' or 'images' files, not both")
+    if len(singles) > 1:
+        raise BadRequest("'image' holds one file; use 'images' for several")
+    files = many or singles
+    if not files:
+        raise MissingField("multipart body has no file field 'image' (or 'images')")
+    if len(files) > max_batch:
+        raise TooManyImages(f"{len(files)} images, the limit is {max_batch} (limits.max_batch)")
+    images = []
+    for index, upload in enumerate(files):
+        data = upload.read()
+        if not data:
+            raise MissingField(f"uploaded file {index} ({upload.filename or 'unnamed'}) is empty")
+        images.append(data)
+    return ImagePayload(images, batch=bool(many))
+
+
+def parse_json_body(body: bytes, max_batch: int) -> ImagePayload:
+    if not body.strip():
+        raise MissingField("the request body is empty; " + SHAPES)
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidJson(f"body is not valid JSON: {str(exc)[:200]}") from None
+    return parse_json_document(document, max_batch)
+
+
+def parse_json_document(document: Any, max_batch: int) -> ImagePayload:
+    if not isinstance(document, dict):
+        raise BadRequest("the JSON body must be an object; " + SHAPES)
+    present = [name for name in JSON_FIELDS if name in document]
+    unknown = sorted(set(document) - set(JSON_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))[:200]}; " + SHAPES)
+    if not present:
+        raise MissingField("missing field 'image'; " + SHAPES)
+    if len(present) > 1:
+        raise BadRequest(f"give only one of {', '.join(present)}")
+    field = present[0]
+    value = document[field]
+    if field == "b64":
+        return ImagePayload([decode_base64(value, "b64")], batch=False)
+    if field == "image":
+        return ImagePayload([image_from_json(value, "image")], batch=False)
+    if not isinstance(value, list):
+        raise BadRequest(f"'{field}' must be a list of images")
+    if not value:
+        raise MissingField(f"'{field}' is empty")
+    if len(value) > max_batch:
+        raise TooManyImages(f"{len(value)} images, the limit is {max_batch} (limits.max_batch)")
+    return ImagePayload([image_from_json(item, f"{field}[{i}]") for i, item in enumerate(value)], batch=True)
+
+
+def image_from_json(value: Any, where: str) -> bytes:
+    """A base64 string, a data URL or ``{"b64": "..."}``."""
+    if isinstance(value, dict):
+        if set(value) != {"b64"}:
+            raise BadRequest(f'{where}: an image object must be exactly {{"b64": "..."}}')
+        return decode_base64(value["b64"], f"{where}.b64")
+    return decode_base64(value, where)
+
+
+def decode_base64(value: Any, where: str) -> bytes:
+    """Standard or URL-safe base64, padding optional, whitespace ignored; or a data URL."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{where}: expected a base64 string, got {type(value).__name__}")
+    match = DATA_URL.match(value.lstrip())
+    if match:
+        media_type = match["type"].strip().lower()
+        if ";base64" not in match["params"].lower():
+            raise InvalidBase64(f"{where}: data URL must be base64 encoded (';base64,')")
+        if media_type and not media_type.startswith("image/"):
+            raise UnsupportedMediaType(f"{where}: data URL type {media_type[:50]!r} is not image/*")
+        value = match["data"]
+    text = WHITESPACE.sub("", value)
+    if not text:
+        raise MissingField(f"{where}: the image is empty")
+    if "-" in text or "_" in text:
+        text = text.replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidBase64(f"{where}: not valid base64") from None
+    if not data:
+        raise MissingField(f"{where}: the image is empty")
+    return data

@@ -1,0 +1,260 @@
+"""The daemon's life: start-up in a fixed order, the frame loop, reload, graceful stop.
+
+Start-up: logging -> model -> queue -> frame source -> MQTT -> signals -> READY=1.
+Anything wrong before READY (bad model, camera that does not open, unwritable queue) stops
+start-up with one clear error; after READY, failures are retried (source reopen, MQTT
+reconnect) and results wait in the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ecolens.edge.classifier import Classifier
+from ecolens.edge.daemon.audit import AuditWriter
+from ecolens.edge.daemon.config import DaemonConfig, load_daemon_config
+from ecolens.edge.daemon.config.store import default_state_dir
+from ecolens.edge.daemon.mqtt_link import MqttLink
+from ecolens.edge.daemon.pipeline import ItemPipeline, ItemResult
+from ecolens.edge.daemon.sdnotify import SystemdNotifier
+from ecolens.edge.daemon.sources import make_source
+from ecolens.edge.daemon.stats import DaemonStats
+from ecolens.edge.daemon.store import ResultStore
+from ecolens.edge.daemon.tracker import State
+from ecolens.edge.errors import EcoLensError
+
+log = logging.getLogger("ecolens.daemon")
+
+# Sections a reload cannot apply to a running daemon (logged: restart to apply).
+RESTART_SECTIONS = ("mqtt", "source", "publish", "store", "homeassistant", "service")
+FINISH_ITEM_FRAMES = 60  # on stop, at most this many more frames to finish a settling item
+
+
+def load_classifier(config: DaemonConfig) -> Classifier:
+    model = config.model
+    return Classifier(model.resolved_path(), threads=model.threads, min_confidence=model.min_confidence)
+
+
+def file_signature(path: Path | None) -> tuple[float, int] | None:
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (stat.st_mtime, stat.st_size) if stat else None
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        config_path: Path | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.overrides = overrides or {}
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.stats = DaemonStats()
+        self.notifier = SystemdNotifier()
+        self.results: list[dict[str, Any]] = []  # kept only when keep_results (demo, tests)
+        self.keep_results = False
+        self.ready = threading.Event()
+        self._heartbeat = time.monotonic()
+
+    # --- start-up ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Everything that must work before the daemon reports ready."""
+        cfg = self.config
+        self.classifier = load_classifier(cfg)
+        log.info(
+            "model %s %s (%s) loaded",
+            self.classifier.metadata.name,
+            self.classifier.metadata.version,
+            self.classifier.path,
+            extra={"event": "model_loaded"},
+        )
+        self.store = ResultStore(cfg.store.resolved_path(), cfg.store.max_items, cfg.store.synchronous)
+        self.source = make_source(cfg.source, self.stop_event)
+        self.source.heartbeat = self.beat
+        self.source.open()
+        log.info("reading frames from %s", self.source.name, extra={"event": "source_open"})
+        self.pipeline = ItemPipeline(
+            lambda: self.classifier, cfg.detect, cfg.publish.device_id, self.source.name
+        )
+        self.audit = self._make_audit(cfg)
+        self.link = MqttLink(
+            cfg.mqtt,
+            cfg.publish,
+            self.store,
+            self.stats,
+            cfg.homeassistant,
+            lambda: self.classifier.model_info,
+        )
+        self.link.start()
+        self._signatures = self._watched()
+        self._start_watchdog()
+        self.ready.set()
+        self.notifier.ready(f"classifying frames from {self.source.name}")
+
+    def _make_audit(self, cfg: DaemonConfig) -> AuditWriter | None:
+        if not cfg.audit.enabled:
+            return None
+        folder = cfg.audit.dir or default_state_dir() / "audit"
+        return AuditWriter(folder, cfg.audit.max_mb, cfg.audit.max_side, cfg.audit.quality)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
+
+    # --- the frame loop -----------------------------------------------------------------------
+    def loop(self) -> None:
+        next_watch = time.monotonic() + self.config.service.watch_interval_s
+        while not self.stop_event.is_set():
+            frame = self.source.read()
+            self.beat()
+            if frame is None:
+                if self.stop_event.is_set():
+                    break
+                log.info("source %s ended", self.source.name, extra={"event": "source_end"})
+                if self.config.service.exit_at_end:
+                    break
+                self.stop_event.wait()
+                break
+            self.stats.frame()
+            for item in self.pipeline.process(frame):
+                self._publish(item)
+            interval = self.config.service.watch_interval_s
+            if interval and time.monotonic() >= next_watch:
+                next_watch = time.monotonic() + interval
+                if self._watched() != self._signatures:
+                    self.reload_event.set()
+            if self.reload_event.is_set():
+                self.reload()
+
+    def _publish(self, item: ItemResult) -> None:
+        result = item.result
+        self.stats.item(result["inference_ms"])
+        event_id = result["event_id"]
+        self.store.put(event_id, self.config.publish.topic("result"), json.dumps(result), 1)
+        self.link.notify(event_id, item.read_at)
+        if self.audit is not None:
+            self.audit.save(item.image, result)
+        if self.keep_results:
+            self.results.append(result)
+        log.info(
+            "%s %.3f", result["label"], result["confidence"], extra={"event": "result", "result": result}
+        )
+
+    def _finish_item(self) -> None:
+        """Stop requested while an item was being classified: finish it first."""
+        if self.pipeline.tracker.state != State.COLLECTING:
+            return
+        for _ in range(FINISH_ITEM_FRAMES):
+            try:
+                frame = self.source.source.read()
+            except EcoLensError:
+                return
+            if frame is None:
+                return
+            for item in self.pipeline.process(frame):
+                self._publish(item)
+            if self.pipeline.tracker.state != State.COLLECTING:
+                return
+
+    # --- reload -------------------------------------------------------------------------------
+    def _watched(self) -> tuple:
+        return (
+            file_signature(self.config_path),
+            file_signature(self.config.model.resolved_path()),
+        )
+
+    def reload(self) -> bool:
+        """New config and model; anything invalid is refused and the running ones are kept."""
+        self.reload_event.clear()
+        self.notifier.reloading()
+        self._signatures = self._watched()
+        try:
+            try:
+                config = (
+                    load_daemon_config(self.config_path, self.overrides)
+                    if self.config_path is not None
+                    else self.config
+                )
+                classifier = load_classifier(config)
+            except EcoLensError as exc:
+                log.error(
+                    "reload refused, still running model %s: %s",
+                    self.classifier.sha256[:12],
+                    exc,
+                    extra={"event": "reload_refused", "error": str(exc)},
+                )
+                return False
+            for section in RESTART_SECTIONS:
+                if getattr(config, section) != getattr(self.config, section):
+                    log.warning("[%s] changed: restart the daemon to apply it", section)
+            self.classifier = classifier
+            if config.detect != self.config.detect:
+                self.pipeline.configure(config.detect)
+            if config.audit != self.config.audit:
+                self.audit = self._make_audit(config)
+            self.config = config.model_copy(
+                update={section: getattr(self.config, section) for section in RESTART_SECTIONS}
+            )
+            log.info(
+                "reloaded: model %s %s (sha256 %s)",
+                classifier.metadata.name,
+                classifier.metadata.version,
+                classifier.sha256[:12],
+                extra={"event": "reloaded"},
+            )
+            return True
+        finally:
+            self._signatures = self._watched()
+            self.notifier.notify("READY=1")
+
+    # --- watchdog -----------------------------------------------------------------------------
+    def beat(self) -> None:
+        self._heartbeat = time.monotonic()
+
+    def _start_watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval_s
+        if not interval:
+            return
+
+        def ping() -> None:
+            # Pings only while the frame loop is alive, so a hung loop gets restarted.
+            while not self.stop_event.wait(interval):
+                if time.monotonic() - self._heartbeat < 2 * interval:
+                    self.notifier.watchdog()
+
+        threading.Thread(target=ping, name="watchdog", daemon=True).start()
+
+    # --- stop ---------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        self._finish_item()
+        self.stop_event.set()
+        drain = self.config.service.drain_timeout_s
+        log.info("stopping: flushing %d queued results", self.store.depth())
+        self.link.stop(drain)
+        self.source.close()
+        self.store.close()
+        log.info("stopped", extra={"event": "stopped"})
+
+    def run(self, install_signals: bool = True) -> int:
+        if install_signals:
+            self.install_signal_handlers()
+        self.start()
+        try:
+            self.loop()
+        finally:
+            self.shutdown()
+        return 0

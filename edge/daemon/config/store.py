@@ -1,0 +1,37 @@
+"""[store]: the on-disk queue that keeps results until the broker acknowledged them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from ecolens.edge.config import Section
+from pydantic import Field
+
+
+def default_state_dir() -> Path:
+    """systemd's StateDirectory, else the XDG state folder of the user."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state"
+    return Path(base) / "ecolens"
+
+
+class StoreSection(Section):
+    """SQLite (WAL) queue; bounded, the oldest results are dropped first when full."""
+
+    path: Path | None = Field(
+        None,
+        description="queue file; default: $STATE_DIRECTORY/queue.sqlite3 (systemd) or "
+        "~/.local/state/ecolens/queue.sqlite3",
+    )
+    max_items: int = Field(10_000, ge=1, description="queue bound; when full the oldest result is dropped")
+    synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="'full' survives a power cut (fsync per result); 'normal' is faster and "
+        "survives a crash but may lose the last results on power loss",
+    )
+
+    def resolved_path(self) -> Path:
+        return self.path if self.path is not None else default_state_dir() / "queue.sqlite3"

@@ -1,0 +1,257 @@
+"""The MQTT side of the daemon: one thread owns the paho-mqtt 2.x client (so paho is never
+called from two threads) and forwards the SQLite queue to the broker.
+
+A result leaves the queue only when its PUBACK arrives (on_publish). The number of results
+sent but not acknowledged is bounded (``publish.max_inflight``). Connection failures are
+retried in an explicit outer loop with exponential backoff, each logged with its cause
+(refused, unknown host, TLS certificate, wrong credentials).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from ecolens.edge.broker import BrokerSection, apply_connection_settings
+from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
+from ecolens.edge.daemon.config.publish import PublishSection
+from ecolens.edge.daemon.homeassistant import discovery_messages, status_topic
+from ecolens.edge.daemon.sources.reopen import Backoff
+from ecolens.edge.daemon.stats import DaemonStats
+from ecolens.edge.daemon.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+LOOP_TIMEOUT_S = 0.05  # bounds the extra latency of a new result and the stop reaction
+
+
+def describe_connect_error(exc: BaseException, where: str) -> str:
+    """One clear line per kind of connection failure."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate check failed for {where}: {exc.verify_message or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake with {where} failed: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection to {where} refused (is the broker running and listening there?)"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown broker host in {where}: {exc.strerror}"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return f"connection to {where} timed out"
+    return f"cannot connect to {where}: {exc}"
+
+
+class MqttLink(threading.Thread):
+    """Start with ``start()``; ``stop(drain_timeout)`` flushes the queue (bounded wait),
+    publishes a clean retained ``offline`` and disconnects."""
+
+    def __init__(
+        self,
+        broker: BrokerSection,
+        publish: PublishSection,
+        store: ResultStore,
+        stats: DaemonStats,
+        homeassistant: HomeAssistantSection,
+        model_info: Callable[[], dict[str, Any]],
+    ) -> None:
+        super().__init__(name="mqtt", daemon=True)
+        self.broker = broker
+        self.publish = publish
+        self.store = store
+        self.stats = stats
+        self.homeassistant = homeassistant
+        self.model_info = model_info
+        self.where = f"{'mqtts' if broker.tls else 'mqtt'}://{broker.host}:{broker.port}"
+        self.client_id = broker.client_id or f"ecolens-{publish.device_id}-{secrets.token_hex(4)}"
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        apply_connection_settings(self.client, broker)
+        self.client.will_set(publish.topic("status"), "offline", qos=1, retain=True)
+        self.client.max_inflight_messages_set(publish.max_inflight)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._inflight: dict[int, tuple[int, str]] = {}  # mid -> (row id, event id)
+        self.read_times: dict[str, float] = {}  # event id -> monotonic frame read time
+        self._wake = threading.Event()
+        self._wake.set()  # results left from a previous run are sent first
+        self._stop_requested = threading.Event()
+        self._stop_deadline = 0.0
+        self.connected = threading.Event()
+        self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
+        self._next_stats = 0.0
+        self.auth_failures = 0
+
+    # --- called from other threads -------------------------------------------------------
+    def notify(self, event_id: str | None = None, read_at: float | None = None) -> None:
+        """A result was committed to the store."""
+        if event_id is not None and read_at is not None:
+            self.read_times[event_id] = read_at
+        self._wake.set()
+
+    def stop(self, drain_timeout: float) -> None:
+        self._stop_deadline = time.monotonic() + drain_timeout
+        self._stop_requested.set()
+        self.join(drain_timeout + 10)
+
+    # --- paho callbacks (run in this thread) ---------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.auth_failures += 1
+            hint = ""
+            if reason_code.value in (4, 5, 134, 135):
+                hint = " (check mqtt.username and mqtt.password)"
+            log.error(
+                "broker %s refused the connection: %s%s",
+                self.where,
+                reason_code,
+                hint,
+                extra={"event": "mqtt_refused"},
+            )
+            return
+        self._backoff.reset()
+        log.info("connected to %s as %s", self.where, self.client_id, extra={"event": "mqtt_connected"})
+        client.publish(self.publish.topic("status"), "online", qos=1, retain=True)
+        if self.homeassistant.enabled:
+            client.subscribe(status_topic(self.homeassistant), qos=1)
+            self._announce()
+        self.connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if was_connected and not self._stop_requested.is_set():
+            log.warning(
+                "lost connection to %s: %s; results stay queued",
+                self.where,
+                reason_code,
+                extra={"event": "mqtt_disconnected"},
+            )
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # Called with paho's message lock held: only hand the ack over, never touch paho here.
+        self._acks.put(mid)
+
+    def _on_message(self, client, userdata, message) -> None:
+        if message.topic == status_topic(self.homeassistant) and message.payload == b"online":
+            log.info("Home Assistant restarted: announcing sensors again")
+            self._announce()
+
+    # --- the thread --------------------------------------------------------------------------
+    def run(self) -> None:
+        socket_open = False
+        while True:
+            if self._stop_requested.is_set() and self._drained_or_late(socket_open):
+                break
+            if not socket_open:
+                socket_open = self._connect()
+                if not socket_open:
+                    self._stop_requested.wait(self._backoff.next())
+                    continue
+            rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
+            self._take_acks()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                socket_open = False
+                self.connected.clear()
+                self._stop_requested.wait(self._backoff.next())
+                continue
+            if self.connected.is_set():
+                self._feed()
+                self._maybe_stats()
+        self._shutdown(socket_open)
+
+    def _connect(self) -> bool:
+        try:
+            self.client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
+            return True
+        except OSError as exc:  # ssl.SSLError, ConnectionRefusedError, socket.gaierror ...
+            log.error(describe_connect_error(exc, self.where), extra={"event": "mqtt_connect"})
+            return False
+
+    def _drained_or_late(self, socket_open: bool) -> bool:
+        if time.monotonic() >= self._stop_deadline:
+            return True
+        return socket_open and self.connected.is_set() and not self._inflight and not (self.store.depth())
+
+    def _take_acks(self) -> None:
+        freed = False
+        while True:
+            try:
+                mid = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
+                continue  # status, stats or discovery message
+            row_id, event_id = entry
+            self.store.delete(row_id)
+            read_at = self.read_times.pop(event_id, None)
+            latency = (time.monotonic() - read_at) * 1000 if read_at is not None else None
+            self.stats.acknowledged(latency)
+            freed = True
+        if freed:
+            self._wake.set()
+
+    def _feed(self) -> None:
+        room = self.publish.max_inflight - len(self._inflight)
+        if room <= 0 or not self._wake.is_set():
+            return
+        self._wake.clear()
+        in_flight = {row_id for row_id, _ in self._inflight.values()}
+        rows = self.store.pending(room, exclude=in_flight)
+        for row in rows:
+            info = self.client.publish(row.topic, row.payload, qos=row.qos)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.error("publish failed: %s", mqtt.error_string(info.rc))
+                self._wake.set()
+                break
+            self._inflight[info.mid] = (row.id, row.event_id)
+        if len(rows) == room:
+            self._wake.set()  # there may be more
+
+    def _maybe_stats(self) -> None:
+        interval = self.publish.stats_interval_s
+        now = time.monotonic()
+        if interval <= 0 or now < self._next_stats:
+            return
+        self._next_stats = now + interval
+        snapshot = self.stats.snapshot(self.store.depth(), self.store.dropped(), self.model_info())
+        self.client.publish(self.publish.topic("stats"), json.dumps(snapshot), qos=0)
+
+    def _announce(self) -> None:
+        for topic, payload in discovery_messages(self.homeassistant, self.publish):
+            self.client.publish(topic, payload, qos=1, retain=True)
+
+    def _shutdown(self, socket_open: bool) -> None:
+        left = self.store.depth()
+        if left:
+            log.warning(
+                "stopping with %d results queued; they are sent at the next start",
+                left,
+                extra={"event": "mqtt_stop", "depth": left},
+            )
+        if socket_open and self.connected.is_set():
+            info = self.client.publish(self.publish.topic("status"), "offline", qos=1, retain=True)
+            deadline = time.monotonic() + 3.0
+            while not info.is_published() and time.monotonic() < deadline:
+                if self.client.loop(timeout=LOOP_TIMEOUT_S) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+            self._take_acks()
+            self.client.disconnect()
+            self.client.loop(timeout=LOOP_TIMEOUT_S)
+        self.connected.clear()

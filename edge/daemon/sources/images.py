@@ -1,0 +1,64 @@
+"""A folder or glob of still images: each image is one item, classified whole."""
+
+from __future__ import annotations
+
+import glob
+import logging
+from pathlib import Path
+
+from ecolens.edge.daemon.sources.base import Frame, SourceError
+from ecolens.edge.errors import ImageError
+from ecolens.edge.preprocess import load_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+log = logging.getLogger(__name__)
+
+
+def list_images(uri: str) -> list[Path]:
+    """A folder (recursively) or a glob pattern -> sorted image paths."""
+    path = Path(uri)
+    if path.is_dir():
+        found = [p for p in path.rglob("*") if p.is_file()]
+    else:
+        found = [Path(p) for p in glob.glob(uri, recursive=True)]
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class ImageFolderSource:
+    """Yields every image once (or forever with ``loop``); an unreadable image is logged and
+    skipped so one bad file never stops the rest."""
+
+    live = False
+
+    def __init__(self, uri: str, loop: bool = False) -> None:
+        self.uri = uri
+        self.name = f"images:{uri}"
+        self.loop = loop
+        self._paths: list[Path] = []
+        self._next = 0
+        self._t = 0.0
+
+    def open(self) -> None:
+        self._paths = list_images(self.uri)
+        if not self._paths:
+            raise SourceError(f"no images (jpg, png, bmp, webp) found at {self.uri}")
+        self._next = 0
+
+    def read(self) -> Frame | None:
+        while True:
+            if self._next >= len(self._paths):
+                if not self.loop:
+                    return None
+                self._next = 0
+            path = self._paths[self._next]
+            self._next += 1
+            self._t += 1.0
+            try:
+                rgb = load_image(path)
+            except ImageError as exc:
+                log.error("skipping image: %s", exc)
+                continue
+            return Frame(rgb, "RGB", t=self._t, path=str(path))
+
+    def close(self) -> None:
+        self._paths = []

@@ -1,0 +1,83 @@
+"""Counters and gauges published on ``<prefix>/<device_id>/stats``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+
+def percentile(values: deque[float] | list[float], q: float) -> float | None:
+    return round(float(np.percentile(list(values), q)), 3) if values else None
+
+
+class DaemonStats:
+    """Thread-safe: the pipeline and the MQTT thread both update it."""
+
+    def __init__(self, window: int = 500) -> None:
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self.frames_read = 0
+        self.items = 0
+        self.published = 0
+        self.dropped_full = 0
+        self.skipped_uncertain = 0
+        self.source_reopens = 0
+        self.inference_ms: deque[float] = deque(maxlen=window)
+        self.latency_ms: deque[float] = deque(maxlen=window)
+        self._fps_mark = (time.monotonic(), 0)
+        self._process: Any = None
+        try:
+            import psutil
+
+            self._process = psutil.Process()
+            self._process.cpu_percent(None)
+        except ImportError:
+            pass
+
+    def frame(self) -> None:
+        with self._lock:
+            self.frames_read += 1
+
+    def item(self, inference_ms: float) -> None:
+        with self._lock:
+            self.items += 1
+            self.inference_ms.append(inference_ms)
+
+    def acknowledged(self, latency_ms: float | None) -> None:
+        with self._lock:
+            self.published += 1
+            if latency_ms is not None:
+                self.latency_ms.append(latency_ms)
+
+    def snapshot(self, queue_depth: int, queue_dropped: int, model: dict[str, Any]) -> dict:
+        """Figures since the previous snapshot (fps, CPU) and since start (counters)."""
+        now = time.monotonic()
+        with self._lock:
+            mark_time, mark_frames = self._fps_mark
+            fps = (self.frames_read - mark_frames) / max(1e-6, now - mark_time)
+            self._fps_mark = (now, self.frames_read)
+            snapshot = {
+                "uptime_s": round(now - self.started, 1),
+                "frames_read": self.frames_read,
+                "fps": round(fps, 2),
+                "items": self.items,
+                "published": self.published,
+                "inference_ms_p50": percentile(self.inference_ms, 50),
+                "inference_ms_p95": percentile(self.inference_ms, 95),
+                "latency_ms_p50": percentile(self.latency_ms, 50),
+                "latency_ms_p95": percentile(self.latency_ms, 95),
+                "queue_depth": queue_depth,
+                "queue_dropped": queue_dropped,
+                "skipped_uncertain": self.skipped_uncertain,
+                "source_reopens": self.source_reopens,
+                "model_version": model.get("version"),
+                "model_sha256": model.get("sha256"),
+            }
+        if self._process is not None:
+            snapshot["cpu_percent"] = self._process.cpu_percent(None)
+            snapshot["rss_mb"] = round(self._process.memory_info().rss / 2**20, 1)
+        return snapshot

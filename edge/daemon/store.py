@@ -1,0 +1,126 @@
+"""Store and forward: every result is committed to SQLite (WAL) before it is published and
+deleted only when the broker acknowledged it, so results survive broker outages, network
+cuts, ``kill -9`` and power cuts. Bounded: when full, the oldest result is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecolens.edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    qos INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class QueuedResult:
+    id: int
+    event_id: str
+    topic: str
+    payload: str
+    qos: int
+
+
+class ResultStore:
+    """One connection shared by the pipeline (put) and the MQTT thread (pending, delete)."""
+
+    def __init__(self, path: Path, max_items: int = 10_000, synchronous: str = "full") -> None:
+        self.path = Path(path)
+        self.max_items = max_items
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"store.path: cannot create {self.path.parent}: {exc}") from exc
+        self._db = self._open(synchronous)
+
+    def _open(self, synchronous: str) -> sqlite3.Connection:
+        try:
+            return self._connect(synchronous)
+        except sqlite3.DatabaseError as exc:
+            if not self.path.exists() or "database is locked" in str(exc):
+                raise ConfigError(f"store.path: cannot open queue {self.path}: {exc}") from exc
+            # A damaged file is kept aside for inspection, never deleted.
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            self.path.rename(aside)
+            log.error("queue %s is damaged (%s); moved to %s, starting empty", self.path, exc, aside)
+            return self._connect(synchronous)
+
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.OperationalError as exc:
+            raise ConfigError(f"store.path: cannot open queue {self.path}: {exc}") from exc
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(SCHEMA)
+        db.execute("SELECT count(*) FROM queue").fetchone()
+        return db
+
+    def put(self, event_id: str, topic: str, payload: str, qos: int) -> int:
+        """Commit one result; returns how many old results were dropped to make room."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            depth = self._db.execute("SELECT count(*) FROM queue").fetchone()[0]
+            dropped = max(0, depth + 1 - self.max_items)
+            if dropped:
+                self._db.execute(
+                    "DELETE FROM queue WHERE id IN (SELECT id FROM queue ORDER BY id LIMIT ?)",
+                    (dropped,),
+                )
+                self._db.execute(
+                    "INSERT INTO counters VALUES ('dropped', ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    (dropped,),
+                )
+            self._db.execute(
+                "INSERT OR IGNORE INTO queue (event_id, topic, payload, qos, created) VALUES (?, ?, ?, ?, ?)",
+                (event_id, topic, payload, qos, time.time()),
+            )
+        if dropped:
+            log.warning("queue full (%d results): dropped the %d oldest", self.max_items, dropped)
+        return dropped
+
+    def pending(self, limit: int, exclude: set[int] | frozenset[int] = frozenset()) -> list:
+        """The oldest ``limit`` results not already in flight."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, event_id, topic, payload, qos FROM queue ORDER BY id LIMIT ?",
+                (limit + len(exclude),),
+            ).fetchall()
+        return [QueuedResult(*row) for row in rows if row[0] not in exclude][:limit]
+
+    def delete(self, row_id: int) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM queue WHERE id = ?", (row_id,))
+
+    def depth(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM queue").fetchone()[0]
+
+    def dropped(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
+        return row[0] if row else 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

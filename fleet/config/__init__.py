@@ -1,0 +1,39 @@
+"""`ecolens aggregate` configuration: one TOML file, one small section module each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ecolens.edge.broker import BrokerSection
+from ecolens.edge.config import Section, load_config
+from ecolens.fleet.config.http import HttpSection
+from ecolens.fleet.config.report import ReportSection
+from ecolens.fleet.config.storage import StorageSection
+from ecolens.fleet.config.subscriber import SubscriberSection
+from pydantic import Field
+
+
+class FleetConfig(Section):
+    """The whole aggregator configuration ([mqtt], [subscriber], [storage], [http], [report])."""
+
+    mqtt: BrokerSection = Field(default_factory=BrokerSection)
+    subscriber: SubscriberSection = Field(default_factory=SubscriberSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+    http: HttpSection = Field(default_factory=HttpSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+
+
+def load_fleet_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> FleetConfig:
+    """TOML file -> ECOLENS_* environment -> command-line flags."""
+    return load_config(FleetConfig, path, overrides)
+
+
+__all__ = [
+    "FleetConfig",
+    "HttpSection",
+    "ReportSection",
+    "StorageSection",
+    "SubscriberSection",
+    "load_fleet_config",
+]

@@ -1,0 +1,143 @@
+"""The questions operators ask, as SQL that runs unchanged on SQLite and PostgreSQL: how much
+plastic each bin saw, per hour/day, and which bins are offline."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ecolens.fleet.storage.database import Database
+from ecolens.fleet.timewindow import TimeWindow, iso
+
+
+@dataclass(frozen=True)
+class BinSummary:
+    device_id: str
+    items: int
+    plastic: int
+    plastic_share: float | None
+    uncertain: int
+    labels: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    bucket_start: str
+    device_id: str
+    items: int
+    plastic: int
+    plastic_share: float | None
+
+
+@dataclass(frozen=True)
+class BinStatus:
+    device_id: str
+    state: str  # online, offline, stale (online but silent), unknown (no status seen)
+    status: str | None
+    status_since: str | None
+    last_result: str | None
+
+
+def _share(plastic: int, items: int) -> float | None:
+    return round(plastic / items, 4) if items else None
+
+
+def label_counts(db: Database, window: TimeWindow) -> list[tuple[str, str, int, int]]:
+    """(device_id, label, items, uncertain) over the window."""
+    rows = db.query(
+        """SELECT device_id, label, COUNT(*),
+                  SUM(CASE WHEN uncertain THEN 1 ELSE 0 END)
+           FROM results WHERE seen_ms >= ? AND seen_ms < ?
+           GROUP BY device_id, label ORDER BY device_id, label""",
+        (window.since_ms, window.until_ms),
+    )
+    return [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in rows]
+
+
+def bin_summaries(db: Database, window: TimeWindow, plastic_label: str) -> list[BinSummary]:
+    """Per bin: items, items per label, plastic count and share."""
+    by_bin: dict[str, dict[str, Any]] = {}
+    for device_id, label, items, uncertain in label_counts(db, window):
+        entry = by_bin.setdefault(device_id, {"labels": {}, "uncertain": 0})
+        entry["labels"][label] = items
+        entry["uncertain"] += uncertain
+    summaries = []
+    for device_id, entry in by_bin.items():
+        items = sum(entry["labels"].values())
+        plastic = entry["labels"].get(plastic_label, 0)
+        summaries.append(
+            BinSummary(
+                device_id,
+                items,
+                plastic,
+                _share(plastic, items),
+                entry["uncertain"],
+                entry["labels"],
+            )
+        )
+    return summaries
+
+
+def series(
+    db: Database,
+    window: TimeWindow,
+    bucket_ms: int,
+    plastic_label: str,
+    device_id: str | None = None,
+) -> list[SeriesPoint]:
+    """Items and plastic share per UTC bucket (integer division of epoch ms) and bin."""
+    where = "seen_ms >= ? AND seen_ms < ?"
+    params: list[Any] = [plastic_label, window.since_ms, window.until_ms]
+    if device_id is not None:
+        where += " AND device_id = ?"
+        params.append(device_id)
+    rows = db.query(
+        f"""SELECT (seen_ms / {int(bucket_ms)}) * {int(bucket_ms)} AS bucket, device_id,
+                   COUNT(*), SUM(CASE WHEN label = ? THEN 1 ELSE 0 END)
+            FROM results WHERE {where}
+            GROUP BY bucket, device_id ORDER BY bucket, device_id""",
+        params,
+    )
+    return [
+        SeriesPoint(iso(int(r[0])), r[1], int(r[2]), int(r[3]), _share(int(r[3]), int(r[2]))) for r in rows
+    ]
+
+
+def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatus]:
+    """Every bin ever heard from: its retained status, when it changed, its last result."""
+    rows = db.query("SELECT device_id, status, status_ms, last_result_ms FROM devices ORDER BY device_id")
+    statuses = []
+    for device_id, status, status_ms, last_result_ms in rows:
+        if status == "offline":
+            state = "offline"
+        elif status is None:
+            state = "unknown"
+        else:
+            heard = max(x for x in (status_ms, last_result_ms) if x is not None)
+            silent = stale_after_s and now_ms - heard > stale_after_s * 1000
+            state = "stale" if silent else "online"
+        statuses.append(BinStatus(device_id, state, status, iso(status_ms), iso(last_result_ms)))
+    return statuses
+
+
+def rejected_count(db: Database, window: TimeWindow) -> int:
+    rows = db.query(
+        "SELECT COUNT(*) FROM rejected WHERE received_ms >= ? AND received_ms < ?",
+        (window.since_ms, window.until_ms),
+    )
+    return int(rows[0][0])
+
+
+def fleet_totals(summaries: list[BinSummary]) -> dict[str, Any]:
+    items = sum(s.items for s in summaries)
+    plastic = sum(s.plastic for s in summaries)
+    return {
+        "bins": len(summaries),
+        "items": items,
+        "plastic": plastic,
+        "plastic_share": _share(plastic, items),
+    }
+
+
+def as_dicts(rows: list[Any]) -> list[dict[str, Any]]:
+    return [asdict(row) for row in rows]

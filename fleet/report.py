@@ -1,0 +1,44 @@
+"""One report object for the CLI, the HTTP API and the dashboard, so they always agree."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ecolens.fleet import queries
+from ecolens.fleet.storage.database import Database
+from ecolens.fleet.timewindow import BUCKETS_MS, TimeWindow
+
+VIEWS = ("bins", "series", "status")
+
+
+def build_report(
+    db: Database,
+    window: TimeWindow,
+    bucket: str,
+    plastic_label: str,
+    stale_after_s: int,
+    views: tuple[str, ...] = VIEWS,
+    device_id: str | None = None,
+) -> dict[str, Any]:
+    """JSON-ready: window, fleet totals, and the requested views."""
+    report: dict[str, Any] = {"window": window.as_dict(), "plastic_label": plastic_label}
+    summaries = queries.bin_summaries(db, window, plastic_label)
+    if device_id is not None:
+        summaries = [s for s in summaries if s.device_id == device_id]
+    report["totals"] = queries.fleet_totals(summaries)
+    report["totals"]["rejected_messages"] = queries.rejected_count(db, window)
+    if "bins" in views:
+        report["bins"] = queries.as_dicts(summaries)
+    if "series" in views:
+        report["bucket"] = bucket
+        points = queries.series(db, window, BUCKETS_MS[bucket], plastic_label, device_id)
+        report["series"] = queries.as_dicts(points)
+    if "status" in views:
+        statuses = queries.bin_statuses(db, int(time.time() * 1000), stale_after_s)
+        if device_id is not None:
+            statuses = [s for s in statuses if s.device_id == device_id]
+        report["status"] = queries.as_dicts(statuses)
+        report["totals"]["offline"] = sum(s.state == "offline" for s in statuses)
+        report["totals"]["stale"] = sum(s.state == "stale" for s in statuses)
+    return report

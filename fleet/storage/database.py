@@ -1,0 +1,128 @@
+"""A thin DB-API wrapper so every query is written once, with ``?`` placeholders, and runs on
+SQLite (stdlib) or PostgreSQL (psycopg 3, the ``fleet`` extra)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ecolens.edge.errors import ConfigError, MissingDependencyError
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    kind: str  # "sqlite" or "postgresql"
+    target: str  # file path for SQLite, the libpq URL for PostgreSQL
+
+
+def parse_database_url(url: str) -> DatabaseUrl:
+    """``sqlite:///fleet.db`` (relative), ``sqlite:////var/lib/x.db`` (absolute),
+    ``postgresql://user:pass@host:5432/db``; raises ValueError with the accepted forms."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+            raise ValueError(f"SQLite URL must be sqlite:///PATH, got {url!r}")
+        return DatabaseUrl("sqlite", url[len("sqlite:///") :])
+    if scheme in ("postgresql", "postgres"):
+        return DatabaseUrl("postgresql", url)
+    raise ValueError(f"database URL must start with sqlite:/// or postgresql://, got {url!r}")
+
+
+class Database:
+    """One connection, explicit transactions, ``?`` placeholders translated per driver."""
+
+    def __init__(self, kind: str, connection: Any, description: str) -> None:
+        self.kind = kind
+        self.connection = connection
+        self.description = description
+        self._placeholder = "%s" if kind == "postgresql" else "?"
+
+    def sql(self, text: str) -> str:
+        return text if self._placeholder == "?" else text.replace("?", self._placeholder)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """Commit on success, roll back on error. SQLite takes the write lock at once
+        (BEGIN IMMEDIATE) so two aggregators on one file queue instead of deadlocking."""
+        if self.kind == "sqlite":
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+        else:
+            with self.connection.transaction():
+                yield self
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the affected row count."""
+        cursor = self.connection.execute(self.sql(text), tuple(params))
+        return cursor.rowcount
+
+    def executemany(self, text: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run one statement per row (pipelined by psycopg); returns the summed row count."""
+        if not rows:
+            return 0
+        if self.kind == "sqlite":
+            return self.connection.executemany(self.sql(text), rows).rowcount
+        with self.connection.cursor() as cursor:
+            cursor.executemany(self.sql(text), rows)
+            return cursor.rowcount
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self.connection.execute(self.sql(text), tuple(params)).fetchall())
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _open_sqlite(path: str) -> Database:
+    file = Path(path)
+    if file.parent and not file.parent.exists():
+        raise ConfigError(f"storage.url: folder does not exist: {file.parent}")
+    try:
+        connection = sqlite3.connect(str(file), timeout=60.0, isolation_level=None, check_same_thread=False)
+        # WAL: readers (report, HTTP) never block the writer; NORMAL sync is durable
+        # against process crashes, which is what the manual acknowledgement protects.
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=60000")
+    except sqlite3.Error as exc:
+        raise ConfigError(f"storage.url: cannot open SQLite database {file}: {exc}") from exc
+    return Database("sqlite", connection, f"sqlite:///{file}")
+
+
+def _open_postgresql(url: str) -> Database:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise MissingDependencyError(
+            "PostgreSQL storage needs psycopg: pip install 'ecolens[fleet]'"
+        ) from exc
+    try:
+        connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise ConfigError(f"storage.url: cannot connect to PostgreSQL: {exc}") from exc
+    parts = urlsplit(url)
+    return Database("postgresql", connection, f"postgresql://{parts.hostname}:{parts.port}{parts.path}")
+
+
+def open_database(url: str, migrate: bool = True) -> Database:
+    """Connect and (by default) create or upgrade the schema."""
+    try:
+        parsed = parse_database_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"storage.url: {exc}") from exc
+    database = _open_sqlite(parsed.target) if parsed.kind == "sqlite" else _open_postgresql(url)
+    if migrate:
+        from ecolens.fleet.storage.schema import migrate as apply_migrations
+
+        apply_migrations(database)
+    return database

@@ -1,0 +1,85 @@
+"""Schema creation and upgrades, run by the tool itself at start (no separate migration step).
+
+Each migration is a list of portable statements; ``fleet_schema`` records the version reached.
+Times are integer epoch milliseconds (UTC), so hour/day buckets are plain integer division in
+both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ecolens.fleet.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: results, bins, rejected messages
+    (
+        """CREATE TABLE results (
+            event_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            seen_ms BIGINT NOT NULL,
+            received_ms BIGINT NOT NULL,
+            label TEXT NOT NULL,
+            confidence DOUBLE PRECISION NOT NULL,
+            uncertain BOOLEAN NOT NULL,
+            inference_ms DOUBLE PRECISION NOT NULL,
+            frames INTEGER,
+            model_name TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            model_sha256 TEXT NOT NULL,
+            payload TEXT NOT NULL
+        )""",
+        "CREATE INDEX results_seen ON results (seen_ms)",
+        "CREATE INDEX results_device_seen ON results (device_id, seen_ms)",
+        """CREATE TABLE devices (
+            device_id TEXT PRIMARY KEY,
+            status TEXT,
+            status_ms BIGINT,
+            last_result_ms BIGINT
+        )""",
+        """CREATE TABLE rejected (
+            received_ms BIGINT NOT NULL,
+            topic TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            payload TEXT NOT NULL
+        )""",
+        "CREATE INDEX rejected_received ON rejected (received_ms)",
+    ),
+    # 2: the report's window scans read only this index (no table lookups)
+    (
+        "CREATE INDEX results_window ON results (seen_ms, device_id, label, uncertain)",
+        "DROP INDEX results_seen",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(database: Database) -> int:
+    rows = database.query("SELECT MAX(version) FROM fleet_schema")
+    return int(rows[0][0] or 0)
+
+
+def migrate(database: Database) -> int:
+    """Bring the schema to SCHEMA_VERSION; safe when several aggregators start at once
+    (PostgreSQL: advisory lock; SQLite: the write lock of BEGIN IMMEDIATE)."""
+    with database.transaction():
+        if database.kind == "postgresql":
+            database.execute("SELECT pg_advisory_xact_lock(4242051)")
+        database.execute("CREATE TABLE IF NOT EXISTS fleet_schema (version INTEGER NOT NULL)")
+        version = current_version(database)
+        if version > SCHEMA_VERSION:
+            from ecolens.edge.errors import ConfigError
+
+            raise ConfigError(
+                f"{database.description}: schema version {version} is newer than this "
+                f"ecolens ({SCHEMA_VERSION}); upgrade ecolens"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[number - 1]:
+                database.execute(statement)
+            database.execute("INSERT INTO fleet_schema (version) VALUES (?)", (number,))
+            log.info("%s: schema migrated to version %d", database.description, number)
+    return SCHEMA_VERSION

@@ -1,0 +1,112 @@
+"""Writes what the subscriber received, one transaction per batch, idempotently: a result
+redelivered by the broker (same event_id) is kept once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ecolens.fleet.storage.database import Database
+
+
+class StoredResult(NamedTuple):
+    """One valid result, flattened for queries; ``payload`` keeps the original JSON.
+    A tuple in column order, so batches go to executemany without conversion."""
+
+    event_id: str
+    device_id: str
+    seen_ms: int
+    received_ms: int
+    label: str
+    confidence: float
+    uncertain: bool
+    inference_ms: float
+    frames: int | None
+    model_name: str
+    model_version: str
+    model_sha256: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A bin's retained ``online`` / ``offline`` (its last will)."""
+
+    device_id: str
+    status: str
+    at_ms: int
+
+
+class Rejected(NamedTuple):
+    """A message that is not a valid result or status: kept for inspection, never retried."""
+
+    received_ms: int
+    topic: str
+    reason: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    stored: int
+    duplicates: int
+    statuses: int
+    rejected: int
+
+
+INSERT_RESULT = """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label,
+    confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"""
+
+# One statement for both kinds of device news (NULL = no news), so a batch touches each device
+# row once, in sorted order: concurrent aggregators cannot deadlock on devices. A retained
+# status delivered again (aggregator restart) keeps the time it first changed.
+UPSERT_DEVICE = """INSERT INTO devices (device_id, status, status_ms, last_result_ms)
+    VALUES (?, ?, ?, ?)
+    ON CONFLICT (device_id) DO UPDATE SET
+        status_ms = CASE
+            WHEN excluded.status IS NULL THEN devices.status_ms
+            WHEN devices.status = excluded.status AND devices.status_ms IS NOT NULL
+                THEN devices.status_ms
+            ELSE excluded.status_ms END,
+        status = COALESCE(excluded.status, devices.status),
+        last_result_ms = CASE
+            WHEN devices.last_result_ms IS NULL OR excluded.last_result_ms > devices.last_result_ms
+                THEN excluded.last_result_ms
+            ELSE devices.last_result_ms END"""
+
+INSERT_REJECTED = "INSERT INTO rejected (received_ms, topic, reason, payload) VALUES (?, ?, ?, ?)"
+
+
+class ResultStore:
+    """Batch writer over a Database (SQLite or PostgreSQL, same statements)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def write(
+        self,
+        results: Sequence[StoredResult] = (),
+        statuses: Sequence[StatusUpdate] = (),
+        rejected: Sequence[Rejected] = (),
+    ) -> WriteOutcome:
+        """Everything in one transaction: when this returns, it is committed."""
+        news: dict[str, list] = {}  # device_id -> [status, status_ms, last_result_ms]
+        for result in results:
+            entry = news.setdefault(result.device_id, [None, None, None])
+            entry[2] = max(entry[2] or 0, result.seen_ms)
+        for status in statuses:  # arrival order: the last one wins
+            entry = news.setdefault(status.device_id, [None, None, None])
+            entry[0], entry[1] = status.status, status.at_ms
+        with self.database.transaction() as db:
+            # ON CONFLICT DO NOTHING: the row count is the number of new event ids.
+            stored = db.executemany(INSERT_RESULT, results)
+            db.executemany(UPSERT_DEVICE, [(d, *news[d]) for d in sorted(news)])
+            db.executemany(INSERT_REJECTED, rejected)
+        return WriteOutcome(
+            stored=stored,
+            duplicates=len(results) - stored,
+            statuses=len(statuses),
+            rejected=len(rejected),
+        )

@@ -1,0 +1,36 @@
+"""The bins' MQTT topics: ``<prefix>/<device_id>/result`` and ``<prefix>/<device_id>/status``."""
+
+from __future__ import annotations
+
+RESULT = "result"
+STATUS = "status"
+
+
+def result_topic(prefix: str, device_id: str) -> str:
+    return f"{prefix}/{device_id}/{RESULT}"
+
+
+def status_topic(prefix: str, device_id: str) -> str:
+    return f"{prefix}/{device_id}/{STATUS}"
+
+
+def subscriptions(prefix: str, share_group: str | None) -> list[str]:
+    """Results are shared between the group's aggregators; status is subscribed by every
+    aggregator without sharing, because brokers never send retained messages to a shared
+    subscription (MQTT 5, 4.8.2) and status is retained."""
+    results = f"{prefix}/+/{RESULT}"
+    if share_group:
+        results = f"$share/{share_group}/{results}"
+    return [results, f"{prefix}/+/{STATUS}"]
+
+
+def split_topic(prefix: str, topic: str) -> tuple[str, str] | None:
+    """``ecolens/bin-7/result`` -> ("bin-7", "result"); None for anything else."""
+    parts = topic.split("/")
+    prefix_parts = prefix.split("/")
+    if len(parts) != len(prefix_parts) + 2 or parts[: len(prefix_parts)] != prefix_parts:
+        return None
+    device_id, kind = parts[-2], parts[-1]
+    if not device_id or kind not in (RESULT, STATUS):
+        return None
+    return device_id, kind

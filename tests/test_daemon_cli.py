@@ -1,0 +1,136 @@
+"""`ecolens run` and `ecolens demo` as real processes: one clear error per bad input, and the
+demo end to end on the sample clip. Plus the systemd unit checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon_helpers import REPO, clip_manifest, clip_path
+
+UNIT = REPO / "systemd" / "ecolens-edge.service"
+
+
+def ecolens(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "ecolens.edge.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+        cwd=REPO,
+    )
+
+
+def error_lines(process: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in process.stderr.splitlines() if line.startswith("ecolens run: error")]
+
+
+def test_missing_model_is_one_clear_error(tmp_path):
+    done = ecolens("run", "--model", str(tmp_path / "none.tflite"), "--store", str(tmp_path / "q"))
+    assert done.returncode == 2
+    assert error_lines(done) == [f"ecolens run: error: model file not found: {tmp_path}/none.tflite"]
+    assert "Traceback" not in done.stderr
+
+
+def test_model_without_metadata_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    done = ecolens("run", "--model", str(bad), "--store", str(tmp_path / "q"))
+    assert done.returncode == 2
+    assert len(error_lines(done)) == 1 and "carries no EcoLens metadata" in done.stderr
+
+
+def test_bad_config_is_one_clear_error(tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text("[mqtt]\nport = 99999\n[detect]\nsensitivity = 3\n")
+    done = ecolens("run", "--config", str(config), "--validate-config")
+    assert done.returncode == 2
+    [line] = error_lines(done)
+    assert "mqtt.port" in line and "detect.sensitivity: unknown setting" in line
+
+
+def test_camera_that_fails_to_open_is_one_clear_error(tmp_path, reference_model):
+    done = ecolens(
+        "run",
+        "--source",
+        "/dev/video99",
+        "--model",
+        str(reference_model),
+        "--store",
+        str(tmp_path / "q.sqlite3"),
+        ECOLENS_SOURCE__OPEN_ATTEMPTS="1",
+    )
+    assert done.returncode == 2
+    assert error_lines(done) == [
+        "ecolens run: error: cannot open camera /dev/video99 (no such device, busy, or no "
+        "permission: is the user in group video?)"
+    ]
+
+
+def test_validate_config_prints_effective_settings_without_the_password(tmp_path, reference_model):
+    config = tmp_path / "edge.toml"
+    config.write_text(f'[model]\npath = "{reference_model}"\n[mqtt]\npassword = "hunter2"\n')
+    done = ecolens(
+        "run",
+        "--config",
+        str(config),
+        "--validate-config",
+        "--broker",
+        "mqtts://bin:pw@broker.lan",
+        ECOLENS_PUBLISH__DEVICE_ID="bin-9",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "configuration OK" in done.stdout and "hunter2" not in done.stdout
+    settings = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert settings["mqtt"]["host"] == "broker.lan" and settings["mqtt"]["port"] == 8883
+    assert settings["publish"]["device_id"] == "bin-9"
+
+
+@pytest.mark.parametrize("broker_flag", [[], ["--embedded-broker"]], ids=["mosquitto", "amqtt"])
+def test_demo_prints_every_result_of_the_clip_and_exits(broker_flag):
+    if broker_flag:
+        pytest.importorskip("amqtt")
+    done = ecolens("demo", "--speed", "0", *broker_flag)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [r["label"] for r in results] == [i["label"] for i in clip_manifest()["items"]]
+    assert "(amqtt)" in done.stdout if broker_flag else "(mosquitto)" in done.stdout
+    assert f"done: {len(results)} results" in done.stdout
+    assert str(clip_path()) in done.stdout
+
+
+def systemd_analyze() -> str:
+    path = shutil.which("systemd-analyze")
+    if path is None:
+        pytest.skip("systemd-analyze is not installed")
+    return path
+
+
+def test_unit_passes_systemd_analyze_verify(tmp_path):
+    # ExecStart must exist for verify: point the install prefix at this environment's venv.
+    unit = tmp_path / UNIT.name
+    unit.write_text(UNIT.read_text().replace("/opt/ecolens/venv", sys.prefix))
+    assert Path(sys.prefix, "bin", "ecolens").exists()
+    done = subprocess.run([systemd_analyze(), "verify", str(unit)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ""
+
+
+def test_unit_exposure_is_2_or_lower():
+    done = subprocess.run(
+        [systemd_analyze(), "security", "--offline=true", str(UNIT)],
+        capture_output=True,
+        text=True,
+    )
+    line = [x for x in done.stdout.splitlines() if "Overall exposure level" in x][0]
+    exposure = float(line.split(":")[1].split()[0])
+    assert exposure <= 2.0, done.stdout

@@ -1,0 +1,107 @@
+"""What the aggregator does with each kind of message a bin (or anyone) may publish."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ecolens.edge.contract import make_result
+from ecolens.fleet.messages import parse_message
+from ecolens.fleet.storage.store import Rejected, StatusUpdate, StoredResult
+from ecolens.fleet.topics import split_topic, subscriptions
+
+MODEL = {"name": "ecolens-plastic-lite0", "version": "1.0", "sha256": "a" * 64}
+NOW_MS = 1_700_000_000_000
+
+
+def result(**changes) -> dict:
+    base = make_result(
+        ("non_plastic", "plastic"),
+        (0.2, 0.8),
+        MODEL,
+        21.5,
+        device_id="bin-7",
+        event_id="ev-1",
+        frames=2,
+    )
+    base.update(changes)
+    return base
+
+
+def parse(topic: str, payload) -> object:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return parse_message("ecolens", topic, data, NOW_MS)
+
+
+def test_a_valid_result_is_flattened_for_queries():
+    stored = parse("ecolens/bin-7/result", result(timestamp="2024-05-01T10:30:00.250Z"))
+    assert isinstance(stored, StoredResult)
+    assert (stored.event_id, stored.device_id, stored.label) == ("ev-1", "bin-7", "plastic")
+    assert stored.seen_ms == 1714559400250
+    assert stored.received_ms == NOW_MS
+    assert stored.confidence == 0.8 and stored.frames == 2 and stored.uncertain is False
+    assert stored.model_sha256 == "a" * 64
+    assert json.loads(stored.payload)["event_id"] == "ev-1"
+
+
+def test_device_id_comes_from_the_topic_when_the_payload_has_none():
+    payload = result()
+    del payload["device_id"]
+    stored = parse("ecolens/bin-9/result", payload)
+    assert isinstance(stored, StoredResult) and stored.device_id == "bin-9"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xfe not json", "not JSON"),
+        (b"{broken", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (result(confidence=1.5), "confidence"),
+        (result(timestamp="yesterday"), "timestamp"),
+        (result(unexpected="x"), "Additional properties"),
+        ({k: v for k, v in result().items() if k != "event_id"}, "no event_id"),
+        (result(device_id="bin-8"), "does not match topic"),
+        (result(label="glass"), "label is not one of scores"),
+    ],
+)
+def test_malformed_results_are_rejected_with_a_reason(payload, reason):
+    rejected = parse("ecolens/bin-7/result", payload)
+    assert isinstance(rejected, Rejected)
+    assert reason in rejected.reason
+    assert rejected.topic == "ecolens/bin-7/result"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [(b"online", "online"), (b"offline", "offline"), (b" Offline\n", "offline"),
+     (b'{"status": "online", "ip": "10.0.0.7"}', "online")],
+)  # fmt: skip
+def test_status_messages(payload, status):
+    update = parse("ecolens/bin-7/status", payload)
+    assert update == StatusUpdate("bin-7", status, NOW_MS)
+
+
+@pytest.mark.parametrize("payload", [b"sleeping", b"", b"\xff", b'{"status": 1}', b"{nope"])
+def test_bad_status_is_rejected(payload):
+    assert isinstance(parse("ecolens/bin-7/status", payload), Rejected)
+
+
+@pytest.mark.parametrize(
+    "topic", ["ecolens/bin-7/other", "other/bin-7/result", "ecolens/result", "ecolens//result"]
+)
+def test_unexpected_topics_are_rejected(topic):
+    assert parse(topic, result()).reason == "unexpected topic"
+
+
+def test_topics_with_a_multi_level_prefix():
+    assert split_topic("site/a", "site/a/bin-1/result") == ("bin-1", "result")
+    assert split_topic("site/a", "site/b/bin-1/result") is None
+
+
+def test_results_are_shared_but_status_is_not():
+    assert subscriptions("ecolens", "fleet") == [
+        "$share/fleet/ecolens/+/result",
+        "ecolens/+/status",
+    ]
+    assert subscriptions("ecolens", None) == ["ecolens/+/result", "ecolens/+/status"]

@@ -33,21 +33,37 @@ def selected_targets() -> list[tuple[str, str]]:
     return chosen  # type: ignore[return-value]
 
 
+# The services (API, daemon) run once per Python version: the board changes only the model's
+# kernels, which the classify tests cover on every target.
+SERVICE_TARGETS = (("bookworm", "pi4"), ("trixie", "pi5"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "arm64_target" in metafunc.fixturenames:
-        pairs = selected_targets()
-        metafunc.parametrize(
-            "arm64_target", pairs, ids=[f"{s}-{p}" for s, p in pairs], indirect=True, scope="session"
-        )
+    for name, pairs in (
+        ("arm64_target", selected_targets()),
+        ("service_target", [pair for pair in SERVICE_TARGETS if pair in selected_targets()]),
+    ):
+        if name in metafunc.fixturenames:
+            ids = [f"{suite}-{board}" for suite, board in pairs]
+            metafunc.parametrize(name, pairs, ids=ids, indirect=True, scope="session")
 
 
-@pytest.fixture(scope="session")
-def arm64_target(request: pytest.FixtureRequest) -> Target:
+def _target(request: pytest.FixtureRequest) -> Target:
     suite, profile = request.param
     try:
         return prepare_target(suite, profile)
     except HarnessError as exc:
         pytest.fail(f"arm64 harness: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def arm64_target(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+@pytest.fixture(scope="session")
+def service_target(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
 
 
 def chosen_images(eval_dir: Path, x86_results: dict[str, dict]) -> list[Path]:

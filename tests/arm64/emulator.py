@@ -121,20 +121,10 @@ class Emulator:
             *(str(arg) for arg in args),
         ]
 
-    def run(
-        self,
-        executable: Path,
-        *args: str | os.PathLike[str],
-        timeout: float = 600,
-        check: bool = True,
-        cwd: Path | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run to completion and capture output; ``check`` raises with the output on failure.
-
-        The environment is reduced to what a login shell on the board would have, so nothing
-        of the host's Python setup (PYTHONPATH, virtualenv, pip config) leaks in.
-        """
-        env = {
+    def environment(self) -> dict[str, str]:
+        """What a login shell on the board would have, so nothing of the host's Python setup
+        (PYTHONPATH, virtualenv, pip config) leaks into the emulated program."""
+        return {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.rootfs.path / "root"),
             "LANG": "C.UTF-8",
@@ -143,12 +133,22 @@ class Emulator:
             "PIP_NO_INPUT": "1",
             "PIP_NO_CACHE_DIR": "1",
         }
+
+    def run(
+        self,
+        executable: Path,
+        *args: str | os.PathLike[str],
+        timeout: float = 600,
+        check: bool = True,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run to completion and capture output; ``check`` raises with the output on failure."""
         done = subprocess.run(
             self.command(executable, *args),
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=env,
+            env=self.environment(),
             cwd=cwd,
         )
         if check and done.returncode != 0:

@@ -43,6 +43,11 @@ class Target:
         interpreter is named explicitly; the script itself is pip's generated one)."""
         return self.emulator.run(self.python, self.venv / "bin" / "ecolens", *args, **kwargs)
 
+    def ecolens_command(self, *args: str) -> list[str]:
+        """The host command line of ``ecolens ARGS`` on the board, for long-running services
+        (start it with ``env=target.emulator.environment()``)."""
+        return self.emulator.command(self.python, self.venv / "bin" / "ecolens", *args)
+
     def pip(self, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
         """Debian's pip, run from its wheel (venvs made --without-pip; ensurepip would spawn
         a second arm64 process, which user-mode qemu without binfmt cannot start)."""

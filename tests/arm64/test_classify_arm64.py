@@ -16,7 +16,7 @@ from ecolens.edge.classifier import file_sha256
 from ecolens.edge.contract import validate_result
 from ecolens.edge.preprocess import find_images
 
-from tests.arm64.conftest import chosen_images, parse_results
+from tests.arm64.results import chosen_images, parse_results
 from tests.arm64.target import Target, describe
 
 pytestmark = pytest.mark.arm64

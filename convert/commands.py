@@ -35,12 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--size", type=int, default=160, help="square input size (default 160)")
     train.add_argument("--backbone", choices=("efficientnet_lite0", "scratch"), default="efficientnet_lite0")
     train.add_argument("--head-epochs", type=int, default=3)
-    train.add_argument("--fine-epochs", type=int, default=12)
+    train.add_argument("--fine-epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--learning-rate", type=float, default=3e-4)
     train.add_argument("--seed", type=int, default=1234)
-    train.add_argument("--label-smoothing", type=float, default=0.1)
-    train.add_argument("--dropout", type=float, default=0.4, help="before the classifier")
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--dropout", type=float, default=0.3, help="before the classifier")
     train.add_argument(
         "--positive",
         default="plastic",

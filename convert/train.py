@@ -30,12 +30,12 @@ class TrainOptions:
     size: int = 160
     backbone: str = "efficientnet_lite0"  # or "scratch" (small CNN, no pretrained weights)
     head_epochs: int = 3
-    fine_epochs: int = 12
+    fine_epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 3e-4
     seed: int = 1234
-    label_smoothing: float = 0.1
-    dropout: float = 0.4
+    label_smoothing: float = 0.0
+    dropout: float = 0.3
     positive_folders: tuple[str, ...] = ("plastic",)
     name: str = "ecolens-plastic"
     version: str = "1.0.0"

@@ -55,14 +55,22 @@ def test_unit_runs_unprivileged_read_only_and_restarts():
 
 
 def test_env_example_only_holds_settings_the_api_understands():
+    """Every variable the example shows (commented or not) is a setting the API accepts, and
+    no key is active by default: a shipped key would be a key everybody knows."""
+    import re
+
     from ecolens.edge.api.settings import load_api_config
 
     example = REPO / "systemd" / "ecolens-api.env.example"
-    environ = {}
+    shown, active = {}, {}
     for line in example.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            environ[key] = value
-    assert "ECOLENS_AUTH__KEYS" in environ
-    config = load_api_config(environ=environ)
+        match = re.match(r"^(#\s*)?(ECOLENS_\w+)=(.*)$", line.strip())
+        if match:
+            value = match.group(3)
+            shown[match.group(2)] = "k" * 32 if value.startswith("<") else value
+            if not match.group(1):
+                active[match.group(2)] = value
+    assert "ECOLENS_AUTH__KEYS" in shown
+    assert "ECOLENS_AUTH__KEYS" not in active
+    config = load_api_config(environ=shown)
     assert config.auth.enabled

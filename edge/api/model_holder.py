@@ -1,5 +1,5 @@
-"""Loads the model once per worker, off the request path, so the server answers /healthz and
-503s while loading instead of refusing connections."""
+"""Loads the model once per worker. In `wait_for_model` mode loading happens in the background,
+so the server answers /healthz and 503s until the model file appears."""
 
 from __future__ import annotations
 
@@ -37,7 +37,13 @@ class ModelHolder:
         self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
 
     def start(self) -> ModelHolder:
-        self._thread.start()
+        """Load now unless waiting for a model file: a worker (gunicorn loads the app after the
+        fork) then accepts connections only once its model is ready, so a multi-worker server
+        never answers 503 to a request that a ready sibling could have served."""
+        if self._wait:
+            self._thread.start()
+        else:
+            self._run()
         return self
 
     def stop(self) -> None:

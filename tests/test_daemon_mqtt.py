@@ -12,7 +12,8 @@ from ecolens.edge.contract import validate_result
 from ecolens.edge.daemon.app import Daemon
 from ecolens.edge.daemon.config import load_daemon_config
 
-from tests.support.daemon_helpers import Recorder, clip_manifest, clip_path, write_config
+from tests.support.daemon_helpers import Recorder, clip_manifest, clip_path
+from tests.support.toml_files import write_toml
 
 
 def daemon_config(tmp_path: Path, broker, source: str, model: Path, **extra):
@@ -95,7 +96,7 @@ def test_home_assistant_restart_triggers_a_new_announcement(tmp_path, mosquitto,
 def test_bad_new_model_is_refused_and_the_old_one_keeps_running(tmp_path, mosquitto, reference_model):
     model = tmp_path / "model.tflite"
     shutil.copy(reference_model, model)
-    config_path = write_config(
+    config_path = write_toml(
         tmp_path / "edge.toml",
         {
             "model": {"path": str(model)},

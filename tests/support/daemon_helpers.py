@@ -74,26 +74,6 @@ class Recorder:
         self.client.loop_stop()
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
-
-
-def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
-        lines.append("")
-    path.write_text("\n".join(lines))
-    return path
-
-
 def daemon_process(args: list[str], log_path: Path, **env: str) -> subprocess.Popen:
     """``python -m ecolens.edge.cli run ...`` as a real process; stderr (JSON logs) to a file."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}

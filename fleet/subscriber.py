@@ -109,6 +109,7 @@ class Aggregator:
         apply_connection_settings(client, self.broker)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -130,16 +131,26 @@ class Aggregator:
 
         topics = subscriptions(self.settings.prefix, self.settings.share_group)
         client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in topics])
-        self.stats.connected = True
-        self._connected.set()
         log.info(
-            "connected to %s:%d as %s (session %s), subscribed to %s",
+            "connected to %s:%d as %s (session %s), subscribing to %s",
             self.broker.host,
             self.broker.port,
             self.client_id,
             "resumed" if flags.session_present else "new",
             ", ".join(topics),
         )
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: list, props: Any) -> None:
+        """Ready only once the broker has granted the subscriptions: on a new session,
+        whatever is published before the SUBACK is not queued for us."""
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            self.stats.last_error = f"broker refused the subscriptions: {', '.join(refused)}"
+            log.error("%s", self.stats.last_error)
+            return
+        self.stats.connected = True
+        self._connected.set()
+        log.info("subscriptions granted (QoS %s)", ", ".join(str(int(r.value)) for r in reasons))
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any):
         self.stats.connected = False

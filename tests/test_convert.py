@@ -44,7 +44,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, fragment: str) -> N
 
 @pytest.fixture(scope="module")
 def scratch_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small CNN trained by `ecolens train` on the shipped sample images."""
+    """A small CNN trained by `ecolens train` on the shipped sample images, long enough that its
+    scores are not all near 50/50 (then int8 rounding flips labels and agreement is noise)."""
     out = tmp_path_factory.mktemp("train") / "scratch.h5"
     proc = ecolens(
         "train",
@@ -59,7 +60,9 @@ def scratch_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--head-epochs",
         "0",
         "--fine-epochs",
-        "3",
+        "6",
+        "--learning-rate",
+        "3e-3",
         "--name",
         "scratch-test",
         "--model-version",

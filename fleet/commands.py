@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--client-id", help="MQTT client id; stable per instance (the broker keeps its session)"
     )
     aggregate.add_argument("--http-host", help="dashboard/API address (default 127.0.0.1)")
+    aggregate.add_argument(
+        "--http-insecure",
+        action="store_true",
+        help="allow a non-loopback --http-host without [auth] keys (trusted networks only)",
+    )
     aggregate.add_argument("--http-port", type=int, help="dashboard/API port (default 8090)")
     aggregate.add_argument("--no-http", action="store_true", help="do not serve HTTP")
     aggregate.set_defaults(func=run_aggregate)
@@ -126,25 +131,37 @@ def run_aggregate(args: argparse.Namespace) -> int:
             "http.host": args.http_host,
             "http.port": args.http_port,
             "http.enabled": False if args.no_http else None,
+            "http.insecure": True if args.http_insecure else None,
         },
     )
     url = config.storage.url
+    keys, tls = None, None
+    if config.http.enabled:
+        from ecolens.edge.api.auth import KeyStore
+        from ecolens.fleet.web import check_exposure
+
+        keys = KeyStore(config.auth.key_hashes, config.auth.keys)
+        check_exposure(config.http, keys)
+        if config.http.tls_cert is not None and config.http.tls_key is not None:
+            tls = (config.http.tls_cert, config.http.tls_key)
     open_database(url).close()  # create/migrate the schema once, with a clear error if unusable
     aggregator = Aggregator(config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)).start()
     server = None
     if config.http.enabled:
         from ecolens.fleet.web import BackgroundServer, create_app
 
-        app = create_app(lambda: open_database(url, migrate=False), config.report, aggregator.stats.snapshot)
+        app = create_app(
+            lambda: open_database(url, migrate=False), config.report, aggregator.stats.snapshot, keys
+        )
         try:
-            server = BackgroundServer(app, config.http.host, config.http.port).start()
+            server = BackgroundServer(app, config.http.host, config.http.port, tls).start()
         except Exception:
             aggregator.stop()
             raise
-        log.info("dashboard and API on http://%s:%d/", config.http.host, server.port)
+        log.info("dashboard and API on %s://%s:%d/", server.scheme, config.http.host, server.port)
     print(
         f"aggregating {config.subscriber.prefix}/+/result into {url.split('@')[-1]}"
-        + (f" (dashboard http://{config.http.host}:{server.port}/)" if server else ""),
+        + (f" (dashboard {server.scheme}://{config.http.host}:{server.port}/)" if server else ""),
         file=sys.stderr,
         flush=True,
     )

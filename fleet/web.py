@@ -1,13 +1,23 @@
 """Read-only HTTP JSON API and the dashboard page (Flask). Assets are packaged in
-fleet/static (Chart.js vendored), so the page works without internet."""
+fleet/static (Chart.js vendored), so the page works without internet.
+
+Keys are the API's (hashed, constant-time): scripts send ``Authorization: Bearer <key>`` or
+``X-API-Key``; a browser gets a Basic prompt and sends the key as the password, which it then
+repeats for the page's own requests. A LAN address without keys is refused at start-up.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from ecolens.edge.api.auth import KeyStore, presented_key
+from ecolens.edge.api.errors import Unauthorized
+from ecolens.edge.api.settings.server import is_loopback_host
 from ecolens.edge.errors import ConfigError
+from ecolens.fleet.config.http import HttpSection
 from ecolens.fleet.config.report import ReportSection
 from ecolens.fleet.report import VIEWS, build_report
 from ecolens.fleet.storage.database import Database
@@ -18,12 +28,34 @@ def create_app(
     database_factory: Callable[[], Database],
     report_settings: ReportSection,
     ingest_stats: Callable[[], dict[str, Any]] | None = None,
+    keys: KeyStore | None = None,
 ) -> Any:
-    """``database_factory`` opens a connection; one is kept and shared under a lock."""
+    """``database_factory`` opens a connection; one is kept and shared under a lock. With
+    ``keys`` enabled, every route (page, assets, JSON) needs one of them."""
     from flask import Flask, jsonify, request
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.json.sort_keys = False
+    keys = keys or KeyStore()
+
+    @app.before_request
+    def require_key() -> Any:
+        if not keys.enabled:
+            return None
+        credentials = request.authorization
+        if credentials is not None and credentials.type == "basic":
+            presented = credentials.password or None
+        else:
+            presented = presented_key(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
+        try:
+            keys.check(presented)
+        except Unauthorized as exc:
+            response = jsonify(error=exc.message)
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Basic realm="ecolens fleet", charset="UTF-8"'
+            return response
+        return None
+
     state: dict[str, Any] = {"db": None}
     lock = threading.Lock()
 
@@ -82,19 +114,35 @@ def create_app(
     return app
 
 
+def check_exposure(http: HttpSection, keys: KeyStore) -> None:
+    """Refuse what would silently publish the fleet's data to the LAN, or fail later."""
+    if not is_loopback_host(http.host) and not keys.enabled and not http.insecure:
+        raise ConfigError(
+            f"refusing to serve the dashboard on {http.host} without keys: anyone on the network "
+            "could read the fleet's data. Set [auth] key_hashes (see `ecolens serve --new-key`), "
+            "bind http.host to 127.0.0.1, or set http.insecure = true if the network is trusted"
+        )
+    if http.tls_cert is not None and http.tls_key is not None:
+        from ecolens.edge.api.server import check_tls_pair
+
+        check_tls_pair(http.tls_cert, http.tls_key)
+
+
 class BackgroundServer:
     """Serves the app from a thread beside the subscriber (werkzeug's threaded server:
     enough for a handful of operators on a read-only dashboard)."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, tls: tuple[Path, Path] | None = None) -> None:
         from werkzeug.serving import make_server
 
+        ssl_context = (str(tls[0]), str(tls[1])) if tls else None
         try:
-            self._server = make_server(host, port, app, threaded=True)
+            self._server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
         except OSError as exc:
             raise ConfigError(f"http: cannot listen on {host}:{port}: {exc.strerror}") from exc
         self.port = self._server.server_port
         self.host = host
+        self.scheme = "https" if tls else "http"
         self._thread = threading.Thread(target=self._server.serve_forever, name="fleet-http", daemon=True)
 
     def start(self) -> BackgroundServer:

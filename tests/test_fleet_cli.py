@@ -33,6 +33,8 @@ def ecolens(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["report", "--since", "yesterday-ish"], "expected a duration"),
         (["report", "all", "--format", "csv"], "needs --format json"),
         (["aggregate", "--broker", "http://x"], "broker URL must start with mqtt://"),
+        (["aggregate", "--http-host", "0.0.0.0"], "refusing to serve the dashboard on 0.0.0.0 without keys"),
+        (["aggregate", "--http-insecure", "--http-host", "0.0.0.0", "--broker", "http://x"], "mqtt://"),
         (["simulate", "--bins", "3"], "give --count N or --duration"),
         (["simulate", "--bins", "0", "--count", "5"], "--bins must be at least 1"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ecolens.edge.api.settings.auth import KeysSection
 from ecolens.edge.broker import BrokerSection
 from ecolens.edge.config import Section, load_config
 from ecolens.fleet.config.http import HttpSection
@@ -15,12 +16,14 @@ from pydantic import Field
 
 
 class FleetConfig(Section):
-    """The whole aggregator configuration ([mqtt], [subscriber], [storage], [http], [report])."""
+    """The whole aggregator configuration ([mqtt], [subscriber], [storage], [http], [auth],
+    [report])."""
 
     mqtt: BrokerSection = Field(default_factory=BrokerSection)
     subscriber: SubscriberSection = Field(default_factory=SubscriberSection)
     storage: StorageSection = Field(default_factory=StorageSection)
     http: HttpSection = Field(default_factory=HttpSection)
+    auth: KeysSection = Field(default_factory=KeysSection, description="who may read the dashboard")
     report: ReportSection = Field(default_factory=ReportSection)
 
 

@@ -92,7 +92,12 @@ async function refresh() {
   document.querySelectorAll(".bucket-name").forEach(e => { e.textContent = form.get("bucket"); });
   const error = document.getElementById("error");
   try {
-    const response = await fetch("api/report?" + query);
+    // Relative (works behind a path prefix), but without user:key@ from the address bar:
+    // fetch() refuses URLs with credentials; the browser re-sends its cached Basic auth itself.
+    const url = new URL("api/report?" + query, document.baseURI);
+    url.username = "";
+    url.password = "";
+    const response = await fetch(url);
     const report = await response.json();
     if (!response.ok) throw new Error(report.error || response.statusText);
     shareChart(report);

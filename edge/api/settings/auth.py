@@ -19,8 +19,9 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class AuthSection(Section):
-    """Keys are compared by SHA-256 in constant time; plain keys are hashed on load."""
+class KeysSection(Section):
+    """Keys are compared by SHA-256 in constant time; plain keys are hashed on load. Shared by
+    the API's [auth] and the fleet aggregator's [auth]."""
 
     key_hashes: list[str] = Field(
         default_factory=list,
@@ -32,15 +33,8 @@ class AuthSection(Section):
         "(ECOLENS_AUTH__KEYS); hashed at start-up and never kept",
         repr=False,
     )
-    allow_cidrs: list[str] = Field(
-        default_factory=list,
-        description="if set, only clients in these networks are served (others get 403)",
-    )
-    public_metrics: bool = Field(
-        False, description="serve /metrics without a key (for a LAN Prometheus without tokens)"
-    )
 
-    @field_validator("key_hashes", "keys", "allow_cidrs", mode="before")
+    @field_validator("key_hashes", "keys", mode="before")
     @classmethod
     def _lists_from_env(cls, value: Any) -> Any:
         return _split_list(value)
@@ -62,6 +56,27 @@ class AuthSection(Section):
                 raise ValueError("an API key must be at least 16 characters long")
         return value
 
+    @property
+    def enabled(self) -> bool:
+        return bool(self.key_hashes or self.keys)
+
+
+class AuthSection(KeysSection):
+    """The API's keys plus a client-address allow-list."""
+
+    allow_cidrs: list[str] = Field(
+        default_factory=list,
+        description="if set, only clients in these networks are served (others get 403)",
+    )
+    public_metrics: bool = Field(
+        False, description="serve /metrics without a key (for a LAN Prometheus without tokens)"
+    )
+
+    @field_validator("allow_cidrs", mode="before")
+    @classmethod
+    def _cidrs_from_env(cls, value: Any) -> Any:
+        return _split_list(value)
+
     @field_validator("allow_cidrs")
     @classmethod
     def _check_cidrs(cls, value: list[str]) -> list[str]:
@@ -71,7 +86,3 @@ class AuthSection(Section):
             except ValueError as exc:
                 raise ValueError(f"{item!r} is not an IP network: {exc}") from exc
         return value
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.key_hashes or self.keys)

@@ -9,6 +9,17 @@ from ecolens.edge.config import Section
 from pydantic import Field, model_validator
 
 
+def is_loopback_host(host: str) -> bool:
+    """True only for addresses no other machine can reach (a host name counts as reachable:
+    it may resolve to a LAN address)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class ServerSection(Section):
     """The listening socket, the worker layout and TLS."""
 
@@ -49,13 +60,7 @@ class ServerSection(Section):
 
     @property
     def is_loopback(self) -> bool:
-        """True only for addresses no other machine can reach."""
-        if self.host.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
-        except ValueError:
-            return False  # a host name: assume it resolves to a LAN address
+        return is_loopback_host(self.host)
 
     @property
     def url(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,9 @@ from ecolens.edge.daemon.tracker import ItemTracker, Step
 from ecolens.edge.errors import ConfigError, MissingDependencyError
 
 from tests.support.daemon_helpers import clip_manifest, clip_path
+from tests.support.mjpeg import MjpegCamera, clip_frames
+from tests.support.mosquitto import free_port
+from tests.support.postgres import wait_until
 
 STANDIN = Path(__file__).parent / "support" / "picamera2_standin"
 
@@ -87,6 +91,43 @@ def test_sources_that_cannot_open_give_one_clear_error(tmp_path):
         make_source(SourceSection(uri=str(tmp_path / "missing.mp4")), stop)
     with pytest.raises(SourceError, match="no images"):
         make_source(SourceSection(uri=str(tmp_path)), stop).open()
+
+
+def test_dropped_stream_is_reopened_with_backoff_and_frames_resume(caplog):
+    """A real MJPEG-over-HTTP camera goes away mid-stream (connection cut, then refused) and
+    comes back on the same address: the live source keeps retrying and delivers again."""
+    camera = MjpegCamera(clip_frames(clip_path()), free_port()).start()
+    stop = threading.Event()
+    source = make_source(SourceSection(uri=camera.url, reopen_min_s=0.1, reopen_max_s=0.4), stop)
+    frames: list[float] = []
+
+    def read_until_stopped() -> None:
+        while (frame := source.read()) is not None:
+            frames.append(time.monotonic())
+            assert frame.pixels.shape == (480, 640, 3)
+
+    try:
+        source.open()
+        reader = threading.Thread(target=read_until_stopped, daemon=True)
+        reader.start()
+        assert wait_until(lambda: len(frames) >= 10, timeout=20)
+        camera.stop()
+        down_at = time.monotonic()
+        time.sleep(1.5)  # several refused reopen attempts
+        assert not frames or frames[-1] < down_at + 0.5
+        before = len(frames)
+        camera.start()
+        assert wait_until(lambda: len(frames) >= before + 10, timeout=20), "no frames after it came back"
+    finally:
+        stop.set()
+        camera.stop()
+        reader.join(timeout=15)
+        source.close()
+    assert source.reopens == 1
+    assert camera.connections == 2
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("stopped delivering frames; reopening" in m for m in messages)
+    assert any("cannot open stream" in m and "retrying" in m for m in messages)
 
 
 def test_source_kind_is_guessed_from_the_uri(tmp_path):

@@ -76,6 +76,22 @@ def test_classify_folder_prints_one_valid_result_per_image(eval_dir: Path) -> No
     assert plastic_share >= 0.75  # recall on the shipped plastic sample
 
 
+def test_reader_that_leaves_early_gets_no_traceback(eval_dir: Path) -> None:
+    """`ecolens classify DIR | head -1`: the pipe closes after one line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ecolens.edge.cli", "classify", str(eval_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    validate_result(first)
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr[-2000:]
+
+
 def test_classify_reports_bad_images_and_continues(eval_dir: Path, tmp_path: Path) -> None:
     good = next(eval_dir.rglob("*.jpg"))
     bad = tmp_path / "broken.jpg"

@@ -76,6 +76,35 @@ def test_camera_that_fails_to_open_is_one_clear_error(tmp_path, reference_model)
     ]
 
 
+def test_unreachable_broker_keeps_results_queued_and_backs_off_while_draining(tmp_path, reference_model):
+    """Nothing listens on the broker port: every item is classified and kept in the queue, and
+    the stop drains with backoff instead of a busy loop of connects (94,050 error lines in
+    10 s before the fix)."""
+    from tests.support.mosquitto import free_port
+
+    done = ecolens(
+        "run",
+        "--source",
+        str(clip_path()),
+        "--model",
+        str(reference_model),
+        "--store",
+        str(tmp_path / "q.sqlite3"),
+        "--broker",
+        f"mqtt://127.0.0.1:{free_port()}",
+        ECOLENS_SOURCE__SPEED="0",
+        ECOLENS_SERVICE__DRAIN_TIMEOUT_S="3",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    results = [e for e in events if e.get("event") == "result"]
+    assert len(results) == len(clip_manifest()["items"])
+    refused = [e for e in events if e.get("event") == "mqtt_connect"]
+    assert 1 <= len(refused) <= 12, f"{len(refused)} connect attempts"
+    assert "refused (is the broker running" in refused[0]["message"]
+    assert any(f"stopping with {len(results)} results queued" in e["message"] for e in events)
+
+
 def test_validate_config_prints_effective_settings_without_the_password(tmp_path, reference_model):
     config = tmp_path / "edge.toml"
     config.write_text(f'[model]\npath = "{reference_model}"\n[mqtt]\npassword = "hunter2"\n')

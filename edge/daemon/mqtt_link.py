@@ -161,19 +161,29 @@ class MqttLink(threading.Thread):
             if not socket_open:
                 socket_open = self._connect()
                 if not socket_open:
-                    self._stop_requested.wait(self._backoff.next())
+                    self._pause()
                     continue
             rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
             self._take_acks()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 socket_open = False
                 self.connected.clear()
-                self._stop_requested.wait(self._backoff.next())
+                self._pause()
                 continue
             if self.connected.is_set():
                 self._feed()
                 self._maybe_stats()
         self._shutdown(socket_open)
+
+    def _pause(self) -> None:
+        """Back off before the next attempt. While draining at stop the stop event is already
+        set, so waiting on it would return at once (a busy loop of connects and error lines):
+        sleep instead, never past the drain deadline."""
+        delay = self._backoff.next()
+        if self._stop_requested.is_set():
+            time.sleep(max(0.0, min(delay, self._stop_deadline - time.monotonic())))
+        else:
+            self._stop_requested.wait(delay)
 
     def _connect(self) -> bool:
         try:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support import systemd
 from tests.support.daemon_helpers import REPO, clip_manifest, clip_path
 
 UNIT = REPO / "systemd" / "ecolens-edge.service"
@@ -137,29 +136,9 @@ def test_demo_prints_every_result_of_the_clip_and_exits(broker_flag):
     assert str(clip_path()) in done.stdout
 
 
-def systemd_analyze() -> str:
-    path = shutil.which("systemd-analyze")
-    if path is None:
-        pytest.skip("systemd-analyze is not installed")
-    return path
-
-
 def test_unit_passes_systemd_analyze_verify(tmp_path):
-    # ExecStart must exist for verify: point the install prefix at this environment's venv.
-    unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/opt/ecolens/venv", sys.prefix))
-    assert Path(sys.prefix, "bin", "ecolens").exists()
-    done = subprocess.run([systemd_analyze(), "verify", str(unit)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.strip() == ""
+    systemd.verify(UNIT, tmp_path)
 
 
 def test_unit_exposure_is_2_or_lower():
-    done = subprocess.run(
-        [systemd_analyze(), "security", "--offline=true", str(UNIT)],
-        capture_output=True,
-        text=True,
-    )
-    line = [x for x in done.stdout.splitlines() if "Overall exposure level" in x][0]
-    exposure = float(line.split(":")[1].split()[0])
-    assert exposure <= 2.0, done.stdout
+    assert systemd.exposure(UNIT) <= 2.0

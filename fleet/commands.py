@@ -135,15 +135,13 @@ def run_aggregate(args: argparse.Namespace) -> int:
         },
     )
     url = config.storage.url
-    keys, tls = None, None
+    keys = None
     if config.http.enabled:
         from ecolens.edge.api.auth import KeyStore
         from ecolens.fleet.web import check_exposure
 
         keys = KeyStore(config.auth.key_hashes, config.auth.keys)
         check_exposure(config.http, keys)
-        if config.http.tls_cert is not None and config.http.tls_key is not None:
-            tls = (config.http.tls_cert, config.http.tls_key)
     open_database(url).close()  # create/migrate the schema once, with a clear error if unusable
     aggregator = Aggregator(config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)).start()
     server = None
@@ -154,7 +152,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
             lambda: open_database(url, migrate=False), config.report, aggregator.stats.snapshot, keys
         )
         try:
-            server = BackgroundServer(app, config.http.host, config.http.port, tls).start()
+            server = BackgroundServer(app, config.http.host, config.http.port, config.http.tls).start()
         except Exception:
             aggregator.stop()
             raise

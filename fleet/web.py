@@ -122,10 +122,10 @@ def check_exposure(http: HttpSection, keys: KeyStore) -> None:
             "could read the fleet's data. Set [auth] key_hashes (see `ecolens serve --new-key`), "
             "bind http.host to 127.0.0.1, or set http.insecure = true if the network is trusted"
         )
-    if http.tls_cert is not None and http.tls_key is not None:
+    if http.tls is not None:
         from ecolens.edge.api.server import check_tls_pair
 
-        check_tls_pair(http.tls_cert, http.tls_key)
+        check_tls_pair(*http.tls)
 
 
 class BackgroundServer:

@@ -29,3 +29,10 @@ class HttpSection(Section):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
         return self
+
+    @property
+    def tls(self) -> tuple[Path, Path] | None:
+        """(certificate, key) when HTTPS is configured."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return self.tls_cert, self.tls_key

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from ecolens.edge.errors import MissingDependencyError
+from ecolens.core.errors import MissingDependencyError
 
 # (repeats, stride of the first block) of the seven MBConv stages; kernel sizes, expansion and
 # widths are read from the weights themselves.

@@ -17,9 +17,10 @@ from ecolens.convert.h5meta import read_h5_metadata
 from ecolens.convert.loading import LoadedModel, load_keras_model
 from ecolens.convert.quantize import load_calibration, to_tflite
 from ecolens.convert.validate import compare
-from ecolens.edge import __version__
-from ecolens.edge.errors import EcoLensError, ModelError
-from ecolens.edge.metadata import InputSpec, ModelMetadata, embed_metadata
+from ecolens.core.errors import EcoLensError, ModelError
+from ecolens.core.metadata import InputSpec, ModelMetadata, embed_metadata
+
+from ecolens import __version__
 
 
 class ValidationFailed(EcoLensError):

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecolens.edge.errors import EcoLensError
-from ecolens.edge.preprocess import find_images
+from ecolens.core.errors import EcoLensError
+from ecolens.core.preprocess import find_images
 
 POSITIVE_LABEL = "plastic"
 NEGATIVE_LABEL = "non_plastic"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecolens.edge.errors import EcoLensError, MissingDependencyError, ModelError
+from ecolens.core.errors import EcoLensError, MissingDependencyError, ModelError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

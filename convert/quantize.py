@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ecolens.edge.errors import EcoLensError
-from ecolens.edge.metadata import InputSpec
-from ecolens.edge.preprocess import find_images, load_image, to_model_input
+from ecolens.core.errors import EcoLensError
+from ecolens.core.metadata import InputSpec
+from ecolens.core.preprocess import find_images, load_image, to_model_input
 
 MODES = ("int8", "float16", "dynamic", "float32")
 

@@ -19,8 +19,8 @@ import numpy as np
 from ecolens.convert.dataset import LABELS, POSITIVE_LABEL, Sample, scan
 from ecolens.convert.h5meta import write_h5_metadata
 from ecolens.convert.metrics import classification_metrics
-from ecolens.edge.metadata import InputSpec
-from ecolens.edge.preprocess import load_image, resize_for_model
+from ecolens.core.metadata import InputSpec
+from ecolens.core.preprocess import load_image, resize_for_model
 
 
 @dataclass

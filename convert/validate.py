@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 from ecolens.convert.dataset import NEGATIVE_LABEL, POSITIVE_LABEL
 from ecolens.convert.metrics import classification_metrics
-from ecolens.edge.classifier import Classifier, to_probabilities
-from ecolens.edge.errors import EcoLensError
-from ecolens.edge.preprocess import find_images, load_image, to_model_input
+from ecolens.core.classifier import Classifier, to_probabilities
+from ecolens.core.errors import EcoLensError
+from ecolens.core.preprocess import find_images, load_image, to_model_input
 
 
 @dataclass(frozen=True)

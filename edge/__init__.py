@@ -1,6 +1,4 @@
-"""EcoLens edge runtime: preprocessing, the result contract and on-device inference.
+"""What runs on a bin: the daemon (camera -> MQTT) and the local HTTP API.
 
 Nothing in this package may import TensorFlow: a device installs only the edge runtime.
 """
-
-__version__ = "0.1.0"

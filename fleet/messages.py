@@ -7,9 +7,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ecolens.edge.contract import validate_result
+from ecolens.core.contract import validate_result
+from ecolens.core.topics import RESULT, split_topic
 from ecolens.fleet.storage.store import Rejected, StatusUpdate, StoredResult
-from ecolens.fleet.topics import RESULT, split_topic
 
 STATUSES = ("online", "offline")
 MAX_KEPT_PAYLOAD = 4096  # bytes of a rejected payload kept for inspection

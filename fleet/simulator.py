@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ecolens.edge.broker import BrokerSection, apply_connection_settings
-from ecolens.edge.contract import make_result
-from ecolens.edge.errors import ConfigError
-from ecolens.fleet.topics import result_topic, status_topic
+from ecolens.core.contract import make_result
+from ecolens.core.errors import ConfigError
+from ecolens.core.mqtt import BrokerSection, make_client
+from ecolens.core.topics import result_topic, status_topic
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ def reference_model_info(model_path: Path | None = None) -> tuple[tuple[str, ...
     path = model_path or reference_tflite()
     if not path.is_file():
         return FALLBACK_LABELS, dict(FALLBACK_MODEL)
-    from ecolens.edge.classifier import file_sha256
-    from ecolens.edge.metadata import read_metadata
+    from ecolens.core.classifier import file_sha256
+    from ecolens.core.metadata import read_metadata
 
     meta = read_metadata(path)
     info = {
@@ -139,14 +139,7 @@ class FleetSimulator:
 
     # -- MQTT -----------------------------------------------------------------------------
     def connect(self) -> FleetSimulator:
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"ecolens-simulator-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
-        apply_connection_settings(client, self.broker)
+        client = make_client(self.broker, f"ecolens-simulator-{uuid.uuid4().hex[:8]}", mqtt5=True)
         try:
             client.connect(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
         except OSError as exc:

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ecolens.edge.broker import BrokerSection, apply_connection_settings
-from ecolens.edge.errors import ConfigError
+from ecolens.core.backoff import Backoff
+from ecolens.core.errors import ConfigError
+from ecolens.core.mqtt import BrokerSection, make_client
+from ecolens.core.topics import subscriptions
 from ecolens.fleet.config.subscriber import SubscriberSection
 from ecolens.fleet.messages import parse_message
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult
-from ecolens.fleet.topics import subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +99,7 @@ class Aggregator:
 
     # -- MQTT -------------------------------------------------------------------------------
     def _make_client(self) -> Any:
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        apply_connection_settings(client, self.broker)
+        client = make_client(self.broker, self.client_id, mqtt5=True, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -194,7 +187,7 @@ class Aggregator:
         rejected = [p for p in parsed if isinstance(p, Rejected)]
         for item in rejected:
             log.warning("rejected message on %s: %s", item.topic, item.reason)
-        delay = RETRY_MIN_S
+        backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:
             try:
                 outcome = self._store.write(results, statuses, rejected)
@@ -202,11 +195,11 @@ class Aggregator:
             except Exception as exc:  # database down, disk full...: keep the batch, retry
                 self.stats.add(write_errors=1)
                 self.stats.last_error = f"storage: {exc}"
+                delay = backoff.next()
                 log.error("storing %d messages failed (%s); retrying in %.1fs", len(batch), exc, delay)
                 if self._stopping.wait(delay):
                     log.warning("stopping: %d unstored messages left to the broker", len(batch))
                     return False
-                delay = min(delay * 2, RETRY_MAX_S)
                 self._reopen_database()
         log.debug("stored a batch of %d messages", len(batch))
         for message in batch:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ecolens.edge.errors import ConfigError
+from ecolens.core.errors import ConfigError
 
 BUCKETS_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

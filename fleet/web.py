@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from ecolens.edge.api.auth import KeyStore, presented_key
-from ecolens.edge.api.errors import Unauthorized
-from ecolens.edge.api.settings.server import is_loopback_host
-from ecolens.edge.errors import ConfigError
+from ecolens.core.errors import ConfigError
+from ecolens.core.http.errors import Unauthorized, error_body
+from ecolens.core.http.keys import KeyStore, presented_key
 from ecolens.fleet.config.http import HttpSection
 from ecolens.fleet.config.report import ReportSection
 from ecolens.fleet.report import VIEWS, build_report
@@ -50,8 +48,8 @@ def create_app(
         try:
             keys.check(presented)
         except Unauthorized as exc:
-            response = jsonify(error=exc.message)
-            response.status_code = 401
+            response = jsonify(error_body(exc.code, exc.message))
+            response.status_code = exc.status
             response.headers["WWW-Authenticate"] = 'Basic realm="ecolens fleet", charset="UTF-8"'
             return response
         return None
@@ -84,7 +82,7 @@ def create_app(
 
     @app.errorhandler(ConfigError)
     def bad_request(exc: ConfigError) -> Any:
-        return jsonify(error=str(exc)), 400
+        return jsonify(error_body("bad_request", str(exc))), 400
 
     @app.get("/api/report")
     def report_all() -> Any:
@@ -114,28 +112,15 @@ def create_app(
     return app
 
 
-def check_exposure(http: HttpSection, keys: KeyStore) -> None:
-    """Refuse what would silently publish the fleet's data to the LAN, or fail later."""
-    if not is_loopback_host(http.host) and not keys.enabled and not http.insecure:
-        raise ConfigError(
-            f"refusing to serve the dashboard on {http.host} without keys: anyone on the network "
-            "could read the fleet's data. Set [auth] key_hashes (see `ecolens serve --new-key`), "
-            "bind http.host to 127.0.0.1, or set http.insecure = true if the network is trusted"
-        )
-    if http.tls is not None:
-        from ecolens.edge.api.server import check_tls_pair
-
-        check_tls_pair(*http.tls)
-
-
 class BackgroundServer:
     """Serves the app from a thread beside the subscriber (werkzeug's threaded server:
     enough for a handful of operators on a read-only dashboard)."""
 
-    def __init__(self, app: Any, host: str, port: int, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, app: Any, http: HttpSection) -> None:
         from werkzeug.serving import make_server
 
-        ssl_context = (str(tls[0]), str(tls[1])) if tls else None
+        host, port, tls = http.host, http.port, http.tls
+        ssl_context = (str(http.tls_cert), str(http.tls_key)) if tls else None
         try:
             self._server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
         except OSError as exc:

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.support.mosquitto import MosquittoBroker
+from ecolens.bench.mosquitto import MosquittoBroker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +40,7 @@ def eval_dir() -> Path:
 @pytest.fixture(scope="session")
 def postgres_server():
     """One real PostgreSQL for the session (initdb + pg_ctl in a temp folder, free port)."""
-    from tests.support.postgres import INSTALL_HINT, PostgresServer, postgres_bin_dir
+    from ecolens.bench.postgres import INSTALL_HINT, PostgresServer, postgres_bin_dir
 
     bin_dir = postgres_bin_dir()
     if bin_dir is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from ecolens.edge.contract import validate_result
+from ecolens.core.contract import validate_result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import requests
-from ecolens.edge.contract import validate_result
+from ecolens.core.contract import validate_result
 
 from tests.support.api_server import ApiServer
 from tests.support.daemon_helpers import Recorder
@@ -29,7 +29,7 @@ def test_predict_matches_the_mqtt_daemon(tmp_path, mosquitto, reference_model, e
     recorder = Recorder(mosquitto.port, ["ecolens/bin-api/result"], client_id="api-parity")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}
     daemon = subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", "run", "--source", str(folder)]
+        [sys.executable, "-m", "ecolens.cli", "run", "--source", str(folder)]
         + ["--broker", mosquitto.url, "--device-id", "bin-api", "--model", str(reference_model)]
         + ["--store", str(tmp_path / "queue.sqlite3"), "--speed", "0"],
         capture_output=True,

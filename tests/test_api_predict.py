@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from ecolens.edge.contract import validate_result
+from ecolens.core.contract import validate_result
 from PIL import Image
 
 from tests.support.api_server import (
@@ -149,7 +149,7 @@ def test_client_request_id_is_echoed_and_bad_ones_replaced(server, images):
 def test_predict_matches_ecolens_classify(server, images, reference_model):
     """Real CLI subprocess vs real HTTP: same label, scores and model for the same files."""
     completed = subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", "classify", "--model", str(reference_model)]
+        [sys.executable, "-m", "ecolens.cli", "classify", "--model", str(reference_model)]
         + [str(p) for p in images],
         capture_output=True,
         text=True,
@@ -188,7 +188,7 @@ def test_public_and_protected_endpoints(server, reference_model):
     ready = requests.get(server.url + "/readyz", timeout=10).json()
     assert ready["status"] == "ready"
     model = requests.get(server.url + "/v1/model", headers=bearer(), timeout=10).json()
-    from ecolens.edge.metadata import read_metadata
+    from ecolens.core.metadata import read_metadata
 
     metadata = read_metadata(reference_model)
     assert model["labels"] == list(metadata.labels)

@@ -29,7 +29,7 @@ def jpeg(eval_dir: Path) -> bytes:
 
 def serve_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", "serve", *args],
+        [sys.executable, "-m", "ecolens.cli", "serve", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -40,7 +40,7 @@ def test_refuses_a_lan_address_without_keys(reference_model):
     completed = serve_cli("--host", "0.0.0.0", "--port", str(free_port()))
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1 and "refusing to serve on 0.0.0.0 without API keys" in lines[0]
+    assert len(lines) == 1 and "refusing to serve the API on 0.0.0.0 without API keys" in lines[0]
     assert "Traceback" not in completed.stderr
 
 
@@ -82,7 +82,7 @@ def test_new_key_and_hash_key(tmp_path):
     printed_hash = made.stdout.split("hash:")[1].split()[0]
     assert len(key) >= 40 and printed_hash == key_hash(key)
     hashed = subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", "serve", "--hash-key"],
+        [sys.executable, "-m", "ecolens.cli", "serve", "--hash-key"],
         input=key + "\n",
         capture_output=True,
         text=True,

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ecolens.edge.classifier import Classifier
-from ecolens.edge.contract import validate_result
-from ecolens.edge.preprocess import find_images, load_image, to_model_input
+from ecolens.core.classifier import Classifier
+from ecolens.core.contract import validate_result
+from ecolens.core.preprocess import find_images, load_image, to_model_input
 from ecolens.models import reference_h5
 
 
 def ecolens(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", *args],
+        [sys.executable, "-m", "ecolens.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -79,7 +79,7 @@ def test_classify_folder_prints_one_valid_result_per_image(eval_dir: Path) -> No
 def test_reader_that_leaves_early_gets_no_traceback(eval_dir: Path) -> None:
     """`ecolens classify DIR | head -1`: the pipe closes after one line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ecolens.edge.cli", "classify", str(eval_dir)],
+        [sys.executable, "-m", "ecolens.cli", "classify", str(eval_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -115,7 +115,7 @@ def test_corrupt_model_is_one_clear_error(tmp_path: Path, eval_dir: Path, conten
 
 def test_model_without_metadata_is_refused(tmp_path: Path, reference_model: Path) -> None:
     """A valid flatbuffer without EcoLens metadata: labels unknown, so refuse to start."""
-    from ecolens.edge.metadata import embed_metadata, read_metadata
+    from ecolens.core.metadata import embed_metadata, read_metadata
 
     data = reference_model.read_bytes()
     appended = len(embed_metadata(b"", read_metadata(reference_model)))

@@ -30,7 +30,7 @@ def run_without_extras(*args: str) -> subprocess.CompletedProcess:
     code = (
         "import sys\n"
         f"for name in {EXTRAS_ONLY!r}: sys.modules[name] = None\n"
-        "from ecolens.edge.cli import main\n"
+        "from ecolens.cli import main\n"
         f"sys.exit(main({list(args)!r}))\n"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from ecolens.edge.classifier import Classifier
-from ecolens.edge.metadata import read_metadata
+from ecolens.core.classifier import Classifier
+from ecolens.core.metadata import read_metadata
 from ecolens.models import calibration_dir, eval_dir
 
 pytest.importorskip("tensorflow")
@@ -23,7 +23,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 def ecolens(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", *args],
+        [sys.executable, "-m", "ecolens.cli", *args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -126,7 +126,7 @@ def keras2_model(path: Path) -> None:
     an untrained network scores every image near 50/50, so int8 rounding flips labels at random
     and the agreement check would measure noise instead of the conversion."""
     tf_keras = pytest.importorskip("tf_keras")
-    from ecolens.edge.preprocess import find_images, load_image
+    from ecolens.core.preprocess import find_images, load_image
 
     images = find_images(calibration_dir())
     pixels = np.stack([cv2.resize(load_image(p), (48, 48), interpolation=cv2.INTER_AREA) for p in images])

@@ -10,12 +10,12 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
-from ecolens.edge.broker import BrokerSection, broker_overrides, parse_broker_url
-from ecolens.edge.config import ModelSection, Section, load_config
-from ecolens.edge.contract import make_result, result_schema, validate_result
-from ecolens.edge.errors import ConfigError, ImageError, ImageTooLargeError, ModelError
-from ecolens.edge.metadata import InputSpec, ModelMetadata, embed_metadata, read_metadata
-from ecolens.edge.preprocess import (
+from ecolens.core.config import ModelSection, Section, load_config
+from ecolens.core.contract import make_result, result_schema, validate_result
+from ecolens.core.errors import ConfigError, ImageError, ImageTooLargeError, ModelError
+from ecolens.core.metadata import InputSpec, ModelMetadata, embed_metadata, read_metadata
+from ecolens.core.mqtt import BrokerSection, broker_overrides, parse_broker_url
+from ecolens.core.preprocess import (
     center_crop_to_aspect,
     decode_image,
     from_bgr,

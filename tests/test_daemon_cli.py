@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from ecolens.bench.mosquitto import MosquittoBroker
 
 from tests.support import systemd
 from tests.support.daemon_helpers import REPO, clip_manifest, clip_path
@@ -20,7 +21,7 @@ def ecolens(*args: str, timeout: float = 120, **env: str) -> subprocess.Complete
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", *args],
+        [sys.executable, "-m", "ecolens.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -79,7 +80,7 @@ def test_unreachable_broker_keeps_results_queued_and_backs_off_while_draining(tm
     """Nothing listens on the broker port: every item is classified and kept in the queue, and
     the stop drains with backoff instead of a busy loop of connects (94,050 error lines in
     10 s before the fix)."""
-    from tests.support.mosquitto import free_port
+    from ecolens.bench.mosquitto import free_port
 
     done = ecolens(
         "run",
@@ -134,6 +135,25 @@ def test_demo_prints_every_result_of_the_clip_and_exits(broker_flag):
     assert "(amqtt)" in done.stdout if broker_flag else "(mosquitto)" in done.stdout
     assert f"done: {len(results)} results" in done.stdout
     assert str(clip_path()) in done.stdout
+
+
+def test_demo_subscribes_with_the_brokers_credentials(tmp_path):
+    """The demo's printer connects like the daemon does: a broker that refuses anonymous clients
+    used to get the daemon's results but never show them."""
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "demo", "s3cret-pw"], check=True)
+    passwords.chmod(0o600)
+    broker = MosquittoBroker(
+        tmp_path / "broker", allow_anonymous=False, extra_config=[f"password_file {passwords}"]
+    ).start()
+    try:
+        url = f"mqtt://demo:s3cret-pw@127.0.0.1:{broker.port}"
+        done = ecolens("demo", "--speed", "0", "--json", "--broker", url)
+    finally:
+        broker.stop()
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == len(clip_manifest()["items"])
 
 
 def test_unit_passes_systemd_analyze_verify(tmp_path):

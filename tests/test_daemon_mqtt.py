@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import paho.mqtt.publish as publish
-from ecolens.edge.contract import validate_result
+from ecolens.core.contract import validate_result
 from ecolens.edge.daemon.app import Daemon
 from ecolens.edge.daemon.config import load_daemon_config
 

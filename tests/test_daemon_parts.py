@@ -11,6 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from ecolens.bench.mosquitto import free_port
+from ecolens.bench.postgres import wait_until
+from ecolens.core.errors import ConfigError, MissingDependencyError
 from ecolens.edge.daemon.audit import AuditWriter
 from ecolens.edge.daemon.config import load_daemon_config
 from ecolens.edge.daemon.config.detect import DetectSection
@@ -18,14 +21,11 @@ from ecolens.edge.daemon.config.source import SourceSection
 from ecolens.edge.daemon.motion import PresenceGate
 from ecolens.edge.daemon.sdnotify import SystemdNotifier
 from ecolens.edge.daemon.sources import SourceError, detect_kind, make_source
-from ecolens.edge.daemon.store import ResultStore
+from ecolens.edge.daemon.store import ResultQueue
 from ecolens.edge.daemon.tracker import ItemTracker, Step
-from ecolens.edge.errors import ConfigError, MissingDependencyError
 
 from tests.support.daemon_helpers import clip_manifest, clip_path
 from tests.support.mjpeg import MjpegCamera, clip_frames
-from tests.support.mosquitto import free_port
-from tests.support.postgres import wait_until
 
 STANDIN = Path(__file__).parent / "support" / "picamera2_standin"
 
@@ -185,7 +185,7 @@ class _until_error:
 
 def test_store_keeps_results_across_reopen_and_drops_oldest_when_full(tmp_path):
     path = tmp_path / "queue.sqlite3"
-    store = ResultStore(path, max_items=3)
+    store = ResultQueue(path, max_items=3)
     for n in range(5):
         store.put(f"e{n}", "t", f'{{"n": {n}}}', 1)
     assert store.depth() == 3 and store.dropped() == 2
@@ -193,7 +193,7 @@ def test_store_keeps_results_across_reopen_and_drops_oldest_when_full(tmp_path):
     assert [row.event_id for row in first] == ["e2", "e3", "e4"]
     store.delete(first[0].id)
     store.close()
-    reopened = ResultStore(path, max_items=3)
+    reopened = ResultQueue(path, max_items=3)
     assert [r.event_id for r in reopened.pending(10)] == ["e3", "e4"]
     assert [r.event_id for r in reopened.pending(10, exclude={first[1].id})] == ["e4"]
     assert reopened.dropped() == 2
@@ -204,7 +204,7 @@ def test_store_keeps_results_across_reopen_and_drops_oldest_when_full(tmp_path):
 def test_damaged_store_is_moved_aside_not_deleted(tmp_path):
     path = tmp_path / "queue.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
-    store = ResultStore(path)
+    store = ResultQueue(path)
     assert store.depth() == 0
     assert len(list(tmp_path.glob("queue.sqlite3.corrupt-*"))) == 1
 
@@ -268,7 +268,7 @@ def clip_labels(classifier, crop: str) -> list[str]:
 
 def test_cropping_to_the_item_is_what_makes_the_labels_right(reference_model):
     """Why detect.crop defaults to 'item': the model was trained on photos the item fills."""
-    from ecolens.edge.classifier import Classifier
+    from ecolens.core.classifier import Classifier
 
     classifier = Classifier(reference_model)
     truth = [item["label"] for item in clip_manifest()["items"]]

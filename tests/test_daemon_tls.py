@@ -9,16 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
-from ecolens.edge.broker import BrokerSection
+from ecolens.bench.mosquitto import MosquittoBroker
+from ecolens.core.mqtt import BrokerSection
 from ecolens.edge.daemon.app import Daemon
 from ecolens.edge.daemon.config import load_daemon_config
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
 from ecolens.edge.daemon.mqtt_link import MqttLink
 from ecolens.edge.daemon.stats import DaemonStats
-from ecolens.edge.daemon.store import ResultStore
-
-from tests.support.mosquitto import MosquittoBroker
+from ecolens.edge.daemon.store import ResultQueue
 
 
 def openssl(*args: str) -> None:
@@ -138,7 +137,7 @@ def test_tls_and_password_broker_accepts_the_daemon(tmp_path, secure_broker, ref
 
 
 def link(tmp_path, broker_section: BrokerSection) -> MqttLink:
-    store = ResultStore(tmp_path / "q.sqlite3")
+    store = ResultQueue(tmp_path / "q.sqlite3")
     return MqttLink(
         broker_section,
         PublishSection(device_id="bin-tls"),

@@ -8,7 +8,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from ecolens.edge.contract import validate_result
+from ecolens.core.contract import validate_result
 
 REPO = Path(__file__).resolve().parent.parent
 FORBIDDEN = ("tensorflow", "tensorflow-cpu", "keras", "tf-keras", "torch", "jax")

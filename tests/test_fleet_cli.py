@@ -7,18 +7,17 @@ import subprocess
 import sys
 
 import pytest
-from ecolens.edge.broker import BrokerSection
+from ecolens.bench.mosquitto import free_port
+from ecolens.bench.postgres import wait_until
+from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.config import SubscriberSection
-from ecolens.fleet.storage.database import open_database
+from ecolens.fleet.storage import open_database
 from ecolens.fleet.subscriber import Aggregator
-
-from tests.support.mosquitto import free_port
-from tests.support.postgres import wait_until
 
 
 def ecolens(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", *args],
+        [sys.executable, "-m", "ecolens.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -33,7 +32,10 @@ def ecolens(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["report", "--since", "yesterday-ish"], "expected a duration"),
         (["report", "all", "--format", "csv"], "needs --format json"),
         (["aggregate", "--broker", "http://x"], "broker URL must start with mqtt://"),
-        (["aggregate", "--http-host", "0.0.0.0"], "refusing to serve the dashboard on 0.0.0.0 without keys"),
+        (
+            ["aggregate", "--http-host", "0.0.0.0"],
+            "refusing to serve the dashboard on 0.0.0.0",
+        ),
         (["aggregate", "--http-insecure", "--http-host", "0.0.0.0", "--broker", "http://x"], "mqtt://"),
         (["simulate", "--bins", "3"], "give --count N or --duration"),
         (["simulate", "--bins", "0", "--count", "5"], "--bins must be at least 1"),

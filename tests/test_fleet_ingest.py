@@ -13,14 +13,13 @@ from datetime import datetime
 
 import paho.mqtt.client as mqtt
 import pytest
-from ecolens.edge.broker import BrokerSection
-from ecolens.edge.contract import make_result
+from ecolens.bench.postgres import wait_until
+from ecolens.core.contract import make_result
+from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.config import SubscriberSection
 from ecolens.fleet.simulator import FleetSimulator
-from ecolens.fleet.storage.database import open_database
+from ecolens.fleet.storage import open_database
 from ecolens.fleet.subscriber import Aggregator
-
-from tests.support.postgres import wait_until
 
 MODEL = {"name": "ecolens-plastic-lite0", "version": "1.0", "sha256": "b" * 64}
 LABELS = ("non_plastic", "plastic")
@@ -116,7 +115,7 @@ def test_a_killed_aggregator_process_loses_nothing(mosquitto, tmp_path):
         f'[storage]\nurl = "{url}"\n[subscriber]\nbatch_size = 50\nbatch_wait_ms = 20\n'
         "[http]\nenabled = false\n"
     )
-    command = [sys.executable, "-m", "ecolens.edge.cli", "aggregate", "--config", str(config)]
+    command = [sys.executable, "-m", "ecolens.cli", "aggregate", "--config", str(config)]
 
     log = tmp_path / "aggregate.log"
 
@@ -210,7 +209,7 @@ def test_report_numbers_match_what_was_published(mosquitto, tmp_path):
         agg.stop()
 
     def report(*args: str) -> str:
-        command = [sys.executable, "-m", "ecolens.edge.cli", "report", "--database", url, *args]
+        command = [sys.executable, "-m", "ecolens.cli", "report", "--database", url, *args]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         return done.stdout

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from ecolens.edge.contract import make_result
+from ecolens.core.contract import make_result
+from ecolens.core.topics import split_topic, subscriptions
 from ecolens.fleet.messages import parse_message
 from ecolens.fleet.storage.store import Rejected, StatusUpdate, StoredResult
-from ecolens.fleet.topics import split_topic, subscriptions
 
 MODEL = {"name": "ecolens-plastic-lite0", "version": "1.0", "sha256": "a" * 64}
 NOW_MS = 1_700_000_000_000

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from ecolens.edge.errors import ConfigError
+from ecolens.core.errors import ConfigError
 from ecolens.fleet import queries
-from ecolens.fleet.storage.database import open_database
+from ecolens.fleet.storage import open_database
 from ecolens.fleet.storage.schema import SCHEMA_VERSION, current_version
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult
 from ecolens.fleet.timewindow import BUCKETS_MS, TimeWindow
@@ -159,7 +159,7 @@ def test_sqlite_url_errors_are_clear(tmp_path):
 
 
 def test_unreachable_postgresql_is_a_config_error():
-    from tests.support.mosquitto import free_port
+    from ecolens.bench.mosquitto import free_port
 
     with pytest.raises(ConfigError, match="cannot connect to PostgreSQL"):
         open_database(f"postgresql://nobody@127.0.0.1:{free_port()}/db")

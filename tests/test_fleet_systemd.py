@@ -40,8 +40,8 @@ def test_example_config_loads_and_keeps_the_database_in_the_state_directory():
 def test_env_example_only_holds_settings_the_aggregator_understands(monkeypatch):
     """Every variable shown (all commented out: secrets differ per site) is accepted, and the
     LAN dashboard it describes passes the start-up check because it comes with a key."""
-    from ecolens.edge.api.auth import KeyStore
-    from ecolens.fleet.web import check_exposure
+    from ecolens.core.http.exposure import check_exposure
+    from ecolens.core.http.keys import KeyStore
 
     shown = {}
     for line in (SYSTEMD / "ecolens-aggregate.env.example").read_text().splitlines():
@@ -55,4 +55,4 @@ def test_env_example_only_holds_settings_the_aggregator_understands(monkeypatch)
         monkeypatch.setenv(name, value)
     config = load_fleet_config(SYSTEMD / "fleet.example.toml")
     assert config.storage.url.startswith("postgresql://") and config.http.host == "0.0.0.0"
-    check_exposure(config.http, KeyStore(config.auth.key_hashes, config.auth.keys))
+    check_exposure(config.http, KeyStore.from_settings(config.auth).enabled, "the dashboard", "http")

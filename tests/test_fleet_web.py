@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from ecolens.edge.api.auth import KeyStore, hash_key
-from ecolens.edge.errors import ConfigError
+from ecolens.core.errors import ConfigError
+from ecolens.core.http.exposure import check_exposure
+from ecolens.core.http.keys import KeyStore, hash_key
 from ecolens.fleet.config import HttpSection, ReportSection
-from ecolens.fleet.storage.database import open_database
+from ecolens.fleet.storage import open_database
 from ecolens.fleet.storage.store import ResultStore, StatusUpdate, StoredResult
-from ecolens.fleet.web import BackgroundServer, check_exposure, create_app
+from ecolens.fleet.web import BackgroundServer, create_app
 
 from tests.test_api_security import make_certificate
 
@@ -59,7 +60,8 @@ def fleet_database(tmp_path) -> str:
 @contextmanager
 def serving(url: str, keys: KeyStore | None = None, tls: tuple[Path, Path] | None = None):
     app = create_app(lambda: open_database(url, migrate=False), ReportSection(), keys=keys)
-    background = BackgroundServer(app, "127.0.0.1", 0, tls).start()
+    http = HttpSection(port=0, tls_cert=tls[0], tls_key=tls[1]) if tls else HttpSection(port=0)
+    background = BackgroundServer(app, http).start()
     try:
         yield f"{background.scheme}://127.0.0.1:{background.port}"
     finally:
@@ -110,7 +112,7 @@ def test_json_endpoints(server):
 def test_bad_queries_get_400_with_a_message(server, params, message):
     response = requests.get(f"{server}/api/report", params=params, timeout=10)
     assert response.status_code == 400
-    assert message in response.json()["error"]
+    assert message in response.json()["error"]["message"]
 
 
 def test_assets_are_served_locally(server):
@@ -153,10 +155,10 @@ def test_keys_guard_every_route(keyed_server):
         refused = requests.get(keyed_server + path, timeout=10)
         assert refused.status_code == 401, path
         assert refused.headers["WWW-Authenticate"].startswith("Basic")  # a browser prompts
-        assert "missing" in refused.json()["error"]
+        assert "missing" in refused.json()["error"]["message"]
     report = f"{keyed_server}/api/report"
     wrong = requests.get(report, headers={"Authorization": "Bearer not-the-key"}, timeout=10)
-    assert wrong.status_code == 401 and "invalid" in wrong.json()["error"]
+    assert wrong.status_code == 401 and "invalid" in wrong.json()["error"]["message"]
     bearer = requests.get(report, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
     assert bearer.status_code == 200 and bearer.json()["totals"]["items"] == 60
     header = requests.get(f"{keyed_server}/api/bins", headers={"X-API-Key": KEY}, timeout=10)
@@ -186,15 +188,17 @@ def test_https_dashboard(tmp_path):
 
 
 def test_lan_address_without_keys_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="without keys"):
-        check_exposure(HttpSection(host="0.0.0.0"), KeyStore())
-    check_exposure(HttpSection(host="0.0.0.0"), KeyStore(keys=[KEY]))
-    check_exposure(HttpSection(host="0.0.0.0", insecure=True), KeyStore())
-    check_exposure(HttpSection(host="localhost"), KeyStore())
+    with pytest.raises(ConfigError, match="without API keys"):
+        check_exposure(HttpSection(host="0.0.0.0"), KeyStore().enabled, "the dashboard", "http")
+    check_exposure(HttpSection(host="0.0.0.0"), KeyStore(keys=[KEY]).enabled, "the dashboard", "http")
+    check_exposure(HttpSection(host="0.0.0.0", insecure=True), KeyStore().enabled, "the dashboard", "http")
+    check_exposure(HttpSection(host="localhost"), KeyStore().enabled, "the dashboard", "http")
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
     cert, _ = make_certificate(first)
     _, other_key = make_certificate(second)
     with pytest.raises(ConfigError, match="not a usable pair"):
-        check_exposure(HttpSection(tls_cert=cert, tls_key=other_key), KeyStore())
+        check_exposure(
+            HttpSection(tls_cert=cert, tls_key=other_key), KeyStore().enabled, "the dashboard", "http"
+        )

@@ -5,31 +5,21 @@ hash id at most)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
 
-from ecolens.edge.contract import utc_timestamp
+from ecolens.core.logs import JsonFormatter
 
 ACCESS_LOGGER = "ecolens.api.access"
-
-
-class JsonLineFormatter(logging.Formatter):
-    """``record.access`` (a dict) as one JSON line, with a timestamp."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {"ts": utc_timestamp(), "log": "access"}
-        entry.update(getattr(record, "access", {}) or {"message": record.getMessage()})
-        return json.dumps(entry, separators=(",", ":"), default=str)
 
 
 def access_logger(enabled: bool) -> logging.Logger:
     """The access logger, configured once per process."""
     logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(h.formatter, JsonLineFormatter) for h in logger.handlers):
+    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonLineFormatter())
+        handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(logging.INFO if enabled else logging.CRITICAL + 1)

@@ -8,15 +8,16 @@ import time
 import uuid
 from pathlib import Path
 
+from ecolens.core.classifier import Classifier
+from ecolens.core.http.keys import KeyStore, presented_key
 from ecolens.edge.api import metrics
 from ecolens.edge.api.access_log import access_logger, log_access
-from ecolens.edge.api.auth import ClientFilter, KeyStore, presented_key
+from ecolens.edge.api.auth import ClientFilter
 from ecolens.edge.api.errors import PayloadTooLarge, register_error_handlers
 from ecolens.edge.api.model_holder import ModelHolder
 from ecolens.edge.api.ratelimit import RateLimit
 from ecolens.edge.api.routes import api
 from ecolens.edge.api.settings import ApiConfig
-from ecolens.edge.classifier import Classifier
 from flask import Flask, Response, current_app, g, request
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -28,12 +29,7 @@ def classifier_loader(config: ApiConfig):
     """How this worker builds its Classifier (one interpreter per worker process)."""
 
     def load(path: Path) -> Classifier:
-        return Classifier(
-            path,
-            threads=config.model.threads,
-            min_confidence=config.model.min_confidence,
-            max_pixels=config.limits.max_pixels,
-        )
+        return Classifier.from_settings(config.model, path=path, max_pixels=config.limits.max_pixels)
 
     return load
 
@@ -41,7 +37,7 @@ def classifier_loader(config: ApiConfig):
 def create_app(config: ApiConfig, keys: KeyStore | None = None) -> Flask:
     """Build the app and start loading the model in the background (/readyz says when)."""
     if keys is None:
-        keys = KeyStore(config.auth.key_hashes, config.auth.keys)
+        keys = KeyStore.from_settings(config.auth)
     config.auth.keys = []  # only hashes are kept
     # Explicit instance_path: Flask cannot locate one for the ecolens namespace package.
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))

@@ -1,30 +1,23 @@
 """Typed API errors and their one JSON shape: ``{"error": {"code", "message", "request_id"}}``.
 
-Every failure, ours or Werkzeug's (404, 405, 413...), leaves as that JSON with the right status;
-an unexpected exception becomes a bare 500 without a traceback (which goes to the log only).
+The base type and the body are core.http's (the fleet dashboard answers alike). Every failure,
+ours or Werkzeug's (404, 405, 413...), leaves as that JSON with the right status; an unexpected
+exception becomes a bare 500 without a traceback (which goes to the log only).
 """
 
 from __future__ import annotations
 
 import logging
 
-from ecolens.edge.errors import ImageError, ImageTooLargeError
+from ecolens.core.errors import ImageError, ImageTooLargeError
+from ecolens.core.http.errors import Forbidden, HttpError, Unauthorized, error_body
 from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("ecolens.api")
 
 
-class ApiError(Exception):
-    """An error with an HTTP status and a stable machine-readable code."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
+ApiError = HttpError  # the API's errors are the shared HTTP errors
 
 
 class BadRequest(ApiError):
@@ -41,17 +34,6 @@ class InvalidBase64(ApiError):
 
 class MissingField(ApiError):
     status, code = 400, "missing_field"
-
-
-class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="ecolens"'})
-
-
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
 
 
 class PayloadTooLarge(ApiError):
@@ -91,11 +73,7 @@ def from_image_error(exc: ImageError, where: str = "") -> ApiError:
 
 
 def error_response(status: int, code: str, message: str) -> Response:
-    body = {"error": {"code": code, "message": message}}
-    request_id = g.get("request_id")
-    if request_id:
-        body["error"]["request_id"] = request_id
-    response = jsonify(body)
+    response = jsonify(error_body(code, message, g.get("request_id")))
     response.status_code = status
     return response
 
@@ -128,3 +106,6 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error (request %s)", g.get("request_id"))
         return error_response(500, "internal_error", "internal error; see the server log")
+
+
+__all__ = ["ApiError", "Forbidden", "Unauthorized"]

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ecolens.core.classifier import Classifier
+from ecolens.core.errors import EcoLensError
 from ecolens.edge.api.errors import ModelNotReady
-from ecolens.edge.classifier import Classifier
-from ecolens.edge.errors import EcoLensError
 
 log = logging.getLogger("ecolens.api")
 

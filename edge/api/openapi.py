@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecolens.edge import __version__
-from ecolens.edge.contract import result_schema
+from ecolens.core.contract import result_schema
+
+from ecolens import __version__
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from ecolens.core.classifier import Classifier
+from ecolens.core.errors import ImageError, ImageTooLargeError
+from ecolens.core.preprocess import decode_image, image_size
 from ecolens.edge.api import metrics
 from ecolens.edge.api.errors import from_image_error
 from ecolens.edge.api.openapi import openapi_document
 from ecolens.edge.api.parsing import parse_request
-from ecolens.edge.classifier import Classifier
-from ecolens.edge.errors import ImageError, ImageTooLargeError
-from ecolens.edge.preprocess import decode_image, image_size
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 api = Blueprint("api", __name__)

@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ecolens.edge.api.auth import KeyStore
+from ecolens.core.http.exposure import check_exposure
+from ecolens.core.http.keys import KeyStore
 from ecolens.edge.api.settings import ApiConfig
-from ecolens.edge.errors import ConfigError
 
 log = logging.getLogger("ecolens.api")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -20,36 +20,14 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 def check_startup(config: ApiConfig, keys: KeyStore) -> None:
     """Everything that would otherwise fail later, or silently serve an open LAN API."""
-    server = config.server
-    if not server.is_loopback and not keys.enabled and not server.insecure:
-        raise ConfigError(
-            f"refusing to serve on {server.host} without API keys: anyone on the network could "
-            "use it. Set [auth] key_hashes (see `ecolens serve --new-key`), or bind to "
-            "127.0.0.1, or pass --insecure if the network is trusted"
-        )
-    for name in ("tls_cert", "tls_key"):
-        path: Path | None = getattr(server, name)
-        if path is not None and not os.access(path, os.R_OK):
-            raise ConfigError(f"server.{name}: cannot read {path}")
-    if server.tls:
-        check_tls_pair(server.tls_cert, server.tls_key)
+    check_exposure(config.server, keys.enabled, "the API", "server")
     model_path = config.model.resolved_path()
-    if server.wait_for_model and not model_path.is_file():
+    if config.server.wait_for_model and not model_path.is_file():
         log.warning("model %s is missing: serving 503 until it appears", model_path)
         return
-    from ecolens.edge.classifier import Classifier
+    from ecolens.core.classifier import Classifier
 
-    Classifier(model_path, threads=1)  # fails here, with ModelError's message, if unusable
-
-
-def check_tls_pair(cert: Path, key: Path) -> None:
-    import ssl
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(str(cert), str(key))
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"TLS certificate {cert} and key {key} are not a usable pair: {exc}") from None
+    Classifier.from_settings(config.model, threads=1)  # fails here, with ModelError's message, if unusable
 
 
 def interpreter_threads(config: ApiConfig) -> int:
@@ -111,7 +89,7 @@ def serve(config: ApiConfig) -> int:
     """Validate, then run gunicorn in this process until it is stopped."""
     from gunicorn.app.base import BaseApplication
 
-    keys = KeyStore(config.auth.key_hashes, config.auth.keys)
+    keys = KeyStore.from_settings(config.auth)
     config.auth.keys = []
     check_startup(config, keys)
     config.model.threads = interpreter_threads(config)

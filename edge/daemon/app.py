@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ecolens.edge.classifier import Classifier
+from ecolens.core.classifier import Classifier
+from ecolens.core.errors import EcoLensError
 from ecolens.edge.daemon.audit import AuditWriter
 from ecolens.edge.daemon.config import DaemonConfig, load_daemon_config
 from ecolens.edge.daemon.config.store import default_state_dir
@@ -25,9 +26,8 @@ from ecolens.edge.daemon.pipeline import ItemPipeline, ItemResult
 from ecolens.edge.daemon.sdnotify import SystemdNotifier
 from ecolens.edge.daemon.sources import make_source
 from ecolens.edge.daemon.stats import DaemonStats
-from ecolens.edge.daemon.store import ResultStore
+from ecolens.edge.daemon.store import ResultQueue
 from ecolens.edge.daemon.tracker import State
-from ecolens.edge.errors import EcoLensError
 
 log = logging.getLogger("ecolens.daemon")
 
@@ -37,8 +37,7 @@ FINISH_ITEM_FRAMES = 60  # on stop, at most this many more frames to finish a se
 
 
 def load_classifier(config: DaemonConfig) -> Classifier:
-    model = config.model
-    return Classifier(model.resolved_path(), threads=model.threads, min_confidence=model.min_confidence)
+    return Classifier.from_settings(config.model)
 
 
 def file_signature(path: Path | None) -> tuple[float, int] | None:
@@ -80,7 +79,7 @@ class Daemon:
             self.classifier.path,
             extra={"event": "model_loaded"},
         )
-        self.store = ResultStore(cfg.store.resolved_path(), cfg.store.max_items, cfg.store.synchronous)
+        self.store = ResultQueue(cfg.store.resolved_path(), cfg.store.max_items, cfg.store.synchronous)
         self.source = make_source(cfg.source, self.stop_event)
         self.source.heartbeat = self.beat
         self.source.open()
@@ -88,6 +87,8 @@ class Daemon:
         self.pipeline = ItemPipeline(
             lambda: self.classifier, cfg.detect, cfg.publish.device_id, self.source.name
         )
+        self.stats.count_from("skipped_uncertain", lambda: self.pipeline.skipped_uncertain)
+        self.stats.count_from("source_reopens", lambda: self.source.reopens)
         self.audit = self._make_audit(cfg)
         self.link = MqttLink(
             cfg.mqtt,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
-from ecolens.edge import __version__
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
+
+from ecolens import __version__
 
 SENSORS = (
     # object id, name, state topic leaf, value template, extra fields
@@ -36,7 +37,7 @@ SENSORS = (
 )
 
 
-def status_topic(section: HomeAssistantSection) -> str:
+def birth_topic(section: HomeAssistantSection) -> str:
     """Home Assistant announces its own restarts here."""
     return f"{section.discovery_prefix}/status"
 

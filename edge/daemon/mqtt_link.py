@@ -21,13 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from ecolens.edge.broker import BrokerSection, apply_connection_settings
+from ecolens.core.backoff import Backoff
+from ecolens.core.mqtt import BrokerSection, make_client
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
-from ecolens.edge.daemon.homeassistant import discovery_messages, status_topic
-from ecolens.edge.daemon.sources.reopen import Backoff
+from ecolens.edge.daemon.homeassistant import birth_topic, discovery_messages
 from ecolens.edge.daemon.stats import DaemonStats
-from ecolens.edge.daemon.store import ResultStore
+from ecolens.edge.daemon.store import ResultQueue
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class MqttLink(threading.Thread):
         self,
         broker: BrokerSection,
         publish: PublishSection,
-        store: ResultStore,
+        store: ResultQueue,
         stats: DaemonStats,
         homeassistant: HomeAssistantSection,
         model_info: Callable[[], dict[str, Any]],
@@ -71,13 +71,7 @@ class MqttLink(threading.Thread):
         self.model_info = model_info
         self.where = f"{'mqtts' if broker.tls else 'mqtt'}://{broker.host}:{broker.port}"
         self.client_id = broker.client_id or f"ecolens-{publish.device_id}-{secrets.token_hex(4)}"
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-        )
-        apply_connection_settings(self.client, broker)
+        self.client = make_client(broker, self.client_id, clean_session=True)
         self.client.will_set(publish.topic("status"), "offline", qos=1, retain=True)
         self.client.max_inflight_messages_set(publish.max_inflight)
         self.client.on_connect = self._on_connect
@@ -127,7 +121,7 @@ class MqttLink(threading.Thread):
         log.info("connected to %s as %s", self.where, self.client_id, extra={"event": "mqtt_connected"})
         client.publish(self.publish.topic("status"), "online", qos=1, retain=True)
         if self.homeassistant.enabled:
-            client.subscribe(status_topic(self.homeassistant), qos=1)
+            client.subscribe(birth_topic(self.homeassistant), qos=1)
             self._announce()
         self.connected.set()
         self._wake.set()
@@ -148,7 +142,7 @@ class MqttLink(threading.Thread):
         self._acks.put(mid)
 
     def _on_message(self, client, userdata, message) -> None:
-        if message.topic == status_topic(self.homeassistant) and message.payload == b"online":
+        if message.topic == birth_topic(self.homeassistant) and message.payload == b"online":
             log.info("Home Assistant restarted: announcing sensors again")
             self._announce()
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from ecolens.edge.classifier import Classifier
+from ecolens.core.classifier import Classifier
 from ecolens.edge.daemon.config.detect import DetectSection
 from ecolens.edge.daemon.motion import Box, PresenceGate, crop_box, roi_pixels
 from ecolens.edge.daemon.sources.base import Frame

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 
 def percentile(values: deque[float] | list[float], q: float) -> float | None:
+    """The one percentile (numpy's linear interpolation) of stats and benchmarks; None if empty."""
     return round(float(np.percentile(list(values), q)), 3) if values else None
 
 
@@ -24,8 +26,9 @@ class DaemonStats:
         self.items = 0
         self.published = 0
         self.dropped_full = 0
-        self.skipped_uncertain = 0
-        self.source_reopens = 0
+        # Counters owned by other parts (pipeline, source), read when a snapshot is taken so
+        # there is one count, not a copy that nobody increments.
+        self._counters: dict[str, Callable[[], int]] = {}
         self.inference_ms: deque[float] = deque(maxlen=window)
         self.latency_ms: deque[float] = deque(maxlen=window)
         self._fps_mark = (time.monotonic(), 0)
@@ -37,6 +40,10 @@ class DaemonStats:
             self._process.cpu_percent(None)
         except ImportError:
             pass
+
+    def count_from(self, name: str, read: Callable[[], int]) -> None:
+        """Report ``read()`` as ``name`` in every snapshot."""
+        self._counters[name] = read
 
     def frame(self) -> None:
         with self._lock:
@@ -72,8 +79,7 @@ class DaemonStats:
                 "latency_ms_p95": percentile(self.latency_ms, 95),
                 "queue_depth": queue_depth,
                 "queue_dropped": queue_dropped,
-                "skipped_uncertain": self.skipped_uncertain,
-                "source_reopens": self.source_reopens,
+                **{name: read() for name, read in self._counters.items()},
                 "model_version": model.get("version"),
                 "model_sha256": model.get("sha256"),
             }

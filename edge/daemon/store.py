@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecolens.edge.errors import ConfigError
+from ecolens.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class QueuedResult:
     qos: int
 
 
-class ResultStore:
+class ResultQueue:
     """One connection shared by the pipeline (put) and the MQTT thread (pending, delete)."""
 
     def __init__(self, path: Path, max_items: int = 10_000, synchronous: str = "full") -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ecolens.edge.api.settings.auth import KeysSection
-from ecolens.edge.broker import BrokerSection
-from ecolens.edge.config import Section, load_config
+from ecolens.core.config import Section, load_config
+from ecolens.core.http.keys import KeysSection
+from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.config.http import HttpSection
 from ecolens.fleet.config.report import ReportSection
 from ecolens.fleet.config.storage import StorageSection

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecolens.edge.config import Section
+from ecolens.core.config import Section
 from pydantic import Field, field_validator
 
 DEFAULT_DATABASE_URL = "sqlite:///ecolens-fleet.db"

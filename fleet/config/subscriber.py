@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ecolens.edge.config import Section
+from ecolens.core.config import Section
+from ecolens.core.topics import check_prefix
 from pydantic import Field, field_validator
 
 
@@ -40,10 +41,7 @@ class SubscriberSection(Section):
     @field_validator("prefix")
     @classmethod
     def _plain_prefix(cls, value: str) -> str:
-        value = value.strip("/")
-        if not value or any(c in value for c in "+#$"):
-            raise ValueError("must be a non-empty topic prefix without + # $")
-        return value
+        return check_prefix(value.strip("/"))
 
     @field_validator("share_group")
     @classmethod

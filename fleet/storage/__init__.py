@@ -1,7 +1,17 @@
 """Result storage: one code path for SQLite and PostgreSQL, chosen by a database URL."""
 
-from ecolens.fleet.storage.database import Database, open_database, parse_database_url
+from ecolens.fleet.storage.database import Database, connect_database, parse_database_url
+from ecolens.fleet.storage.schema import migrate as apply_migrations
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult
+
+
+def open_database(url: str, migrate: bool = True) -> Database:
+    """Connect and (by default) create or upgrade the schema."""
+    database = connect_database(url)
+    if migrate:
+        apply_migrations(database)
+    return database
+
 
 __all__ = [
     "Database",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ecolens.edge.errors import ConfigError, MissingDependencyError
+from ecolens.core.errors import ConfigError, MissingDependencyError
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,10 @@ def _open_postgresql(url: str) -> Database:
     return Database("postgresql", connection, f"postgresql://{parts.hostname}:{parts.port}{parts.path}")
 
 
-def open_database(url: str, migrate: bool = True) -> Database:
-    """Connect and (by default) create or upgrade the schema."""
+def connect_database(url: str) -> Database:
+    """Connect, without touching the schema (``ecolens.fleet.storage.open_database`` migrates)."""
     try:
         parsed = parse_database_url(url)
     except ValueError as exc:
         raise ConfigError(f"storage.url: {exc}") from exc
-    database = _open_sqlite(parsed.target) if parsed.kind == "sqlite" else _open_postgresql(url)
-    if migrate:
-        from ecolens.fleet.storage.schema import migrate as apply_migrations
-
-        apply_migrations(database)
-    return database
+    return _open_sqlite(parsed.target) if parsed.kind == "sqlite" else _open_postgresql(url)

@@ -71,7 +71,7 @@ def migrate(database: Database) -> int:
         database.execute("CREATE TABLE IF NOT EXISTS fleet_schema (version INTEGER NOT NULL)")
         version = current_version(database)
         if version > SCHEMA_VERSION:
-            from ecolens.edge.errors import ConfigError
+            from ecolens.core.errors import ConfigError
 
             raise ConfigError(
                 f"{database.description}: schema version {version} is newer than this "

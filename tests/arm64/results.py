@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ecolens.edge.preprocess import find_images
+from ecolens.core.preprocess import find_images
 
 # Emulation costs about 1.4 s per image: compare this many images per class, or "all".
 SAMPLES_ENV = "ECOLENS_ARM64_SAMPLES"

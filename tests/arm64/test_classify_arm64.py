@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ecolens.edge.classifier import file_sha256
-from ecolens.edge.contract import validate_result
-from ecolens.edge.preprocess import find_images
+from ecolens.core.classifier import file_sha256
+from ecolens.core.contract import validate_result
+from ecolens.core.preprocess import find_images
 
 from tests.arm64.results import chosen_images, parse_results
 from tests.arm64.target import Target, describe

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from ecolens.edge.contract import validate_result
-from ecolens.edge.preprocess import find_images
+from ecolens.bench.mosquitto import MosquittoBroker, free_port
+from ecolens.core.contract import validate_result
+from ecolens.core.preprocess import find_images
 
 from tests.arm64.target import Target
-from tests.support.mosquitto import MosquittoBroker, free_port
 
 pytestmark = pytest.mark.arm64
 

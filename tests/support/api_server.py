@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from ecolens.bench.mosquitto import free_port
 
-from tests.support.mosquitto import free_port
 from tests.support.toml_files import write_toml
 
 
 class ApiServer:
-    """Runs ``python -m ecolens.edge.cli serve --config <file>``; ``log()`` is its stderr."""
+    """Runs ``python -m ecolens.cli serve --config <file>``; ``log()`` is its stderr."""
 
     def __init__(
         self,
@@ -50,7 +50,7 @@ class ApiServer:
 
     def command(self) -> list[str]:
         config = write_toml(self.workdir / "api.toml", self.config)
-        return [sys.executable, "-m", "ecolens.edge.cli", "serve", "--config", str(config)]
+        return [sys.executable, "-m", "ecolens.cli", "serve", "--config", str(config)]
 
     def start(self, timeout: float = 60.0) -> ApiServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}
@@ -106,7 +106,7 @@ KEY_FROM_ENV = "test-key-bravo-fedcba9876543210"
 
 
 def key_hash(key: str) -> str:
-    from ecolens.edge.api.auth import hash_key
+    from ecolens.core.http.keys import hash_key
 
     return hash_key(key)
 

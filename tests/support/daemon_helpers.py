@@ -75,12 +75,12 @@ class Recorder:
 
 
 def daemon_process(args: list[str], log_path: Path, **env: str) -> subprocess.Popen:
-    """``python -m ecolens.edge.cli run ...`` as a real process; stderr (JSON logs) to a file."""
+    """``python -m ecolens.cli run ...`` as a real process; stderr (JSON logs) to a file."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}
     environment.update(env)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "ecolens.edge.cli", "run", *args],
+            [sys.executable, "-m", "ecolens.cli", "run", *args],
             stdout=log,
             stderr=log,
             env=environment,

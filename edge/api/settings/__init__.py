@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ecolens.core.config import ModelSection, Section, load_config
 from ecolens.edge.api.settings.auth import AuthSection
 from ecolens.edge.api.settings.limits import LimitsSection
 from ecolens.edge.api.settings.logs import LogSection
 from ecolens.edge.api.settings.server import ServerSection
-from ecolens.edge.config import ModelSection, Section, load_config
 from pydantic import Field
 
 

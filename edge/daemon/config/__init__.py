@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ecolens.edge.broker import BrokerSection
-from ecolens.edge.config import ModelSection, Section, load_config
+from ecolens.core.config import ModelSection, Section, load_config
+from ecolens.core.mqtt import BrokerSection
 from ecolens.edge.daemon.config.audit import AuditSection
 from ecolens.edge.daemon.config.detect import DetectSection
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection

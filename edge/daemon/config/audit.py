@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecolens.edge.config import Section
+from ecolens.core.config import Section
 from pydantic import Field
 
 

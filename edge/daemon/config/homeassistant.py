@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecolens.edge.config import Section
+from ecolens.core.config import Section
 from pydantic import Field
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import socket
 
-from ecolens.edge.config import Section
+from ecolens.core.config import Section
+from ecolens.core.topics import check_level, check_prefix, device_topic
 from pydantic import Field, field_validator
-
-_TOPIC_PART = re.compile(r"^[^#+/\x00]+$")
 
 
 def default_device_id() -> str:
@@ -29,16 +28,12 @@ class PublishSection(Section):
     @field_validator("device_id")
     @classmethod
     def _check_device_id(cls, value: str) -> str:
-        if not _TOPIC_PART.match(value):
-            raise ValueError("device_id must be one topic level: no '/', '+', '#'")
-        return value
+        return check_level(value)
 
     @field_validator("topic_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        if not value or any(not _TOPIC_PART.match(part) for part in value.split("/")):
-            raise ValueError("topic_prefix must be topic levels without '+', '#' or empty parts")
-        return value
+        return check_prefix(value)
 
     def topic(self, leaf: str) -> str:
-        return f"{self.topic_prefix}/{self.device_id}/{leaf}"
+        return device_topic(self.topic_prefix, self.device_id, leaf)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ecolens.edge.config import Section
+from ecolens.core.config import Section
 from pydantic import Field
 
 SourceKind = Literal["auto", "camera", "stream", "file", "images", "picamera2"]

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from ecolens.edge.config import Section
+from ecolens.core.config import Section
 from pydantic import Field
 
 

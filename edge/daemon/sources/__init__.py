@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from ecolens.core.preprocess import is_image_path
 from ecolens.edge.daemon.config.source import SourceSection
 from ecolens.edge.daemon.sources.base import Frame, FrameSource, SourceError
 from ecolens.edge.daemon.sources.reopen import ReopeningSource
@@ -28,7 +29,7 @@ def detect_kind(uri: str) -> str:
         return "images"
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return "file"
-    if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp"}:
+    if is_image_path(path):
         return "images"
     return "file"
 

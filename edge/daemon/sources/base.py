@@ -9,7 +9,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from ecolens.edge.errors import EcoLensError
+from ecolens.core.errors import EcoLensError
 
 
 class SourceError(EcoLensError):
@@ -39,7 +39,7 @@ class Frame:
             if self.order == "RGB":
                 self._rgb = self.pixels
             else:
-                from ecolens.edge.preprocess import from_bgr
+                from ecolens.core.preprocess import from_bgr
 
                 self._rgb = from_bgr(self.pixels)
         return self._rgb

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import glob
 import logging
 from pathlib import Path
 
+from ecolens.core.errors import ImageError
+from ecolens.core.preprocess import find_images, load_image
 from ecolens.edge.daemon.sources.base import Frame, SourceError
-from ecolens.edge.errors import ImageError
-from ecolens.edge.preprocess import load_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 log = logging.getLogger(__name__)
-
-
-def list_images(uri: str) -> list[Path]:
-    """A folder (recursively) or a glob pattern -> sorted image paths."""
-    path = Path(uri)
-    if path.is_dir():
-        found = [p for p in path.rglob("*") if p.is_file()]
-    else:
-        found = [Path(p) for p in glob.glob(uri, recursive=True)]
-    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 class ImageFolderSource:
@@ -39,7 +27,7 @@ class ImageFolderSource:
         self._t = 0.0
 
     def open(self) -> None:
-        self._paths = list_images(self.uri)
+        self._paths = find_images(self.uri)
         if not self._paths:
             raise SourceError(f"no images (jpg, png, bmp, webp) found at {self.uri}")
         self._next = 0

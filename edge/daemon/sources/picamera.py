@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ecolens.core.errors import MissingDependencyError
 from ecolens.edge.daemon.sources.base import Frame, SourceError
-from ecolens.edge.errors import MissingDependencyError
 
 INSTALL_HINT = (
     "picamera2 is not installed: on Raspberry Pi OS run `sudo apt install python3-picamera2` "

@@ -8,25 +8,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from ecolens.core.backoff import Backoff
 from ecolens.edge.daemon.sources.base import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
-
-
-class Backoff:
-    """min, 2*min, 4*min ... capped at max; reset after a success."""
-
-    def __init__(self, minimum: float, maximum: float) -> None:
-        self.minimum, self.maximum = minimum, maximum
-        self.current = minimum
-
-    def next(self) -> float:
-        delay = self.current
-        self.current = min(self.current * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self.current = self.minimum
 
 
 class ReopeningSource:

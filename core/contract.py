@@ -1,0 +1,81 @@
+"""The result contract: the one JSON object published on MQTT and returned by POST /predict.
+
+Every transport builds results here, so the shape cannot drift between them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+CONTRACT_VERSION = "1.0"
+OPTIONAL_FIELDS = ("frames", "device_id", "event_id", "request_id", "source")
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """RFC 3339 UTC with millisecond precision and a 'Z' suffix."""
+    moment = moment or datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_result(
+    labels: Sequence[str],
+    probabilities: Sequence[float],
+    model: Mapping[str, str],
+    inference_ms: float,
+    *,
+    seen_at: datetime | None = None,
+    min_confidence: float = 0.0,
+    **optional: Any,
+) -> dict[str, Any]:
+    """Build a contract result from per-label probabilities."""
+    if len(labels) != len(probabilities):
+        raise ValueError("one probability per label is required")
+    unknown = set(optional) - set(OPTIONAL_FIELDS)
+    if unknown:
+        raise ValueError(f"not contract fields: {sorted(unknown)}")
+    scores = {label: round(min(1.0, max(0.0, float(p))), 6) for label, p in zip(labels, probabilities)}
+    label = max(scores, key=scores.__getitem__)
+    result: dict[str, Any] = {
+        "contract_version": CONTRACT_VERSION,
+        "label": label,
+        "confidence": scores[label],
+        "scores": scores,
+        "uncertain": scores[label] < min_confidence,
+        "model": dict(model),
+        "inference_ms": round(float(inference_ms), 3),
+        "timestamp": utc_timestamp(seen_at),
+    }
+    result.update({key: value for key, value in optional.items() if value is not None})
+    return result
+
+
+@lru_cache(maxsize=1)
+def result_schema() -> dict[str, Any]:
+    """The JSON Schema shipped with the package (core/schema/result.schema.json)."""
+    text = resources.files("ecolens.core").joinpath("schema/result.schema.json").read_text()
+    return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _result_validator() -> Any:
+    """Built once: jsonschema.validate() re-checks the schema on every call (milliseconds),
+    which limits a fleet subscriber to a few hundred results per second."""
+    import jsonschema
+
+    validator_class = jsonschema.validators.validator_for(result_schema())
+    validator_class.check_schema(result_schema())
+    return validator_class(result_schema(), format_checker=jsonschema.FormatChecker())
+
+
+def validate_result(result: Mapping[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when ``result`` breaks the contract (needs jsonschema)."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_result_validator().iter_errors(dict(result)))
+    if error is not None:
+        raise error

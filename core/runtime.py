@@ -1,0 +1,84 @@
+"""Loads a .tflite into LiteRT (or tflite-runtime where LiteRT is absent) and runs it.
+
+Handles quantized input/output tensors so callers always pass float32 and get float32 back.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ecolens.core.errors import MissingDependencyError, ModelError
+
+
+def interpreter_class() -> tuple[type, str]:
+    """The interpreter implementation available here, and its name for logs/metadata."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
+
+        return Interpreter, "tflite-runtime"
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "no TFLite runtime installed: pip install ai-edge-litert (or tflite-runtime)"
+        ) from exc
+
+
+class TFLiteModel:
+    """One interpreter for one model file; ``run`` is serialised because an interpreter
+    is not thread-safe (concurrent callers wait on the lock)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        interpreter_cls, self.runtime = interpreter_class()
+        try:
+            self._interpreter: Any = interpreter_cls(model_path=str(path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path} is not a valid TFLite model: {exc}") from exc
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{path}: expected one input and one output tensor")
+        self._input = inputs[0]
+        self._output = outputs[0]
+        shape = tuple(int(d) for d in self._input["shape"])
+        if len(shape) != 4 or shape[3] != 3:
+            raise ModelError(f"{path}: expected an NHWC image input, got shape {shape}")
+        self.input_shape: tuple[int, int] = (shape[1], shape[2])
+        self.input_dtype = np.dtype(self._input["dtype"])
+        self.output_size = int(np.prod(self._output["shape"][1:]))
+        self._lock = threading.Lock()
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """Run one float32 (H, W, 3) tensor; returns the dequantized float32 output vector."""
+        batch = self._quantize(tensor[np.newaxis, ...])
+        with self._lock:
+            self._interpreter.set_tensor(self._input["index"], batch)
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._output["index"])
+        return self._dequantize(raw).reshape(-1)
+
+    def _quantize(self, batch: np.ndarray) -> np.ndarray:
+        dtype = self.input_dtype
+        if dtype == np.float32:
+            return batch.astype(np.float32, copy=False)
+        scale, zero_point = self._input["quantization"]
+        info = np.iinfo(dtype)
+        quantized = np.round(batch / scale + zero_point)
+        return np.clip(quantized, info.min, info.max).astype(dtype)
+
+    def _dequantize(self, raw: np.ndarray) -> np.ndarray:
+        if raw.dtype == np.float32:
+            return raw
+        scale, zero_point = self._output["quantization"]
+        return (raw.astype(np.float32) - zero_point) * scale

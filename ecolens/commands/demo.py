@@ -1,0 +1,137 @@
+"""`ecolens demo`: the daemon on the shipped sample clip as its camera, publishing to a local
+broker this command starts, with every result printed as it arrives."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+
+from ecolens.core.mqtt import BrokerSection, make_client
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the daemon on the sample clip against a local broker and print the results",
+    )
+    parser.add_argument("--loop", action="store_true", help="play the clip forever (Ctrl-C stops)")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="clip playback speed (1 = real time, 0 = max)"
+    )
+    parser.add_argument("--source", help="another clip, camera or image folder instead")
+    parser.add_argument("--model", type=Path, help="the .tflite (default: the reference model)")
+    parser.add_argument(
+        "--broker",
+        help="use this broker (mqtt://host:port) instead of starting a local one",
+    )
+    parser.add_argument(
+        "--embedded-broker",
+        action="store_true",
+        help="use the embedded amqtt broker even where Mosquitto is installed",
+    )
+    parser.add_argument("--json", action="store_true", help="print only the JSON results")
+    parser.set_defaults(func=run)
+
+
+def sample_clip() -> Path:
+    from ecolens.models import samples_dir
+
+    return samples_dir() / "clip" / "items.mp4"
+
+
+def describe(result: dict) -> str:
+    flag = "  (uncertain)" if result.get("uncertain") else ""
+    seen = result["timestamp"][11:23]
+    return (
+        f"{seen}  {result['label']:<12} {result['confidence'] * 100:5.1f}%  "
+        f"{result.get('frames', 1)} frames  {result['inference_ms']:.1f} ms  "
+        f"event {result['event_id'][:8]}{flag}"
+    )
+
+
+class ResultPrinter:
+    """Subscribes to the results topic and prints each result as it arrives."""
+
+    def __init__(self, broker: BrokerSection, topic: str, json_only: bool) -> None:
+        self.json_only = json_only
+        self.count = 0
+        self.subscribed = threading.Event()
+        # The daemon's own connection settings (credentials, TLS) for a broker given by URL.
+        self.client = make_client(broker, f"ecolens-demo-sub-{secrets.token_hex(4)}")
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port, broker.keepalive)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message) -> None:
+        result = json.loads(message.payload)
+        self.count += 1
+        if not self.json_only:
+            print(f"#{self.count:<3} {describe(result)}", flush=True)
+        print(json.dumps(result), flush=True)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ecolens.bench.localbroker import LocalBroker
+    from ecolens.core.logs import configure_logging
+    from ecolens.core.mqtt import parse_broker_url
+    from ecolens.edge.daemon.app import Daemon
+    from ecolens.edge.daemon.config import load_daemon_config
+
+    configure_logging("text", "debug" if args.verbose else "warning")
+    broker = None
+    if args.broker:
+        url = args.broker
+    else:
+        broker = LocalBroker(prefer="amqtt" if args.embedded_broker else "mosquitto").start()
+        url = broker.url
+        if not args.json:
+            print(f"local MQTT broker ({broker.kind}) on {url}", flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ecolens-demo-") as state:
+            overrides = {
+                "source.uri": args.source or str(sample_clip()),
+                "source.loop": args.loop,
+                "source.speed": args.speed,
+                "model.path": str(args.model) if args.model else None,
+                "publish.device_id": "demo-bin",
+                "publish.stats_interval_s": 0,
+                "store.path": str(Path(state) / "queue.sqlite3"),
+                "store.synchronous": "normal",
+                "service.watch_interval_s": 0,
+            }
+            overrides.update({f"mqtt.{k}": v for k, v in parse_broker_url(url).items()})
+            config = load_daemon_config(None, overrides, environ={})
+            topic = config.publish.topic("result")
+            printer = ResultPrinter(config.mqtt, topic, args.json)
+            printer.subscribed.wait(10)
+            if not args.json:
+                print(f"daemon reading {config.source.uri}; results on {topic}:", flush=True)
+            daemon = Daemon(config)
+            daemon.keep_results = True
+            # On Ctrl-C, run() still stops the daemon cleanly (finish item, flush, offline).
+            with contextlib.suppress(KeyboardInterrupt):
+                daemon.run(install_signals=False)
+            # Let the last acknowledged results reach the printer.
+            deadline = threading.Event()
+            for _ in range(40):
+                if printer.count >= len(daemon.results):
+                    break
+                deadline.wait(0.05)
+            printer.stop()
+            if not args.json:
+                print(f"done: {printer.count} results", flush=True)
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0 if printer.count == len(daemon.results) else 1

@@ -1,0 +1,81 @@
+"""`ecolens serve`: the local HTTP API (POST /predict) under gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve POST /predict (the result contract over HTTP) with gunicorn",
+        description="Serve the local HTTP API. Settings: --config FILE, then ECOLENS_* "
+        "environment variables, then these flags. See docs/api.md.",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8080)")
+    parser.add_argument("--model", type=Path, help="the .tflite (default: reference model)")
+    parser.add_argument("--workers", type=int, help="worker processes (default 2)")
+    parser.add_argument("--threads", type=int, help="request threads per worker (default 4)")
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS: certificate")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="serve HTTPS: private key")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback address without API keys",
+    )
+    parser.add_argument(
+        "--wait-for-model",
+        action="store_true",
+        default=None,
+        help="start without the model file and answer 503 until it appears",
+    )
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--new-key", action="store_true", help="print a new random API key and its hash, then exit"
+    )
+    keys.add_argument(
+        "--hash-key",
+        action="store_true",
+        help="read an API key from stdin and print the hash for [auth] key_hashes, then exit",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ecolens.core.http.keys import hash_key, new_key
+
+    if args.new_key:
+        key = new_key()
+        print(f"key:  {key}\nhash: {hash_key(key)}")
+        return 0
+    if args.hash_key:
+        key = getpass.getpass("API key: ") if sys.stdin.isatty() else sys.stdin.readline()
+        key = key.strip()
+        if not key:
+            from ecolens.core.errors import ConfigError
+
+            raise ConfigError("no key given on stdin")
+        print(hash_key(key))
+        return 0
+
+    from ecolens.edge.api.server import serve
+    from ecolens.edge.api.settings import load_api_config
+
+    overrides = {
+        "server.host": args.host,
+        "server.port": args.port,
+        "server.workers": args.workers,
+        "server.threads": args.threads,
+        "server.tls_cert": args.tls_cert and str(args.tls_cert),
+        "server.tls_key": args.tls_key and str(args.tls_key),
+        "server.insecure": args.insecure,
+        "server.wait_for_model": args.wait_for_model,
+        "model.path": args.model and str(args.model),
+    }
+    return serve(load_api_config(args.config, overrides))

@@ -37,7 +37,7 @@ class ModelHolder:
         self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
 
     def start(self) -> ModelHolder:
-        """Load now unless waiting for a model file: a worker (gunicorn loads the app after the
+        """Load now unless waiting for a model file: a worker (uvicorn loads the app in each
         fork) then accepts connections only once its model is ready, so a multi-worker server
         never answers 503 to a request that a ready sibling could have served."""
         if self._wait:

@@ -185,7 +185,7 @@ class Gate:
 
 
 def unexpected(exc: Exception, request_id: str) -> ApiError:
-    log.error("unexpected error (request %s): %r", request_id, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+    log.error("unexpected error (request %s)", request_id, exc_info=exc)
     return InternalError("internal error; see the server log")
 
 

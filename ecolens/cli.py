@@ -16,7 +16,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ecolens import __version__
 from ecolens.core.errors import EcoLensError
 
 # command -> the module that registers it; --help lists them in this order.
@@ -89,6 +88,16 @@ def requested_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+class VersionAction(argparse.Action):
+    """``--version``, reading the version only when asked (see ecolens.__getattr__)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        import ecolens
+
+        print(f"ecolens {ecolens.__version__}")
+        parser.exit()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command (for ``--help`` and an unknown word), or only with the
     module of ``command`` imported: running one command never imports the others."""
@@ -96,7 +105,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="ecolens",
         description="Edge plastic / non-plastic classification for smart bins.",
     )
-    parser.add_argument("--version", action="version", version=f"ecolens {__version__}")
+    parser.add_argument("--version", action=VersionAction, nargs=0, help="show the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = COMMAND_MODULES if command is None else (COMMANDS[command],)

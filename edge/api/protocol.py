@@ -35,7 +35,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        # A pipelined request whose headers already arrived has just started: no deadline then.
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:

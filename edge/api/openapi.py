@@ -198,7 +198,11 @@ def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
                         ),
                         "400": _error("bad JSON, bad base64, missing or unknown field"),
                         **common_errors,
-                        "413": _error("body over limits.max_body_bytes or too many images"),
+                        "408": _error("the body did not arrive within server.body_timeout"),
+                        "413": _error(
+                            "body over limits.max_body_bytes, too many images, or a batch over "
+                            "limits.max_batch_pixels"
+                        ),
                         "415": _error("unsupported Content-Type"),
                         "422": _error("not a decodable image, or too many pixels"),
                         "429": _error("rate limit exceeded (see Retry-After)"),

@@ -1,13 +1,21 @@
 """`ecolens benchmark api`: POST /predict throughput and p50/p99 latency at several client
-concurrencies, for `ecolens serve` (LiteRT int8) against the seed team's plan (Flask + Keras
-`.h5`, `model.predict` per request), both under the same gunicorn settings, same machine, same
-images, in one run. Runs are interleaved (ours, baseline, ours, ...) and medians reported."""
+concurrencies, on small photos (the shipped eval set) and on 640x480 camera frames, for
+`ecolens serve` against two baselines on the same machine, images and worker count, in one run:
+
+* **plain**: the LiteRT app a user would write by hand (FastAPI + uvicorn, same .tflite, OpenCV;
+  no auth, limits, metrics or logs): the lower bound of the request path's cost;
+* **keras**: the seed team's plan (Flask + Keras `.h5`, `model.predict` per request, gunicorn).
+
+Rounds are interleaved (ecolens, plain, keras, ecolens, ...) and medians reported, because the
+machine may be shared."""
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import signal
@@ -20,14 +28,23 @@ from pathlib import Path
 
 from ecolens.core.errors import ConfigError, MissingDependencyError, ModelError
 
+SERVERS = ("ecolens", "plain", "keras")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="the .tflite (default: reference model)")
     parser.add_argument("--h5", type=Path, help="the Keras baseline (default: reference .h5)")
     parser.add_argument("--images", type=Path, help="image folder (default: shipped eval set)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both servers")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker, both servers")
-    parser.add_argument("--clients", default="1,8,32", help="concurrency levels (default 1,8,32)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, every server")
+    parser.add_argument("--threads", type=int, default=1, help="ecolens inference threads per worker")
+    parser.add_argument(
+        "--keras-threads", type=int, default=4, help="gunicorn threads per worker of the Keras baseline"
+    )
+    parser.add_argument("--clients", default="1,8", help="concurrency levels (default 1,8)")
+    parser.add_argument("--sizes", default="photo,640x480", help="image sets: photo (as shipped), WxH")
+    parser.add_argument(
+        "--baselines", default="plain,keras", help="baselines to run: plain, keras (comma-separated)"
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
     parser.add_argument("--repeats", type=int, default=3, help="measurements per level (median)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -51,6 +68,22 @@ class Server:
         self.process = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server and all its worker processes so far: CPU per
+        request is the figure a busy shared machine distorts least."""
+        import psutil
+
+        total = 0.0
+        try:
+            root = psutil.Process(self.process.pid)
+            for process in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+        except psutil.Error:
+            pass
+        return total
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         import http.client
@@ -82,37 +115,48 @@ class Server:
         self.log.close()
 
 
-def request_bodies(folder: Path) -> list[bytes]:
+def request_bodies(folder: Path, size: str) -> list[bytes]:
+    """JSON base64 bodies: the images as shipped ("photo"), or re-encoded as WxH JPEG frames."""
     from ecolens.core.preprocess import find_images
 
     paths = find_images(folder)
     if not paths:
         raise ConfigError(f"no images in {folder}")
-    return [json.dumps({"image": base64.b64encode(p.read_bytes()).decode()}).encode() for p in paths]
+    if size == "photo":
+        blobs = [p.read_bytes() for p in paths]
+    else:
+        from PIL import Image
+
+        width, height = (int(v) for v in size.lower().split("x"))
+        blobs = []
+        for path in paths[:40]:
+            buffer = io.BytesIO()
+            Image.open(path).convert("RGB").resize((width, height), Image.BICUBIC).save(
+                buffer, "JPEG", quality=90
+            )
+            blobs.append(buffer.getvalue())
+    return [json.dumps({"image": base64.b64encode(b).decode()}).encode() for b in blobs]
 
 
-def start_servers(args: argparse.Namespace, model: Path, h5: Path) -> tuple[Server, Server]:
+def start_servers(args: argparse.Namespace, model: Path, h5: Path, names: list[str]) -> list[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}
     env["ECOLENS_LIMITS__RATE"] = '""'  # the benchmark is one client address: no rate limit
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    common = ["--workers", str(args.workers), "--threads", str(args.threads)]
-    ours_port, base_port = free_port(), free_port()
-    ours = Server(
-        "ecolens",
-        [sys.executable, "-m", "ecolens.cli", "serve", "--model", str(model)]
-        + ["--port", str(ours_port), *common],
-        ours_port,
-        {**env, "ECOLENS_LOGGING__ACCESS_LOG": "false"},
-    )
-    baseline = Server(
-        "keras",
-        [sys.executable, "-m", "ecolens.bench.keras_baseline", "--h5", str(h5)]
-        + ["--model", str(model), "--port", str(base_port), *common],
-        base_port,
-        env,
-    )
-    return ours, baseline
+    workers = ["--workers", str(args.workers)]
+    commands = {
+        "ecolens": [sys.executable, "-m", "ecolens.cli", "serve", "--model", str(model)]
+        + [*workers, "--threads", str(args.threads)],
+        "plain": [sys.executable, "-m", "ecolens.bench.plain_app", "--model", str(model), *workers],
+        "keras": [sys.executable, "-m", "ecolens.bench.keras_baseline", "--h5", str(h5)]
+        + ["--model", str(model), *workers, "--threads", str(args.keras_threads)],
+    }
+    servers = []
+    for name in names:
+        port = free_port()
+        extra = {"ECOLENS_LOGGING__ACCESS_LOG": "true"} if name == "ecolens" else {}
+        servers.append(Server(name, [*commands[name], "--port", str(port)], port, {**env, **extra}))
+    return servers
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,78 +165,97 @@ def run(args: argparse.Namespace) -> int:
 
     model = args.model or reference_tflite()
     h5 = args.h5 or reference_h5()
-    for path in (model, h5):
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    unknown = set(baselines) - {"plain", "keras"}
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {sorted(unknown)}: choose plain, keras")
+    for path in (model, h5) if "keras" in baselines else (model,):
         if not path.is_file():
             raise ModelError(f"benchmark input missing: {path} (see --model / --h5)")
-    if importlib.util.find_spec("keras") is None:  # checked, not imported: the servers load it
+    if "keras" in baselines and importlib.util.find_spec("keras") is None:
         raise MissingDependencyError("the Keras baseline needs TensorFlow: pip install 'ecolens[convert]'")
+    if "plain" in baselines and importlib.util.find_spec("fastapi") is None:
+        raise MissingDependencyError("the plain baseline needs FastAPI: pip install 'ecolens[bench]'")
     levels = [int(n) for n in args.clients.split(",") if n.strip()]
-    bodies = request_bodies(args.images or eval_dir())
-    ours, baseline = start_servers(args, model, h5)
-    figures: dict[str, dict[int, list]] = {"ecolens": {}, "keras": {}}
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    bodies = {size: request_bodies(args.images or eval_dir(), size) for size in sizes}
+    names = ["ecolens", *baselines]
+    servers = start_servers(args, model, h5, names)
+    figures: dict[str, dict[str, dict[int, list]]] = {size: {n: {} for n in names} for size in sizes}
     try:
-        ours.wait_ready()
-        baseline.wait_ready()
+        for server in servers:
+            server.wait_ready()
         print(
-            f"machine: {os.cpu_count()} CPU cores; both servers: gunicorn gthread, "
-            f"{args.workers} workers x {args.threads} threads; ecolens interpreter threads: "
-            f"{max(1, (os.cpu_count() or 1) // args.workers)} per worker\n"
-            f"images: {len(bodies)} JSON base64 bodies; {args.repeats} x {args.seconds:.0f} s "
-            "per level and server, interleaved, medians reported\n",
+            f"servers: {args.workers} worker processes each; ecolens: uvicorn, {args.threads} inference "
+            f"thread(s) per worker, access log on; plain: FastAPI + uvicorn; keras: gunicorn gthread x "
+            f"{args.keras_threads} threads\nimage sets: "
+            + ", ".join(f"{size} ({len(bodies[size])} JSON base64 bodies)" for size in sizes)
+            + f"; {args.repeats} x {args.seconds:.0f} s per level, set and server, interleaved, medians\n",
             flush=True,
         )
-        # Warm-up, not measured: Keras builds its predict function on each worker's first calls
-        # (seconds), and every worker thread should have served before the clock starts.
-        for server in (ours, baseline):
-            run_load("127.0.0.1", server.port, bodies, args.workers * args.threads, 8.0)
-        for clients in levels:
-            for _ in range(args.repeats):
-                for server in (ours, baseline):
-                    result = run_load("127.0.0.1", server.port, bodies, clients, args.seconds)
-                    figures[server.name].setdefault(clients, []).append(result)
+        # Warm-up, not measured: Keras builds its predict function on each worker's first calls.
+        for server in servers:
+            for size in sizes:
+                run_load("127.0.0.1", server.port, bodies[size], 8, 3.0 if server.name != "keras" else 8.0)
+        for size in sizes:
+            for clients in levels:
+                for _ in range(args.repeats):
+                    for server in servers:
+                        cpu_before = server.cpu_seconds()
+                        result = run_load("127.0.0.1", server.port, bodies[size], clients, args.seconds)
+                        cpu_ms = 1000.0 * (server.cpu_seconds() - cpu_before) / max(result.requests, 1)
+                        figures[size][server.name].setdefault(clients, []).append((result, cpu_ms))
     finally:
-        ours.stop()
-        baseline.stop()
-    rows = report(figures, levels)
+        for server in servers:
+            server.stop()
+    rows = [row for size in sizes for row in report(size, figures[size], levels, names)]
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        from ecolens.bench.machine import describe
+
+        args.json.write_text(json.dumps({"machine": describe(), "rows": rows}, indent=2))
     return 0
 
 
-def report(figures: dict[str, dict[int, list]], levels: list[int]) -> list[dict]:
-    def median(results: list, attribute: str) -> float:
-        if attribute == "throughput":
-            return statistics.median(r.throughput for r in results)
-        q = 50 if attribute == "p50" else 99
-        return statistics.median(r.percentile(q) for r in results)
+def median_of(results: list, attribute: str) -> float:
+    """Median over rounds of throughput, p50, p99 or server CPU ms per request."""
+    if attribute == "cpu_ms":
+        return statistics.median(cpu_ms for _, cpu_ms in results)
+    if attribute == "throughput":
+        return statistics.median(r.throughput for r, _ in results)
+    return statistics.median(r.percentile(50 if attribute == "p50" else 99) for r, _ in results)
 
-    header = (
-        f"{'clients':>7} | {'ecolens req/s':>13} {'p50 ms':>8} {'p99 ms':>8} | "
-        f"{'keras req/s':>11} {'p50 ms':>8} {'p99 ms':>8} | {'x thrpt':>7} {'p99 ratio':>9}"
+
+def report(size: str, figures: dict[str, dict[int, list]], levels: list[int], names: list[str]) -> list[dict]:
+    """One table per image set; ratios are ecolens / baseline throughput and baseline / ecolens
+    p99 (above 1 is better for ecolens in both)."""
+    print(f"\n{size}:")
+    header = f"{'clients':>7} | " + " | ".join(
+        f"{n + ' req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms':>6}" for n in names
     )
+    ratio_names = [n for n in names if n != "ecolens"]
+    header += "".join(f" | {'x ' + n:>8} {'p99 x':>6}" for n in ratio_names)
     print(header)
     print("-" * len(header))
     rows = []
     for clients in levels:
-        ours, base = figures["ecolens"][clients], figures["keras"][clients]
-        row = {
-            "clients": clients,
-            "ecolens": {k: median(ours, k) for k in ("throughput", "p50", "p99")},
-            "keras": {k: median(base, k) for k in ("throughput", "p50", "p99")},
-            "errors": {"ecolens": sum(r.errors for r in ours), "keras": sum(r.errors for r in base)},
-        }
-        row["throughput_ratio"] = row["ecolens"]["throughput"] / max(row["keras"]["throughput"], 1e-9)
-        row["p99_ratio"] = row["keras"]["p99"] / max(row["ecolens"]["p99"], 1e-9)
-        rows.append(row)
-        e, k = row["ecolens"], row["keras"]
-        print(
-            f"{clients:>7} | {e['throughput']:>13.1f} {e['p50']:>8.1f} {e['p99']:>8.1f} | "
-            f"{k['throughput']:>11.1f} {k['p50']:>8.1f} {k['p99']:>8.1f} | "
-            f"{row['throughput_ratio']:>6.1f}x {row['p99_ratio']:>8.1f}x"
+        row: dict = {"size": size, "clients": clients}
+        for name in names:
+            results = figures[name][clients]
+            row[name] = {k: median_of(results, k) for k in ("throughput", "p50", "p99", "cpu_ms")}
+            row[name]["errors"] = sum(r.errors for r, _ in results)
+        cells = [row[n] for n in names]
+        line = f"{clients:>7} | " + " | ".join(
+            f"{c['throughput']:>13.1f} {c['p50']:>7.2f} {c['p99']:>7.2f} {c['cpu_ms']:>6.2f}" for c in cells
         )
-    errors = {name: sum(row["errors"][name] for row in rows) for name in ("ecolens", "keras")}
+        for name in ratio_names:
+            row[f"throughput_vs_{name}"] = row["ecolens"]["throughput"] / max(row[name]["throughput"], 1e-9)
+            row[f"p99_vs_{name}"] = row[name]["p99"] / max(row["ecolens"]["p99"], 1e-9)
+            line += f" | {row[f'throughput_vs_{name}']:>7.2f}x {row[f'p99_vs_{name}']:>5.2f}x"
+        print(line)
+        rows.append(row)
+    errors = {name: sum(row[name]["errors"] for row in rows) for name in names}
     print(
-        "\nx thrpt = ecolens throughput / keras throughput; p99 ratio = keras p99 / ecolens p99 "
-        f"(higher is better for both). Failed requests: {errors}"
+        "x NAME = ecolens req/s / NAME req/s; p99 x = NAME p99 / ecolens p99; CPU ms = server CPU "
+        f"time (all its processes) per request. Failed requests: {errors}"
     )
     return rows

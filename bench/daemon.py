@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle measurement span")
     parser.add_argument("--model", type=Path, help="the .tflite (default: the reference model)")
     parser.add_argument("--threads", type=int, help="interpreter threads")
+    parser.add_argument(
+        "--synchronous",
+        choices=("full", "normal"),
+        default="full",
+        help="the queue's store.synchronous (full: an fsync per result, the default)",
+    )
 
 
 def _clip() -> Path:
@@ -70,7 +76,7 @@ def _empty_clip(folder: Path, seconds: float) -> Path:
     return path
 
 
-def _daemon_run(source: str, broker_url: str, state: Path, model, threads) -> dict:
+def _daemon_run(source: str, broker_url: str, state: Path, model, threads, synchronous: str = "full") -> dict:
     """The whole daemon in real time; CPU from the process's own CPU time over the run."""
     import psutil
     from ecolens.core.mqtt import broker_overrides
@@ -83,6 +89,7 @@ def _daemon_run(source: str, broker_url: str, state: Path, model, threads) -> di
         "model.path": str(model) if model else None,
         "model.threads": threads,
         "store.path": str(state / f"queue-{time.monotonic_ns()}.sqlite3"),
+        "store.synchronous": synchronous,
         "publish.stats_interval_s": 0,
         "service.watch_interval_s": 0,
         **broker_overrides(broker_url),
@@ -144,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as state:
         print(f"\nreal-time runs against a local {broker.kind} broker:")
-        busy = _daemon_run(clip, broker.url, Path(state), args.model, args.threads)
+        busy = _daemon_run(clip, broker.url, Path(state), args.model, args.threads, args.synchronous)
         idle_clip = _empty_clip(Path(state), args.idle_seconds)
         idle = _daemon_run(str(idle_clip), broker.url, Path(state), args.model, args.threads)
     fps = busy["frames"] / busy["seconds"]
@@ -157,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         f"CPU {idle['cpu_percent']:.1f}% of one core"
     )
     print(
-        f"  frame-to-publish latency (frame read -> PUBACK), {len(busy['latency'])} items: "
+        f"  frame-to-publish latency (frame read -> PUBACK, store.synchronous={args.synchronous}), "
+        f"{len(busy['latency'])} items: "
         f"p50 {percentile(busy['latency'], 50):.1f} ms, "
         f"p95 {percentile(busy['latency'], 95):.1f} ms"
     )

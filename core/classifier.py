@@ -11,15 +11,25 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ecolens.core.config import ModelSection
 from ecolens.core.contract import make_result
-from ecolens.core.errors import ModelError
+from ecolens.core.errors import ImageError, ModelError
 from ecolens.core.metadata import ModelMetadata, read_metadata
-from ecolens.core.preprocess import DEFAULT_MAX_PIXELS, decode_image, load_image, to_model_input
+from ecolens.core.preprocess import (
+    DEFAULT_MAX_PIXELS,
+    EncodedImage,
+    decode_for_model,
+    inspect_image,
+    quantized_model_input,
+    read_image_file,
+    resize_for_model,
+)
 from ecolens.core.runtime import TFLiteModel
+
+if TYPE_CHECKING:  # only a type here: `ecolens classify` starts without pydantic
+    from ecolens.core.config import ModelSection
 
 
 def file_sha256(path: str | Path) -> str:
@@ -104,8 +114,16 @@ class Classifier:
         return self.metadata.labels
 
     def predict(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        """RGB uint8 image -> (probabilities per label, inference milliseconds)."""
-        tensor = to_model_input(rgb, self.metadata.input)
+        """RGB uint8 image of any size -> (probabilities per label, inference milliseconds)."""
+        return self.predict_resized(resize_for_model(rgb, self.metadata.input))
+
+    def predict_encoded(self, image: EncodedImage) -> tuple[np.ndarray, float]:
+        """An inspected encoded image -> (probabilities, inference ms): one reduced decode."""
+        return self.predict_resized(decode_for_model(image, self.metadata.input))
+
+    def predict_resized(self, resized: np.ndarray) -> tuple[np.ndarray, float]:
+        """RGB uint8 already at the model's input size -> (probabilities, inference ms)."""
+        tensor = quantized_model_input(resized, self.metadata.input, self.model.input_quantization)
         started = time.perf_counter()
         raw = self.model.run(tensor)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
@@ -133,9 +151,16 @@ class Classifier:
         probabilities, elapsed_ms = self.predict(rgb)
         return self.result(probabilities, elapsed_ms, seen_at=seen_at, **optional)
 
+    def classify_encoded(self, image: EncodedImage, **optional: Any) -> dict[str, Any]:
+        probabilities, elapsed_ms = self.predict_encoded(image)
+        return self.result(probabilities, elapsed_ms, **optional)
+
     def classify_bytes(self, data: bytes, **optional: Any) -> dict[str, Any]:
-        return self.classify(decode_image(data, self.max_pixels), **optional)
+        return self.classify_encoded(inspect_image(data, self.max_pixels), **optional)
 
     def classify_file(self, path: str | Path, **optional: Any) -> dict[str, Any]:
-        rgb = load_image(path, self.max_pixels)
-        return self.classify(rgb, source=str(path), **optional)
+        image = read_image_file(path, self.max_pixels)
+        try:
+            return self.classify_encoded(image, source=str(path), **optional)
+        except ImageError as exc:
+            raise type(exc)(f"{path}: {exc}") from exc

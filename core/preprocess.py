@@ -3,6 +3,13 @@ the daemon and the HTTP API alike, so every path feeds the model the same tensor
 
 Images travel as RGB ``uint8`` arrays (H, W, 3). Camera frames from OpenCV are BGR and go
 through :func:`from_bgr` first.
+
+Encoded images (files, HTTP bodies) take the cheaper road: the header is read once
+(:func:`inspect_image`: size limits before any pixel is decoded), then one OpenCV decode, at a
+reduced resolution (libjpeg's DCT scaling) when the frame is at least twice the model input, then
+the resize and, when the model's metadata allows it (mean 0, std 1, a quantization scale of 1),
+uint8 pixels go straight to the integer input tensor without a float pass
+(:func:`quantized_model_input`).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import glob
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -37,8 +45,21 @@ def image_size(data: bytes) -> tuple[int, int]:
         raise ImageError("data is not a decodable image (JPEG, PNG, BMP, WebP, ...)") from exc
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes to RGB uint8, refusing oversize or undecodable input."""
+@dataclass(frozen=True)
+class EncodedImage:
+    """Encoded bytes whose header has been read and checked: the size is known before decoding."""
+
+    data: bytes
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImage:
+    """Read the header once; refuse empty, undecodable or oversize images before decoding."""
     if not data:
         raise ImageError("image data is empty")
     width, height = image_size(data)
@@ -46,21 +67,77 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         raise ImageTooLargeError(
             f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
         )
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    return EncodedImage(data, width, height)
+
+
+# OpenCV's reduced-resolution reads: JPEG scales in the DCT (less work, less memory).
+REDUCED_READS = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
+
+
+def reduction_for(width: int, height: int, spec: InputSpec | None) -> tuple[int, int]:
+    """The largest reduced read (factor, imread flag) that still leaves at least the model's
+    input size in both directions (after a centre crop when the model asks for one), so the
+    final resize only ever shrinks."""
+    if spec is None:
+        return 1, cv2.IMREAD_COLOR
+    if spec.resize == "center_crop":
+        target = spec.width / spec.height
+        width, height = (
+            (round(height * target), height) if width / height > target else (width, round(width / target))
+        )
+    for factor, flag in REDUCED_READS:
+        if width // factor >= spec.width and height // factor >= spec.height:
+            return factor, flag
+    return 1, cv2.IMREAD_COLOR
+
+
+def decode_bgr(image: EncodedImage, spec: InputSpec | None = None) -> np.ndarray:
+    """The one decode of an inspected image: BGR(A)/grey as OpenCV gives it, reduced when the
+    model input is much smaller than the image."""
+    _factor, flag = reduction_for(image.width, image.height, spec)
+    bgr = cv2.imdecode(np.frombuffer(image.data, dtype=np.uint8), flag)
     if bgr is None:
         raise ImageError("data is not a decodable image (JPEG, PNG, BMP, WebP, ...)")
-    return from_bgr(bgr)
+    return bgr
 
 
-def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image file as RGB uint8."""
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes to full-size RGB uint8, refusing oversize or undecodable input."""
+    return from_bgr(decode_bgr(inspect_image(data, max_pixels)))
+
+
+def decode_for_model(image: EncodedImage, spec: InputSpec) -> np.ndarray:
+    """Encoded image -> RGB uint8 at the model's input size: one (reduced) decode, the resize
+    done on the decoder's BGR pixels and the colour conversion on the small result (the
+    resize treats channels independently, so the order of the two does not change a value)."""
+    bgr = decode_bgr(image, spec)
+    if bgr.ndim == 3 and bgr.shape[2] == 3:
+        return from_bgr(resize_for_model(bgr, spec))
+    return resize_for_model(from_bgr(bgr), spec)
+
+
+def read_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImage:
+    """Read and inspect an image file (header only), naming the file in any error."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from exc
     try:
-        return decode_image(data, max_pixels)
+        return inspect_image(data, max_pixels)
+    except ImageError as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
+
+
+def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as full-size RGB uint8."""
+    image = read_image_file(path, max_pixels)
+    try:
+        return from_bgr(decode_bgr(image))
     except ImageError as exc:
         raise type(exc)(f"{path}: {exc}") from exc
 
@@ -134,3 +211,48 @@ def normalize(resized: np.ndarray, spec: InputSpec) -> np.ndarray:
 def to_model_input(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
     """RGB uint8 image of any size -> float32 (H, W, 3) tensor the model expects."""
     return normalize(resize_for_model(rgb, spec), spec)
+
+
+@dataclass(frozen=True)
+class InputQuantization:
+    """The model input tensor's type and (scale, zero point): real = (q - zero_point) * scale."""
+
+    dtype: np.dtype
+    scale: float = 1.0
+    zero_point: int = 0
+
+    def quantize(self, tensor: np.ndarray) -> np.ndarray:
+        """float32 -> the input dtype (round to nearest, saturating)."""
+        if self.dtype == np.float32:
+            return tensor.astype(np.float32, copy=False)
+        info = np.iinfo(self.dtype)
+        quantized = np.round(tensor / self.scale + self.zero_point)
+        return np.clip(quantized, info.min, info.max).astype(self.dtype)
+
+
+def integer_offset(spec: InputSpec, quantization: InputQuantization) -> int | None:
+    """When (x - mean) / std / scale + zero_point is ``x + offset`` for every uint8 x (mean and
+    std 0 and 1 style, scale 1), the offset; None when the float pass is needed."""
+    if quantization.dtype not in (np.int8, np.uint8) or quantization.scale != 1.0:
+        return None
+    if any(s != 1.0 for s in spec.std) or len(set(spec.mean)) != 1 or spec.mean[0] != int(spec.mean[0]):
+        return None
+    return int(quantization.zero_point - spec.mean[0])
+
+
+def quantized_model_input(
+    resized: np.ndarray, spec: InputSpec, quantization: InputQuantization
+) -> np.ndarray:
+    """RGB uint8 at the model's size -> the tensor in the input's own dtype. uint8 -> int8 with
+    an offset of -128 is one XOR of the sign bit; other integer offsets one saturating add;
+    anything else the float normalisation followed by the generic quantization."""
+    offset = integer_offset(spec, quantization)
+    if offset is None:
+        return quantization.quantize(normalize(resized, spec))
+    pixels = resized[..., ::-1] if spec.color_order == "BGR" else resized
+    if quantization.dtype == np.int8 and offset == -128:
+        return np.bitwise_xor(pixels, 0x80).view(np.int8)
+    if quantization.dtype == np.uint8 and offset == 0:
+        return np.ascontiguousarray(pixels)
+    info = np.iinfo(quantization.dtype)
+    return np.clip(pixels.astype(np.int16) + offset, info.min, info.max).astype(quantization.dtype)

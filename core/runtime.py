@@ -1,6 +1,7 @@
 """Loads a .tflite into LiteRT (or tflite-runtime where LiteRT is absent) and runs it.
 
-Handles quantized input/output tensors so callers always pass float32 and get float32 back.
+Handles quantized input/output tensors: callers pass float32 (quantized here) or a tensor
+already in the input's dtype (see ``preprocess.quantized_model_input``), and get float32 back.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from ecolens.core.errors import MissingDependencyError, ModelError
+from ecolens.core.preprocess import InputQuantization
 
 
 def interpreter_class() -> tuple[type, str]:
@@ -56,26 +58,22 @@ class TFLiteModel:
             raise ModelError(f"{path}: expected an NHWC image input, got shape {shape}")
         self.input_shape: tuple[int, int] = (shape[1], shape[2])
         self.input_dtype = np.dtype(self._input["dtype"])
+        scale, zero_point = self._input["quantization"]
+        self.input_quantization = InputQuantization(self.input_dtype, float(scale), int(zero_point))
         self.output_size = int(np.prod(self._output["shape"][1:]))
         self._lock = threading.Lock()
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
-        """Run one float32 (H, W, 3) tensor; returns the dequantized float32 output vector."""
-        batch = self._quantize(tensor[np.newaxis, ...])
+        """Run one (H, W, 3) tensor, float32 or already in the input's dtype; returns the
+        dequantized float32 output vector."""
+        batch = tensor[np.newaxis, ...]
+        if batch.dtype != self.input_dtype:
+            batch = self.input_quantization.quantize(batch)
         with self._lock:
             self._interpreter.set_tensor(self._input["index"], batch)
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._output["index"])
         return self._dequantize(raw).reshape(-1)
-
-    def _quantize(self, batch: np.ndarray) -> np.ndarray:
-        dtype = self.input_dtype
-        if dtype == np.float32:
-            return batch.astype(np.float32, copy=False)
-        scale, zero_point = self._input["quantization"]
-        info = np.iinfo(dtype)
-        quantized = np.round(batch / scale + zero_point)
-        return np.clip(quantized, info.min, info.max).astype(dtype)
 
     def _dequantize(self, raw: np.ndarray) -> np.ndarray:
         if raw.dtype == np.float32:

@@ -3,6 +3,8 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``; modules import
 their heavy dependencies (TensorFlow, Flask, paho) only when the subcommand runs, so
 ``ecolens --help`` and ``ecolens classify`` work on a device without the other extras.
+Only the module of the command being run is imported at all (start-up time is the cold start
+of every `ecolens classify`); ``--help`` imports them all.
 """
 
 from __future__ import annotations
@@ -14,19 +16,22 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ecolens import __version__
 from ecolens.core.errors import EcoLensError
 
-# Order is the order shown by --help.
-COMMAND_MODULES = (
-    "ecolens.commands.demo",
-    "ecolens.commands.run",
-    "ecolens.commands.serve",
-    "ecolens.commands.classify",
-    "ecolens.commands.convert",
-    "ecolens.commands.fleet",
-    "ecolens.commands.benchmark",
-)
+# command -> the module that registers it; --help lists them in this order.
+COMMANDS = {
+    "demo": "ecolens.commands.demo",
+    "run": "ecolens.commands.run",
+    "serve": "ecolens.commands.serve",
+    "classify": "ecolens.commands.classify",
+    "train": "ecolens.commands.convert",
+    "convert": "ecolens.commands.convert",
+    "aggregate": "ecolens.commands.fleet",
+    "report": "ecolens.commands.fleet",
+    "simulate": "ecolens.commands.fleet",
+    "benchmark": "ecolens.commands.benchmark",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 # Which extra brings the optional modules a command imports when it runs.
@@ -39,7 +44,7 @@ EXTRA_OF_COMMAND = {
     "aggregate": "fleet",
     "report": "fleet",
     "simulate": "fleet",
-    "benchmark": "edge,convert,fleet",
+    "benchmark": "edge,convert,fleet,bench",
 }
 OPTIONAL_MODULES = {
     "tensorflow",
@@ -51,6 +56,11 @@ OPTIONAL_MODULES = {
     "flask",
     "gunicorn",
     "werkzeug",
+    "uvicorn",
+    "starlette",
+    "fastapi",
+    "httptools",
+    "python_multipart",
     "paho",
     "prometheus_client",
     "psutil",
@@ -70,15 +80,36 @@ def missing_extra_message(command: str, module: str) -> str:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not an option)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+class VersionAction(argparse.Action):
+    """``--version``, reading the version only when asked (see ecolens.__getattr__)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        import ecolens
+
+        print(f"ecolens {ecolens.__version__}")
+        parser.exit()
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command (for ``--help`` and an unknown word), or only with the
+    module of ``command`` imported: running one command never imports the others."""
     parser = argparse.ArgumentParser(
         prog="ecolens",
         description="Edge plastic / non-plastic classification for smart bins.",
     )
-    parser.add_argument("--version", action="version", version=f"ecolens {__version__}")
+    parser.add_argument("--version", action=VersionAction, nargs=0, help="show the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    wanted = COMMAND_MODULES if command is None else (COMMANDS[command],)
+    for name in wanted:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -90,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = requested_command(arguments)
+    parser = build_parser(command)
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -241,6 +241,11 @@ def test_openapi_document_is_valid_and_describes_every_route(server, images):
 
     document = requests.get(server.url + "/openapi.json", timeout=10).json()
     validate(document)
+    tf_serving = {
+        f"/v1/models/{{name}}{version}{suffix}"
+        for version in ("", "/versions/{version}")
+        for suffix in (":predict", "", "/metadata")
+    }
     assert set(document["paths"]) == {
         "/predict",
         "/healthz",
@@ -248,6 +253,7 @@ def test_openapi_document_is_valid_and_describes_every_route(server, images):
         "/v1/model",
         "/metrics",
         "/openapi.json",
+        *tf_serving,
     }
     documented = set(document["paths"]["/predict"]["post"]["responses"])
     assert {"200", "400", "401", "413", "415", "422", "429", "503"} <= documented

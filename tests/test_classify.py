@@ -57,7 +57,7 @@ def test_training_and_edge_preprocessing_match(reference_model: Path, eval_dir: 
         edge = to_model_input(load_image(sample.path), spec)
         assert np.array_equal(trained.astype(np.float32), edge)
         scale, zero_point = classifier.model._input["quantization"]
-        quantized = classifier.model._quantize(edge[np.newaxis])
+        quantized = classifier.model.input_quantization.quantize(edge[np.newaxis])
         restored = (quantized.astype(np.float32) - zero_point) * scale
         assert np.abs(restored[0] - edge).max() <= scale / 2 + 1e-4
 

@@ -14,6 +14,11 @@ EXTRAS_ONLY = (
     "torch",
     "flask",
     "gunicorn",
+    "uvicorn",
+    "starlette",
+    "fastapi",
+    "httptools",
+    "uvloop",
     "paho",
     "paho.mqtt",
     "paho.mqtt.client",
@@ -68,3 +73,20 @@ def test_command_needing_a_missing_extra_says_so() -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "pip install 'ecolens[convert]'" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_classify_imports_only_its_own_command(eval_dir: Path) -> None:
+    """A cold start of `ecolens classify` imports neither the other commands' modules nor the
+    config machinery (pydantic): what its start-up time is made of, kept so."""
+    image = next((eval_dir / "plastic").glob("*.jpg"))
+    code = (
+        "import contextlib, io, sys\n"
+        "from ecolens.cli import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()): code = main(['classify', {str(image)!r}])\n"
+        "loaded = [m for m in sys.modules if m.startswith(('ecolens.fleet', 'ecolens.convert', "
+        "'ecolens.commands.', 'ecolens.edge.api', 'ecolens.edge.daemon', 'pydantic', 'ssl'))]\n"
+        "print(code, sorted(loaded))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0 ['ecolens.commands.classify']", proc.stdout

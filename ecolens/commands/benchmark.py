@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 
 # name -> (module with add_arguments(parser) and run(args) -> int, help)
 BENCHMARKS = {
@@ -12,8 +13,9 @@ BENCHMARKS = {
     "daemon": ("ecolens.bench.daemon", "daemon fps, CPU, frame-to-publish latency, RSS"),
     "api": (
         "ecolens.bench.api",
-        "POST /predict throughput and latency vs a Keras baseline",
+        "POST /predict throughput and latency vs a plain LiteRT app and a Keras baseline",
     ),
+    "coldstart": ("ecolens.bench.coldstart", "`ecolens classify` start-up vs a bare LiteRT script"),
     "fleet": ("ecolens.bench.fleet", "aggregator ingest rate and report query time"),
 }
 
@@ -30,4 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 continue  # not part of this build
             raise
         module.add_arguments(sub)
-        sub.set_defaults(func=module.run)
+        sub.set_defaults(func=with_machine_lines(module.run))
+
+
+def with_machine_lines(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Every benchmark starts and ends with the machine it ran on and its load average."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        from ecolens.bench.machine import header
+
+        print(header(), flush=True)
+        try:
+            return run(args)
+        finally:
+            print("at the end: " + header(), flush=True)
+
+    return wrapped

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,14 +17,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     parser.add_argument("--model", type=Path, help="the .tflite (default: shipped reference model)")
-    parser.add_argument("--threads", type=int, help="interpreter threads")
+    parser.add_argument("--threads", type=bounded(int, 1, 64), help="interpreter threads (1-64)")
     parser.add_argument(
         "--min-confidence",
-        type=float,
+        type=bounded(float, 0.0, 1.0),
         default=0.0,
         help="flag results below this confidence as uncertain",
     )
     parser.set_defaults(func=run)
+
+
+def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type with the same bounds as the config's [model] section (checked here so
+    that classify, a cold start on every call, does not import the config machinery)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low:g} and {high:g}")
+        return value
+
+    return parse
 
 
 def expand(paths: list[Path]) -> Iterator[Path]:
@@ -39,11 +56,11 @@ def expand(paths: list[Path]) -> Iterator[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from ecolens.core.classifier import Classifier
-    from ecolens.core.config import ModelSection
     from ecolens.core.errors import ImageError
+    from ecolens.models import reference_tflite
 
-    model = ModelSection(path=args.model, threads=args.threads, min_confidence=args.min_confidence)
-    classifier = Classifier.from_settings(model)
+    model = args.model or reference_tflite()
+    classifier = Classifier(model, threads=args.threads, min_confidence=args.min_confidence)
     failures = 0
     seen = 0
     for path in expand(args.paths):

@@ -1,4 +1,4 @@
-"""`ecolens serve`: the local HTTP API (POST /predict) under gunicorn."""
+"""`ecolens serve`: the local HTTP API (POST /predict) under uvicorn."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="serve POST /predict (the result contract over HTTP) with gunicorn",
+        help="serve POST /predict (the result contract over HTTP) and TF Serving's REST API",
         description="Serve the local HTTP API. Settings: --config FILE, then ECOLENS_* "
         "environment variables, then these flags. See docs/api.md.",
     )
@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, help="TCP port (default 8080)")
     parser.add_argument("--model", type=Path, help="the .tflite (default: reference model)")
     parser.add_argument("--workers", type=int, help="worker processes (default 2)")
-    parser.add_argument("--threads", type=int, help="request threads per worker (default 4)")
+    parser.add_argument(
+        "--threads", type=int, help="images each worker decodes and classifies at once (default 1)"
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS: certificate")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="serve HTTPS: private key")
     parser.add_argument(

@@ -1,21 +1,17 @@
-"""Typed API errors and their one JSON shape: ``{"error": {"code", "message", "request_id"}}``.
+"""Typed API errors and their one JSON shape: ``{"error": {"code", "message", "request_id"}}``
+(TF Serving's ``{"error": "message"}`` on the ``/v1/models/...`` routes).
 
 The base type and the body are core.http's (the fleet dashboard answers alike). Every failure,
-ours or Werkzeug's (404, 405, 413...), leaves as that JSON with the right status; an unexpected
+ours or the router's (404, 405), leaves as that JSON with the right status; an unexpected
 exception becomes a bare 500 without a traceback (which goes to the log only).
 """
 
 from __future__ import annotations
 
-import logging
+import json
 
 from ecolens.core.errors import ImageError, ImageTooLargeError
 from ecolens.core.http.errors import Forbidden, HttpError, Unauthorized, error_body
-from flask import Flask, Response, g, jsonify
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger("ecolens.api")
-
 
 ApiError = HttpError  # the API's errors are the shared HTTP errors
 
@@ -72,40 +68,41 @@ def from_image_error(exc: ImageError, where: str = "") -> ApiError:
     return UndecodableImage(prefix + str(exc))
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify(error_body(code, message, g.get("request_id")))
-    response.status_code = status
-    return response
+class RequestTimeout(ApiError):
+    status, code = 408, "request_timeout"
 
 
-def _http_code(exc: HTTPException) -> str:
-    if exc.code == 413:
-        return PayloadTooLarge.code
-    return (exc.name or "error").lower().replace(" ", "_")
+class NotFound(ApiError):
+    status, code = 404, "not_found"
 
 
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        response = error_response(exc.status, exc.code, exc.message)
-        response.headers.update(exc.headers)
-        return response
+class MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        message = exc.description or exc.name
-        if status == 413:
-            message = "request body is larger than the limit (limits.max_body_bytes)"
-        response = error_response(status, _http_code(exc), message)
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            response.headers["Allow"] = exc.get_response().headers["Allow"]
-        return response
 
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error (request %s)", g.get("request_id"))
-        return error_response(500, "internal_error", "internal error; see the server log")
+class InternalError(ApiError):
+    status, code = 500, "internal_error"
+
+
+def error_json(code: str, message: str, request_id: str | None, tf_serving: bool) -> bytes:
+    """The encoded body of an error: core.http's shape, or TF Serving's {"error": "message"}
+    on its routes."""
+    body = {"error": message} if tf_serving else error_body(code, message, request_id)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def from_http_exception(exc: Exception) -> ApiError:
+    """Starlette's routing errors (404, 405) as ApiErrors."""
+    status = getattr(exc, "status_code", 500)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status == 404:
+        return NotFound("no such endpoint; see /openapi.json")
+    if status == 405:
+        return MethodNotAllowed("method not allowed for this endpoint", headers=headers)
+    detail = str(getattr(exc, "detail", "") or "error")
+    error = ApiError(detail, headers=headers)
+    error.status, error.code = status, detail.lower().replace(" ", "_")
+    return error
 
 
 __all__ = ["ApiError", "Forbidden", "Unauthorized"]

@@ -1,4 +1,4 @@
-"""Prometheus metrics. Under gunicorn every worker writes to PROMETHEUS_MULTIPROC_DIR (set by
+"""Prometheus metrics. With several uvicorn workers every worker writes to PROMETHEUS_MULTIPROC_DIR (set by
 the server before any worker imports this module) and /metrics sums them, so a scrape sees the
 whole server whichever worker answers it."""
 
@@ -66,6 +66,14 @@ def record_request(endpoint: str, method: str, status: int, seconds: float) -> N
 def record_result(label: str, inference_ms: float) -> None:
     PREDICTIONS.labels(label).inc()
     INFERENCE_SECONDS.observe(inference_ms / 1000.0)
+
+
+def worker_exiting() -> None:
+    """Drop this process's live gauges (model loaded) from the shared directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
 
 
 def render() -> tuple[bytes, str]:

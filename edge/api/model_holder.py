@@ -37,8 +37,8 @@ class ModelHolder:
         self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
 
     def start(self) -> ModelHolder:
-        """Load now unless waiting for a model file: a worker (gunicorn loads the app after the
-        fork) then accepts connections only once its model is ready, so a multi-worker server
+        """Load now unless waiting for a model file: a worker (uvicorn builds the app in each
+        worker process) then accepts connections only once its model is ready, so a multi-worker server
         never answers 503 to a request that a ready sibling could have served."""
         if self._wait:
             self._thread.start()

@@ -21,6 +21,78 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def tf_serving_paths(protected: dict[str, Any]) -> dict[str, Any]:
+    """TensorFlow Serving's REST routes (predict, status, metadata), with and without a version."""
+    tf_error = {
+        "description": "TF Serving's error shape",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                }
+            }
+        },
+    }
+    b64_image = {"type": "object", "required": ["b64"], "properties": {"b64": {"type": "string"}}}
+    instance = {
+        "oneOf": [b64_image, {"type": "object", "additionalProperties": b64_image, "minProperties": 1}]
+    }
+    predict_body = {
+        "type": "object",
+        "properties": {
+            "signature_name": {"type": "string"},
+            "instances": {"type": "array", "items": instance},
+            "inputs": {},
+        },
+    }
+    probabilities = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
+    answer = {
+        "type": "object",
+        "properties": {"predictions": probabilities, "outputs": probabilities},
+    }
+    errors = {code: tf_error for code in ("400", "401", "403", "404", "408", "413", "422", "429", "503")}
+
+    def parameters(versioned: bool) -> list[dict[str, Any]]:
+        names = ["name", "version"] if versioned else ["name"]
+        return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+
+    paths: dict[str, Any] = {}
+    for versioned in (False, True):
+        base = "/v1/models/{name}" + ("/versions/{version}" if versioned else "")
+        suffix = "_version" if versioned else ""
+        paths[base + ":predict"] = {
+            "post": {
+                "operationId": "tf_serving_predict" + suffix,
+                "summary": "TF Serving predict: row (instances) or columnar (inputs) format",
+                **protected,
+                "parameters": parameters(versioned),
+                "requestBody": {"required": True, "content": {"application/json": {"schema": predict_body}}},
+                "responses": {"200": _json(answer, "one probability per label and image"), **errors},
+            }
+        }
+        paths[base] = {
+            "get": {
+                "operationId": "tf_serving_status" + suffix,
+                "summary": "TF Serving model status",
+                **protected,
+                "parameters": parameters(versioned),
+                "responses": {"200": _json({"type": "object"}, "model_version_status"), **errors},
+            }
+        }
+        paths[base + "/metadata"] = {
+            "get": {
+                "operationId": "tf_serving_metadata" + suffix,
+                "summary": "TF Serving model metadata (signature_def)",
+                **protected,
+                "parameters": parameters(versioned),
+                "responses": {"200": _json({"type": "object"}, "model_spec and metadata"), **errors},
+            }
+        }
+    return paths
+
+
 def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
     contract = {k: v for k, v in result_schema().items() if k not in ("$schema", "$id")}
     base64_string = {
@@ -126,7 +198,11 @@ def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
                         ),
                         "400": _error("bad JSON, bad base64, missing or unknown field"),
                         **common_errors,
-                        "413": _error("body over limits.max_body_bytes or too many images"),
+                        "408": _error("the body did not arrive within server.body_timeout"),
+                        "413": _error(
+                            "body over limits.max_body_bytes, too many images, or a batch over "
+                            "limits.max_batch_pixels"
+                        ),
                         "415": _error("unsupported Content-Type"),
                         "422": _error("not a decodable image, or too many pixels"),
                         "429": _error("rate limit exceeded (see Retry-After)"),
@@ -184,6 +260,7 @@ def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
                 }
             },
+            **tf_serving_paths(protected),
         },
         "components": {
             "schemas": {

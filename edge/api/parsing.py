@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from ecolens.edge.api.errors import (
     TooManyImages,
     UnsupportedMediaType,
 )
-from flask import Request
+from starlette.datastructures import Headers, UploadFile
 
 RAW_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/bmp"})
 JSON_FIELDS = ("image", "images", "b64", "instances")
@@ -46,59 +47,65 @@ class ImagePayload:
     batch: bool
 
 
-def parse_request(request: Request, max_batch: int) -> ImagePayload:
+def media_type(content_type: str) -> str:
+    """``image/JPEG; q=1`` -> ``image/jpeg``."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+async def parse_request(headers: Headers, body: bytes, max_batch: int) -> ImagePayload:
     """Dispatch on Content-Type; raise ApiError subclasses for anything unusable."""
-    mimetype = request.mimetype.lower()
+    mimetype = media_type(headers.get("content-type", ""))
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return parse_json_body(read_body(request), max_batch)
+        return parse_json_body(body, max_batch)
     if mimetype == "application/x-www-form-urlencoded":
-        body = read_body(request)
         if body.lstrip()[:1] != b"{":
             raise UnsupportedMediaType("form-encoded bodies are not accepted; " + SHAPES)
         return parse_json_body(body, max_batch)
     if mimetype in RAW_IMAGE_TYPES:
-        data = read_body(request)
-        if not data:
+        if not body:
             raise MissingField("the request body is empty")
-        return ImagePayload([data], batch=False)
+        return ImagePayload([body], batch=False)
     if mimetype == "multipart/form-data":
-        return parse_multipart(request, max_batch)
+        return await parse_multipart(headers, body, max_batch)
     if not mimetype:
         raise UnsupportedMediaType("missing Content-Type; " + SHAPES)
-    raise UnsupportedMediaType(f"unsupported Content-Type {mimetype!r}; " + SHAPES)
+    raise UnsupportedMediaType(f"unsupported Content-Type {mimetype[:100]!r}; " + SHAPES)
 
 
-def read_body(request: Request) -> bytes:
-    """The whole body, at most ``max_content_length`` bytes.
+async def parse_multipart(headers: Headers, body: bytes, max_batch: int) -> ImagePayload:
+    """File fields ``image`` (one) or ``images`` (several), parsed by python-multipart."""
+    from starlette.formparsers import MultiPartException, MultiPartParser
 
-    Werkzeug checks Content-Length up front (413 before reading), but a chunked body is only cut
-    at the limit; one more read tells a body of exactly the limit from a longer one (413).
-    """
-    data = request.get_data(cache=False, parse_form_data=False)
-    limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(data) >= limit:
-        request.stream.read(1)  # raises RequestEntityTooLarge when more was sent
-    return data
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
 
-
-def parse_multipart(request: Request, max_batch: int) -> ImagePayload:
-    singles = request.files.getlist("image")
-    many = request.files.getlist("images")
-    if singles and many:
-        raise BadRequest("send either 'image' or 'images' files, not both")
-    if len(singles) > 1:
-        raise BadRequest("'image' holds one file; use 'images' for several")
-    files = many or singles
-    if not files:
-        raise MissingField("multipart body has no file field 'image' (or 'images')")
-    if len(files) > max_batch:
-        raise TooManyImages(f"{len(files)} images, the limit is {max_batch} (limits.max_batch)")
-    images = []
-    for index, upload in enumerate(files):
-        data = upload.read()
-        if not data:
-            raise MissingField(f"uploaded file {index} ({upload.filename or 'unnamed'}) is empty")
-        images.append(data)
+    parser = MultiPartParser(headers, stream(), max_files=max_batch + 1, max_fields=100)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if "Too many files" in exc.message:
+            raise TooManyImages(f"more than {max_batch} images (limits.max_batch)") from None
+        raise BadRequest(f"malformed multipart body: {exc.message}") from None
+    try:
+        singles = [f for f in form.getlist("image") if isinstance(f, UploadFile)]
+        many = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
+        if singles and many:
+            raise BadRequest("send either 'image' or 'images' files, not both")
+        if len(singles) > 1:
+            raise BadRequest("'image' holds one file; use 'images' for several")
+        files = many or singles
+        if not files:
+            raise MissingField("multipart body has no file field 'image' (or 'images')")
+        if len(files) > max_batch:
+            raise TooManyImages(f"{len(files)} images, the limit is {max_batch} (limits.max_batch)")
+        images = []
+        for index, upload in enumerate(files):
+            data = await upload.read()
+            if not data:
+                raise MissingField(f"uploaded file {index} ({upload.filename or 'unnamed'}) is empty")
+            images.append(data)
+    finally:
+        await form.close()
     return ImagePayload(images, batch=bool(many))
 
 
@@ -159,6 +166,12 @@ def decode_base64(value: Any, where: str) -> bytes:
         if media_type and not media_type.startswith("image/"):
             raise UnsupportedMediaType(f"{where}: data URL type {media_type[:50]!r} is not image/*")
         value = match["data"]
+    try:  # the common case, standard padded base64 on one line: no copy, no regex pass
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    if data:
+        return data
     text = WHITESPACE.sub("", value)
     if not text:
         raise MissingField(f"{where}: the image is empty")

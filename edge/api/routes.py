@@ -1,77 +1,64 @@
-"""The endpoints. /predict is a thin adapter: parse -> Classifier -> the result contract."""
+"""The endpoints. /predict is a thin adapter: body -> parse -> headers checked -> the worker's
+inference pool -> the result contract."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
 from ecolens.core.classifier import Classifier
-from ecolens.core.errors import ImageError, ImageTooLargeError
-from ecolens.core.preprocess import decode_image, image_size
 from ecolens.edge.api import metrics
-from ecolens.edge.api.errors import from_image_error
+from ecolens.edge.api.body import read_body
+from ecolens.edge.api.inference import image_names, inspect_all
 from ecolens.edge.api.openapi import openapi_document
 from ecolens.edge.api.parsing import parse_request
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-api = Blueprint("api", __name__)
-
-
-def _state() -> dict[str, Any]:
-    return current_app.extensions["ecolens"]
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-@api.post("/predict")
-def predict() -> Response:
-    state = _state()
-    classifier = state["holder"].get()
-    payload = parse_request(request, state["config"].limits.max_batch)
-    names = [f"images[{i}]" if payload.batch else "" for i in range(len(payload.images))]
-    # Check every header first: a bad or oversized image fails the request before any
-    # inference is spent on the others.
-    for data, where in zip(payload.images, names):
-        try:
-            check_header(data, classifier.max_pixels)
-        except ImageError as exc:
-            raise from_image_error(exc, where) from None
-    results = []
-    for data, where in zip(payload.images, names):
-        try:
-            rgb = decode_image(data, classifier.max_pixels)
-        except ImageError as exc:
-            raise from_image_error(exc, where) from None
-        result = classifier.classify(rgb, request_id=g.request_id)
-        metrics.record_result(result["label"], result["inference_ms"])
-        results.append(result)
-    g.labels = [r["label"] for r in results]
-    return jsonify(results if payload.batch else results[0])
+def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(document).encode(), status, headers, media_type="application/json")
 
 
-def check_header(data: bytes, max_pixels: int) -> None:
-    """Reject undecodable or oversized images from their header alone (no decoding)."""
-    width, height = image_size(data)
-    if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
-        )
+def state_of(request: Request) -> Any:
+    return request.app.state.ecolens
 
 
-@api.get("/healthz")
-def healthz() -> Response:
-    return jsonify({"status": "alive"})
+async def read_request_body(request: Request) -> bytes:
+    config = state_of(request).config
+    return await read_body(request.receive, config.limits.max_body_bytes, config.server.body_timeout)
 
 
-@api.get("/readyz")
-def readyz() -> Response | tuple[Response, int]:
-    holder = _state()["holder"]
+async def predict(request: Request) -> Response:
+    state = state_of(request)
+    classifier = state.holder.get()
+    limits = state.config.limits
+    payload = await parse_request(request.headers, await read_request_body(request), limits.max_batch)
+    names = image_names(len(payload.images), payload.batch)
+    images = inspect_all(payload.images, names, classifier.max_pixels, limits.max_batch_pixels)
+    info = request.scope["ecolens"]
+    results = await state.pool.classify(classifier, images, names, info.request_id)
+    info.labels = [r["label"] for r in results]
+    return json_response(results if payload.batch else results[0])
+
+
+async def healthz(_request: Request) -> Response:
+    return json_response({"status": "alive"})
+
+
+async def readyz(request: Request) -> Response:
+    holder = state_of(request).holder
     if holder.ready:
-        return jsonify({"status": "ready", "model": holder.get().model_info})
-    return jsonify({"status": "not_ready", "reason": holder.problem}), 503
+        return json_response({"status": "ready", "model": holder.get().model_info})
+    return json_response({"status": "not_ready", "reason": holder.problem}, 503)
 
 
-@api.get("/v1/model")
-def model() -> Response:
-    return jsonify(model_description(_state()["holder"].get()))
+async def model(request: Request) -> Response:
+    return json_response(model_description(state_of(request).holder.get()))
 
 
 def model_description(classifier: Classifier) -> dict[str, Any]:
@@ -87,13 +74,25 @@ def model_description(classifier: Classifier) -> dict[str, Any]:
     }
 
 
-@api.get("/metrics", endpoint="metrics")
-def metrics_endpoint() -> Response:
+async def metrics_endpoint(_request: Request) -> Response:
     body, content_type = metrics.render()
-    return Response(body, content_type=content_type)
+    return Response(body, media_type=content_type)
 
 
-@api.get("/openapi.json")
-def openapi() -> Response:
-    config = _state()["config"]
-    return jsonify(openapi_document(config.limits.max_batch, auth=_state()["keys"].enabled))
+async def openapi(request: Request) -> Response:
+    state = state_of(request)
+    return json_response(openapi_document(state.config.limits.max_batch, auth=state.keys.enabled))
+
+
+def routes() -> list[Route]:
+    from ecolens.edge.api.tfserving import tf_serving_routes
+
+    return [
+        Route("/predict", predict, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/v1/model", model, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *tf_serving_routes(),
+    ]

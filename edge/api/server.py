@@ -1,8 +1,10 @@
-"""Start-up: refuse unsafe or broken configurations with one clear line, then run gunicorn
-(gthread workers; each worker builds the app and loads its own interpreter after the fork)."""
+"""Start-up: refuse unsafe or broken configurations with one clear line, then run uvicorn
+(httptools parser with a header deadline, one event loop per worker process; each worker builds
+the app and loads its own interpreter)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -10,12 +12,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ecolens.core.errors import ConfigError
 from ecolens.core.http.exposure import check_exposure
-from ecolens.core.http.keys import KeyStore
+from ecolens.core.http.keys import KeyStore, hash_key
 from ecolens.edge.api.settings import ApiConfig
 
 log = logging.getLogger("ecolens.api")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+WORKER_CONFIG_ENV = "ECOLENS_API_WORKER_CONFIG"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def check_startup(config: ApiConfig, keys: KeyStore) -> None:
@@ -37,37 +42,45 @@ def interpreter_threads(config: ApiConfig) -> int:
     return max(1, (os.cpu_count() or 1) // config.server.workers)
 
 
-def gunicorn_options(config: ApiConfig) -> dict[str, Any]:
+def log_config(level: str) -> dict[str, Any]:
+    """The same line format as the rest of ecolens, in every worker (uvicorn applies it)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {"uvicorn": {"level": "WARNING" if level == "info" else level.upper()}},
+    }
+
+
+def uvicorn_config(config: ApiConfig) -> Any:
+    import uvicorn
+    from ecolens.edge.api.protocol import HeaderTimeoutProtocol
+
     server = config.server
-    host = f"[{server.host}]" if ":" in server.host else server.host
-
-    def child_exit(_arbiter: Any, worker: Any) -> None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
-
     options: dict[str, Any] = {
-        "bind": [f"{host}:{server.port}"],
+        "host": server.host,
+        "port": server.port,
         "workers": server.workers,
-        "threads": server.threads,
-        "worker_class": "gthread",
-        "timeout": server.timeout,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "accesslog": None,  # our JSON access log replaces gunicorn's
-        "errorlog": "-",
-        "loglevel": config.logging.level,
-        "proc_name": "ecolens-api",
-        "child_exit": child_exit,
-        "preload_app": False,  # one model load per worker, after the fork
-        "forwarded_allow_ips": "",
-        # gunicorn >= 24 opens a control socket under $HOME; a hardened unit has no writable home.
-        "control_socket_disable": True,
+        "factory": True,
+        "http": HeaderTimeoutProtocol,
+        "loop": "auto",  # uvloop where installed
+        "lifespan": "on",
+        "access_log": False,  # our JSON access log replaces uvicorn's
+        "log_config": log_config(config.logging.level),
+        "log_level": config.logging.level,
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_keep_alive": 5,
+        "timeout_graceful_shutdown": server.timeout,
     }
     if server.tls:
-        options["certfile"] = str(server.tls_cert)
-        options["keyfile"] = str(server.tls_key)
-    return options
+        options["ssl_certfile"] = str(server.tls_cert)
+        options["ssl_keyfile"] = str(server.tls_key)
+    uv = uvicorn.Config("ecolens.edge.api.app:app_from_environment", **options)
+    uv.header_timeout = server.header_timeout  # read by HeaderTimeoutProtocol
+    return uv
 
 
 def prepare_metrics_dir() -> Path | None:
@@ -86,35 +99,34 @@ def prepare_metrics_dir() -> Path | None:
 
 
 def serve(config: ApiConfig) -> int:
-    """Validate, then run gunicorn in this process until it is stopped."""
-    from gunicorn.app.base import BaseApplication
+    """Validate, then run uvicorn in this process until it is stopped."""
+    from uvicorn import Server
+    from uvicorn.supervisors import Multiprocess
 
     keys = KeyStore.from_settings(config.auth)
-    config.auth.keys = []
     check_startup(config, keys)
+    # Workers receive the configuration with the keys as hashes only.
+    config.auth.key_hashes = sorted(set(config.auth.key_hashes) | {hash_key(k) for k in config.auth.keys})
+    config.auth.keys = []
     config.model.threads = interpreter_threads(config)
-    owned_metrics_dir = prepare_metrics_dir()
-
-    class EcoLensServer(BaseApplication):
-        def load_config(self) -> None:
-            for name, value in gunicorn_options(config).items():
-                if name in self.cfg.settings:  # skip settings this gunicorn version lacks
-                    self.cfg.set(name, value)
-
-        def load(self) -> Any:
-            from ecolens.edge.api.app import create_app
-
-            return create_app(config, keys)
-
+    os.environ[WORKER_CONFIG_ENV] = json.dumps(config.model_dump(mode="json"))
+    owned_metrics_dir = prepare_metrics_dir() if config.server.workers > 1 else None
+    uv = uvicorn_config(config)
     log.info(
-        "serving %s with %d worker(s) x %d thread(s), %d interpreter thread(s) each",
+        "serving %s with %d worker(s) x %d inference thread(s), %d interpreter thread(s) each",
         config.server.url,
         config.server.workers,
         config.server.threads,
         config.model.threads,
     )
     try:
-        EcoLensServer().run()
+        if config.server.workers > 1:
+            Multiprocess(uv, sockets=[uv.bind_socket()]).run()
+        else:
+            server = Server(uv)
+            server.run()
+            if not server.started:
+                raise ConfigError(f"could not start serving on {config.server.url} (see the log above)")
     finally:
         if owned_metrics_dir is not None:
             shutil.rmtree(owned_metrics_dir, ignore_errors=True)

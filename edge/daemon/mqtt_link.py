@@ -9,10 +9,12 @@ retried in an explicit outer loop with exponential backoff, each logged with its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
 import secrets
+import select
 import socket
 import ssl
 import threading
@@ -31,7 +33,10 @@ from ecolens.edge.daemon.store import ResultQueue
 
 log = logging.getLogger(__name__)
 
-LOOP_TIMEOUT_S = 0.05  # bounds the extra latency of a new result and the stop reaction
+LOOP_TIMEOUT_S = 0.05  # paho's own loop, used only while saying goodbye at stop
+# The link sleeps in select() on the broker socket and a wake-up socket: a new result, a freed
+# in-flight slot or a stop request wakes it at once; the timeout only paces keepalive and stats.
+IDLE_TIMEOUT_S = 1.0
 
 
 def describe_connect_error(exc: BaseException, where: str) -> str:
@@ -83,6 +88,9 @@ class MqttLink(threading.Thread):
         self.read_times: dict[str, float] = {}  # event id -> monotonic frame read time
         self._wake = threading.Event()
         self._wake.set()  # results left from a previous run are sent first
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
         self._stop_requested = threading.Event()
         self._stop_deadline = 0.0
         self.connected = threading.Event()
@@ -96,11 +104,18 @@ class MqttLink(threading.Thread):
         if event_id is not None and read_at is not None:
             self.read_times[event_id] = read_at
         self._wake.set()
+        self._interrupt()
 
     def stop(self, drain_timeout: float) -> None:
         self._stop_deadline = time.monotonic() + drain_timeout
         self._stop_requested.set()
+        self._interrupt()
         self.join(drain_timeout + 10)
+
+    def _interrupt(self) -> None:
+        """End the link thread's select() now (a full wake-up buffer already means 'wake')."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_writer.send(b"\0")
 
     # --- paho callbacks (run in this thread) ---------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -157,7 +172,7 @@ class MqttLink(threading.Thread):
                 if not socket_open:
                     self._pause()
                     continue
-            rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
+            rc = self._loop_once(IDLE_TIMEOUT_S)
             self._take_acks()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 socket_open = False
@@ -168,6 +183,32 @@ class MqttLink(threading.Thread):
                 self._feed()
                 self._maybe_stats()
         self._shutdown(socket_open)
+
+    def _loop_once(self, timeout: float) -> int:
+        """One turn of paho's external-loop API (read, write, keepalive), sleeping in select()
+        on the broker socket and the wake-up socket together."""
+        sock = self.client.socket()
+        if sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        if getattr(sock, "pending", None) and sock.pending() > 0:
+            timeout = 0.0  # TLS bytes already decrypted: select() would not report them
+        writers = [sock] if self.client.want_write() else []
+        try:
+            readable, writable, _ = select.select([sock, self._wake_reader], writers, [], timeout)
+        except (OSError, ValueError):
+            return mqtt.MQTT_ERR_CONN_LOST
+        if self._wake_reader in readable:
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._wake_reader.recv(4096)
+        if sock in readable or (getattr(sock, "pending", None) and sock.pending() > 0):
+            rc = self.client.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+        if writable or self.client.want_write():
+            rc = self.client.loop_write()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+        return self.client.loop_misc()
 
     def _pause(self) -> None:
         """Back off before the next attempt. While draining at stop the stop event is already
@@ -203,9 +244,10 @@ class MqttLink(threading.Thread):
             if entry is None:
                 continue  # status, stats or discovery message
             row_id, event_id = entry
-            self.store.delete(row_id)
+            # Latency ends at the PUBACK, before the queue's own bookkeeping (an fsync'd delete).
             read_at = self.read_times.pop(event_id, None)
             latency = (time.monotonic() - read_at) * 1000 if read_at is not None else None
+            self.store.delete(row_id)
             self.stats.acknowledged(latency)
             freed = True
         if freed:

@@ -1,5 +1,5 @@
 """The daemon and the HTTP API run on an emulated Raspberry Pi, with the real aarch64 wheels of
-paho-mqtt, Flask and gunicorn, against a real Mosquitto and over real HTTP.
+paho-mqtt, uvicorn and Starlette, against a real Mosquitto and over real HTTP.
 
 Run once per Python version (bookworm/3.11 on a Pi 4, trixie/3.13 on a Pi 5).
 """
@@ -36,7 +36,7 @@ def host_ecolens(*args: str, stdin: str | None = None) -> subprocess.CompletedPr
 
 @pytest.fixture
 def api_url(service_target: Target, tmp_path: Path) -> Iterator[str]:
-    """``ecolens serve`` (gunicorn, one worker) on the board, on a free local port."""
+    """``ecolens serve`` (uvicorn, one worker) on the board, on a free local port."""
     key_hash = host_ecolens("serve", "--hash-key", stdin=API_KEY).stdout.strip()
     port = free_port()
     config = tmp_path / "api.toml"

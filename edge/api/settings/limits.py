@@ -21,6 +21,12 @@ class LimitsSection(Section):
         description="largest image in pixels (width x height), checked from the header before "
         "decoding; 16 MP bounds one decoded image to about 48 MB",
     )
+    max_batch_pixels: int = Field(
+        64_000_000,
+        ge=1,
+        description="most pixels (width x height, from the headers) in one batch request, summed "
+        "over its images; larger batches get 413 before any image is decoded",
+    )
     rate: str = Field(
         "600/minute",
         description='requests per client, e.g. "10/second", "600/minute"; "" turns it off. '

@@ -1,4 +1,4 @@
-"""[server]: where and how gunicorn listens."""
+"""[server]: where and how the server (uvicorn) listens."""
 
 from __future__ import annotations
 
@@ -7,14 +7,28 @@ from pydantic import Field
 
 
 class ServerSection(ListenSection):
-    """The listening socket, the worker layout and TLS."""
+    """The listening socket, the worker layout, timeouts and TLS."""
 
     port: int = Field(8080, ge=1, le=65535, description="TCP port")
     workers: int = Field(
-        2, ge=1, le=64, description="gunicorn worker processes, each with its own interpreter"
+        2, ge=1, le=64, description="worker processes, each with its own interpreter and event loop"
     )
-    threads: int = Field(4, ge=1, le=256, description="request threads per worker (decode in parallel)")
-    timeout: int = Field(30, ge=1, le=3600, description="seconds before a stuck worker is restarted")
+    threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="images a worker decodes and classifies at once (its inference pool); each "
+        "holds at most one decoded image, so this bounds memory",
+    )
+    timeout: int = Field(
+        30, ge=1, le=3600, description="seconds a stopping worker may take to finish its requests"
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="seconds a client has to send its request line and headers"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="seconds a client has to send its whole body (else 408)"
+    )
     wait_for_model: bool = Field(
         False,
         description="start even when the model file is missing; answer 503 until it appears",

@@ -103,7 +103,11 @@ def create_app(
 
     @app.get("/api/health")
     def health() -> Any:
-        return jsonify(ok=True, buckets=list(BUCKETS_MS), ingest=ingest_stats() if ingest_stats else None)
+        """503 unless results are flowing: connected to the broker and the writer running
+        (``ingest.lag`` is received minus stored; ``ingest.writer`` the writer's state)."""
+        ingest = ingest_stats() if ingest_stats else None
+        ok = ingest is None or (ingest["connected"] and ingest["writer"] == "running")
+        return jsonify(ok=ok, buckets=list(BUCKETS_MS), ingest=ingest), 200 if ok else 503
 
     @app.get("/")
     def dashboard() -> Any:

@@ -189,7 +189,7 @@ def test_malformed_and_duplicate_messages_are_counted_and_survived(mosquitto, tm
     database.close()
     assert len(reasons) == 3
     assert any("confidence" in r for r in reasons)
-    assert any(r.startswith("not JSON") for r in reasons)
+    assert any(r.startswith("not UTF-8 text") for r in reasons)
     assert any("online or offline" in r for r in reasons)
 
 

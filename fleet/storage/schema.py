@@ -52,6 +52,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX results_window ON results (seen_ms, device_id, label, uncertain)",
         "DROP INDEX results_seen",
     ),
+    # 3: each bin numbers its results (contract field ``seq``): gaps are results that never
+    # arrived, counted per bin from this index alone
+    (
+        "ALTER TABLE results ADD COLUMN seq BIGINT",
+        "CREATE INDEX results_device_seq ON results (device_id, seq)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -27,6 +27,7 @@ class StoredResult(NamedTuple):
     model_version: str
     model_sha256: str
     payload: str
+    seq: int | None = None  # the bin's own result number (contract field ``seq``), for gaps
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class WriteOutcome:
 
 
 INSERT_RESULT = """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label,
-    confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"""
+    confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload,
+    seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"""
 
 # One statement for both kinds of device news (NULL = no news), so a batch touches each device
 # row once, in sorted order: concurrent aggregators cannot deadlock on devices. A retained

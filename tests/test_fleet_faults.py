@@ -12,12 +12,11 @@ import sys
 import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
 import requests
 from ecolens.cli import main
 from ecolens.core.contract import make_result
-from ecolens.fleet.storage.database import open_database
+from ecolens.fleet.storage import open_database
 
 from ecolens.bench.mosquitto import free_port
 from ecolens.bench.postgres import wait_until
@@ -236,8 +235,15 @@ def test_aggregate_without_the_fleet_extra_fails_at_start_with_the_pip_command(m
     )
     done = subprocess.run(
         [
-            sys.executable, "-m", "ecolens.cli", "aggregate", "--broker", mosquitto.url,
-            "--database", f"sqlite:///{tmp_path / 'f.db'}", "--no-http",
+            sys.executable,
+            "-m",
+            "ecolens.cli",
+            "aggregate",
+            "--broker",
+            mosquitto.url,
+            "--database",
+            f"sqlite:///{tmp_path / 'f.db'}",
+            "--no-http",
         ],  # fmt: skip
         capture_output=True,
         text=True,

@@ -25,6 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from ecolens.core.backoff import Backoff
 from ecolens.core.mqtt import BrokerSection, make_client
+from ecolens.edge.daemon.camera_state import CameraState
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
 from ecolens.edge.daemon.homeassistant import birth_topic, discovery_messages
@@ -66,6 +67,7 @@ class MqttLink(threading.Thread):
         stats: DaemonStats,
         homeassistant: HomeAssistantSection,
         model_info: Callable[[], dict[str, Any]],
+        camera: CameraState | None = None,
     ) -> None:
         super().__init__(name="mqtt", daemon=True)
         self.broker = broker
@@ -74,6 +76,8 @@ class MqttLink(threading.Thread):
         self.stats = stats
         self.homeassistant = homeassistant
         self.model_info = model_info
+        self.camera = camera or CameraState("none")
+        self._status_version = -1  # the camera state last published
         self.where = f"{'mqtts' if broker.tls else 'mqtt'}://{broker.host}:{broker.port}"
         self.client_id = broker.client_id or f"ecolens-{publish.device_id}-{secrets.token_hex(4)}"
         self.client = make_client(broker, self.client_id, clean_session=True)
@@ -134,7 +138,7 @@ class MqttLink(threading.Thread):
             return
         self._backoff.reset()
         log.info("connected to %s as %s", self.where, self.client_id, extra={"event": "mqtt_connected"})
-        client.publish(self.publish.topic("status"), "online", qos=1, retain=True)
+        self._publish_status()
         if self.homeassistant.enabled:
             client.subscribe(birth_topic(self.homeassistant), qos=1)
             self._announce()
@@ -180,6 +184,8 @@ class MqttLink(threading.Thread):
                 self._pause()
                 continue
             if self.connected.is_set():
+                if self.camera.version != self._status_version:
+                    self._publish_status()
                 self._feed()
                 self._maybe_stats()
         self._shutdown(socket_open)
@@ -269,6 +275,11 @@ class MqttLink(threading.Thread):
             self._inflight[info.mid] = (row.id, row.event_id)
         if len(rows) == room:
             self._wake.set()  # there may be more
+
+    def _publish_status(self) -> None:
+        """Retained ``online`` status with the camera state (the last will says ``offline``)."""
+        self._status_version, payload = self.camera.status_payload()
+        self.client.publish(self.publish.topic("status"), payload, qos=1, retain=True)
 
     def _maybe_stats(self) -> None:
         interval = self.publish.stats_interval_s

@@ -5,12 +5,15 @@ cuts, ``kill -9`` and power cuts. Bounded: when full, the oldest result is dropp
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ecolens.core.errors import ConfigError
 
@@ -45,6 +48,7 @@ class ResultQueue:
         self.path = Path(path)
         self.max_items = max_items
         self._lock = threading.Lock()
+        self._burst_drops = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -77,6 +81,22 @@ class ResultQueue:
 
     def put(self, event_id: str, topic: str, payload: str, qos: int) -> int:
         """Commit one result; returns how many old results were dropped to make room."""
+        return self._insert(event_id, topic, lambda: payload, qos)
+
+    def put_result(self, result: dict[str, Any], topic: str, qos: int) -> int:
+        """Number the result (``seq``: this bin's next, kept in the queue file so it goes on
+        across restarts) and commit it in the same transaction, so numbers have no gaps but
+        results that are really lost (queue full, a queue file lost). Returns the drops."""
+
+        def numbered() -> str:
+            row = self._db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
+            result["seq"] = (row[0] if row else 0) + 1
+            self._db.execute("INSERT OR REPLACE INTO counters VALUES ('seq', ?)", (result["seq"],))
+            return json.dumps(result)
+
+        return self._insert(result["event_id"], topic, numbered, qos)
+
+    def _insert(self, event_id: str, topic: str, payload: Callable[[], str], qos: int) -> int:
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             depth = self._db.execute("SELECT count(*) FROM queue").fetchone()[0]
@@ -93,11 +113,25 @@ class ResultQueue:
                 )
             self._db.execute(
                 "INSERT OR IGNORE INTO queue (event_id, topic, payload, qos, created) VALUES (?, ?, ?, ?, ?)",
-                (event_id, topic, payload, qos, time.time()),
+                (event_id, topic, payload(), qos, time.time()),
+            )
+        self._note_drops(dropped)
+        return dropped
+
+    def _note_drops(self, dropped: int) -> None:
+        """One warning when a burst of drops starts and one line when it ends, not one per
+        dropped result (a long broker outage would otherwise flood the journal)."""
+        if dropped and not self._burst_drops:
+            log.warning(
+                "queue full (%d results): dropping the oldest results until the broker takes them",
+                self.max_items,
+                extra={"event": "queue_full"},
             )
         if dropped:
-            log.warning("queue full (%d results): dropped the %d oldest", self.max_items, dropped)
-        return dropped
+            self._burst_drops += dropped
+        elif self._burst_drops:
+            log.warning("queue has room again; %d results were dropped", self._burst_drops)
+            self._burst_drops = 0
 
     def pending(self, limit: int, exclude: set[int] | frozenset[int] = frozenset()) -> list:
         """The oldest ``limit`` results not already in flight."""

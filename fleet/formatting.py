@@ -55,7 +55,8 @@ def as_table(report: dict[str, Any], view: str) -> str:
         footer += f", {totals['offline']} bins offline, {totals['stale']} stale"
     if not rows:
         lines.append("(no data)")
-    return "\n".join([*lines, "", footer])
+    missing = [f"results missing from bin {d}: {n}" for d, n in report.get("missing", {}).items()]
+    return "\n".join([*lines, "", footer, *missing])
 
 
 def as_csv(report: dict[str, Any], view: str) -> str:

@@ -120,6 +120,23 @@ def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatu
     return statuses
 
 
+def missing_results(db: Database, device_id: str | None = None) -> dict[str, int]:
+    """Per bin, results that never arrived: numbers from 1 (each bin starts there) to its
+    highest stored ``seq`` that are not stored: lost in the broker, dropped from a bin's full
+    queue, or sent before this database existed. Read from the (device_id, seq) index alone.
+    Only bins with something missing are listed."""
+    where, params = "seq IS NOT NULL", []
+    if device_id is not None:
+        where += " AND device_id = ?"
+        params.append(device_id)
+    rows = db.query(
+        f"""SELECT device_id, MAX(seq) - COUNT(DISTINCT seq)
+            FROM results WHERE {where} GROUP BY device_id ORDER BY device_id""",
+        params,
+    )
+    return {row[0]: int(row[1]) for row in rows if row[1]}
+
+
 def rejected_count(db: Database, window: TimeWindow) -> int:
     rows = db.query(
         "SELECT COUNT(*) FROM rejected WHERE received_ms >= ? AND received_ms < ?",

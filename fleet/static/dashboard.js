@@ -107,7 +107,8 @@ async function refresh() {
     document.getElementById("summary").textContent =
       `${t.items} items from ${t.bins} bins, plastic share ` +
       `${t.plastic_share === null ? "–" : (t.plastic_share * 100).toFixed(1) + " %"}; ` +
-      `${t.offline} offline, ${t.stale} stale, ${t.rejected_messages} rejected messages`;
+      `${t.offline} offline, ${t.stale} stale, ${t.rejected_messages} rejected messages` +
+      Object.entries(report.missing).map(([bin, n]) => `; results missing from bin ${bin}: ${n}`).join("");
     error.hidden = true;
     document.body.dataset.ready = "true";
   } catch (exc) {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from ecolens.edge.daemon.pipeline import ItemPipeline, ItemResult
 from ecolens.edge.daemon.sdnotify import SystemdNotifier
 from ecolens.edge.daemon.sources import make_source
 from ecolens.edge.daemon.stats import DaemonStats
-from ecolens.edge.daemon.store import ResultQueue
+from ecolens.edge.daemon.store import ResultQueue, explain, is_damage
 from ecolens.edge.daemon.tracker import State
 
 log = logging.getLogger("ecolens.daemon")
@@ -102,6 +103,7 @@ class Daemon:
             cfg.homeassistant,
             lambda: self.classifier.model_info,
             self.source.camera,
+            on_failure=self.stop_event.set,
         )
         self.link.start()
         self._signatures = self._watched()
@@ -158,7 +160,18 @@ class Daemon:
         result = item.result
         self.stats.item(result["inference_ms"])
         event_id = result["event_id"]
-        self.store.put_result(result, self.config.publish.topic("result"), 1)
+        try:
+            self.store.put_result(result, self.config.publish.topic("result"), 1)
+        except sqlite3.Error as exc:
+            if is_damage(exc):
+                damaged = f"queue {self.store.path} is damaged: {exc}; a restart moves it aside"
+                raise EcoLensError(damaged) from None
+            # Disk full, I/O error: this result cannot be kept; say so once per result, go on.
+            message = f"queue {self.store.path}: {explain(exc, self.store.path)}"
+            self.stats.store_failed(message)
+            self.stats.unqueued += 1
+            log.error("result %s lost, not queued: %s", event_id, message, extra={"event": "store_error"})
+            return
         self.link.notify(event_id, item.read_at)
         if self.audit is not None:
             self.audit.save(item.image, result)
@@ -258,7 +271,10 @@ class Daemon:
         self._finish_item()
         self.stop_event.set()
         drain = self.config.service.drain_timeout_s
-        log.info("stopping: flushing %d queued results", self.store.depth())
+        try:
+            log.info("stopping: flushing %d queued results", self.store.depth())
+        except sqlite3.Error as exc:
+            log.error("stopping; the queue cannot be read: %s", exc)
         self.link.stop(drain)
         self.source.close()
         self.store.close()
@@ -272,4 +288,6 @@ class Daemon:
             self.loop()
         finally:
             self.shutdown()
+        if self.link.failure:  # non-zero exit: systemd restarts the daemon
+            raise EcoLensError(self.link.failure)
         return 0

@@ -33,10 +33,17 @@ class BrokerSection(Section):
 
 def parse_broker_url(url: str) -> dict[str, Any]:
     """``mqtts://user:pass@host:8883`` -> BrokerSection fields (only those the URL gives)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "mqtt://[::1": an unclosed IPv6 bracket
+        raise ConfigError(f"broker URL is not valid ({exc}): {url!r}") from None
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ConfigError(f"broker URL must start with mqtt:// or mqtts://, got {url!r}")
-    if not parts.hostname:
+    try:
+        hostname = parts.hostname
+    except ValueError as exc:
+        raise ConfigError(f"broker URL is not valid ({exc}): {url!r}") from None
+    if not hostname:
         raise ConfigError(f"broker URL has no host: {url!r}")
     tls = parts.scheme in ("mqtts", "ssl")
     try:
@@ -44,7 +51,7 @@ def parse_broker_url(url: str) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(f"broker URL has an invalid port: {url!r}") from exc
     fields: dict[str, Any] = {
-        "host": parts.hostname,
+        "host": hostname,
         "tls": tls,
         "port": port or (8883 if tls else 1883),
     }

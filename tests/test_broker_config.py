@@ -15,14 +15,14 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from ecolens.edge.broker import BrokerSection
-from ecolens.edge.contract import make_result
+from ecolens.bench.mosquitto import free_port, mosquitto_binary
+from ecolens.bench.postgres import wait_until
+from ecolens.core.contract import make_result
+from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.config import SubscriberSection
-from ecolens.fleet.storage.database import open_database
+from ecolens.fleet.storage import open_database
 from ecolens.fleet.subscriber import Aggregator
 
-from tests.support.mosquitto import free_port, mosquitto_binary
-from tests.support.postgres import wait_until
 from tests.test_daemon_tls import make_pki
 from tests.test_fleet_ingest import LABELS, MODEL, stored_event_ids
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import signal
 
+from ecolens.bench.mosquitto import free_port
 from ecolens.core.contract import make_result
 from ecolens.edge.daemon.store import ResultQueue as ResultStore
 
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
 from tests.support.mjpeg import MjpegCamera, clip_frames
-from ecolens.bench.mosquitto import free_port
 
 MODEL = {"name": "m", "version": "1", "sha256": "c" * 64}
 STATUS = "ecolens/bin-c/status"

@@ -16,8 +16,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from ecolens.core.mqtt import BrokerSection
+from ecolens.bench.postgres import wait_until
 from ecolens.core.contract import make_result
+from ecolens.core.mqtt import BrokerSection
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
 from ecolens.edge.daemon.mqtt_link import MqttLink
@@ -25,7 +26,6 @@ from ecolens.edge.daemon.stats import DaemonStats
 from ecolens.edge.daemon.store import ResultQueue as ResultStore
 
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
-from ecolens.bench.postgres import wait_until
 
 MODEL = {"name": "m", "version": "1", "sha256": "d" * 64}
 RESULT = "ecolens/bin-s/result"

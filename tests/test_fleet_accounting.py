@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import requests
-from ecolens.edge.contract import make_result
-from ecolens.fleet.config import ReportSection
-from ecolens.fleet.storage.database import open_database
+from ecolens.bench.mosquitto import free_port
+from ecolens.bench.postgres import wait_until
+from ecolens.core.contract import make_result
+from ecolens.fleet.config import HttpSection, ReportSection
+from ecolens.fleet.storage import open_database
 from ecolens.fleet.web import BackgroundServer, create_app
 
 from tests.support.daemon_helpers import clip_path, daemon_process
-from tests.support.mosquitto import free_port
-from tests.support.postgres import wait_until
 from tests.test_fleet_ingest import LABELS, MODEL, aggregator, publish_raw, stored_event_ids
 
 
@@ -32,7 +32,7 @@ def run_bin(tmp_path, broker_url: str, model, log_name: str, **env: str) -> int:
 
 
 def report(url: str, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "ecolens.edge.cli", "report", "--database", url, *args]
+    command = [sys.executable, "-m", "ecolens.cli", "report", "--database", url, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
@@ -60,9 +60,8 @@ def test_results_dropped_by_a_full_bin_queue_are_reported_missing(tmp_path, mosq
     as_json = json.loads(report(url, "--format", "json").stdout)
     assert as_json["missing"] == {"bin-a": 6} and as_json["totals"]["missing_results"] == 6
 
-    server = BackgroundServer(
-        create_app(lambda: open_database(url, migrate=False), ReportSection()), "127.0.0.1", free_port()
-    ).start()
+    app = create_app(lambda: open_database(url, migrate=False), ReportSection())
+    server = BackgroundServer(app, HttpSection(host="127.0.0.1", port=free_port())).start()
     try:
         api = requests.get(f"http://127.0.0.1:{server.port}/api/status", timeout=10).json()
     finally:

@@ -14,12 +14,12 @@ import time
 
 import pytest
 import requests
-from ecolens.cli import main
+from ecolens.bench.mosquitto import free_port
+from ecolens.bench.postgres import wait_until
 from ecolens.core.contract import make_result
 from ecolens.fleet.storage import open_database
 
-from ecolens.bench.mosquitto import free_port
-from ecolens.bench.postgres import wait_until
+from ecolens.cli import main
 from tests.test_fleet_ingest import LABELS, MODEL, aggregator, publish_raw, simulate, stored_event_ids
 
 GOOD = make_result(LABELS, (0.1, 0.9), MODEL, 20.0, device_id="bin-x", event_id="good-1", frames=2)

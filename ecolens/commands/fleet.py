@@ -125,6 +125,7 @@ def require_ingest_modules() -> None:
     message inside a thread."""
     import jsonschema  # noqa: F401
     import paho.mqtt.client  # noqa: F401
+
     from ecolens.core.contract import _result_validator
 
     _result_validator()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 
-from ecolens.edge.contract import utc_timestamp
+from ecolens.core.contract import utc_timestamp
 
 STARTING, UP, DOWN = "starting", "up", "down"
 

@@ -92,9 +92,9 @@ class DaemonStats:
                 "queue_depth": queue_depth,
                 "queue_dropped": queue_dropped,
                 **{name: read() for name, read in self._counters.items()},
-        self.store_errors = 0  # queue reads/writes that failed (disk full, I/O ...), retried
-        self.store_error: str | None = None  # the current one; None once the queue works again
-        self.unqueued = 0  # results lost because the queue could not take them
+                "store_errors": self.store_errors,
+                "store_error": self.store_error,
+                "unqueued": self.unqueued,
                 "model_version": model.get("version"),
                 "model_sha256": model.get("sha256"),
             }

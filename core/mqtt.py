@@ -30,6 +30,14 @@ class BrokerSection(Section):
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
 
+    def check_files(self) -> None:
+        """The TLS files named must exist: checked before connecting and by --validate-config
+        (a typo in a path should not wait for the first connection to show)."""
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ConfigError(f"mqtt.{name}: file not found: {value}")
+
 
 def parse_broker_url(url: str) -> dict[str, Any]:
     """``mqtts://user:pass@host:8883`` -> BrokerSection fields (only those the URL gives)."""
@@ -74,10 +82,7 @@ def apply_connection_settings(client: Any, settings: BrokerSection) -> None:
     if settings.username is not None:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls:
-        for name in ("ca_file", "cert_file", "key_file"):
-            value = getattr(settings, name)
-            if value is not None and not Path(value).is_file():
-                raise ConfigError(f"mqtt.{name}: file not found: {value}")
+        settings.check_files()
         client.tls_set(
             ca_certs=str(settings.ca_file) if settings.ca_file else None,
             certfile=str(settings.cert_file) if settings.cert_file else None,

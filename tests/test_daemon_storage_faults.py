@@ -26,6 +26,7 @@ from ecolens.edge.daemon.stats import DaemonStats
 from ecolens.edge.daemon.store import ResultQueue as ResultStore
 
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
+from tests.support.disks import fill, small_tmpfs
 
 MODEL = {"name": "m", "version": "1", "sha256": "d" * 64}
 RESULT = "ecolens/bin-s/result"
@@ -34,31 +35,8 @@ RESULT = "ecolens/bin-s/result"
 @pytest.fixture
 def small_disk(tmp_path):
     """A 16 MiB tmpfs: a file system that can really fill up."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(
-            f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {done.stderr.decode().strip()}"
-        )
-    try:
+    with small_tmpfs(tmp_path / "disk") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write until the file system refuses: ENOSPC from then on."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
 
 
 def queued(path: Path, count: int, padding: int = 0) -> list[str]:

@@ -236,10 +236,11 @@ def test_report_numbers_match_what_was_published(mosquitto, tmp_path):
     assert data["totals"]["offline"] == 2
 
     csv_lines = report("bins", "--since", "6h", "--format", "csv").splitlines()
-    assert csv_lines[0] == "device_id,items,non_plastic,plastic,plastic_share,uncertain"
+    assert csv_lines[0] == "device_id,items,plastic,other,plastic_share,uncertain"
     first_bin = simulator.bins[0].device_id
     row = next(line.split(",") for line in csv_lines if line.startswith(first_bin))
-    assert int(row[3]) == summary.count(first_bin, "plastic")
+    assert int(row[2]) == summary.count(first_bin, "plastic")
+    assert int(row[3]) == summary.count(first_bin, "non_plastic")
 
     table = report("status")
     assert first_bin in table and "offline" in table and "2 bins offline" in table

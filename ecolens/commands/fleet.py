@@ -210,7 +210,7 @@ def run_report(args: argparse.Namespace) -> int:
     window = parse_window(args.since or config.report.window, args.until)
     bucket = (args.bucket or config.report.bucket).lower()
     parse_bucket(bucket)
-    database = open_database(config.storage.url)
+    database = open_database(config.storage.url, create=False)
     try:
         report = build_report(
             database,

@@ -266,8 +266,6 @@ class Aggregator:
     def _refuse(self, item: StoredResult | StatusUpdate | Rejected, exc: Exception) -> WriteOutcome:
         """The database refused this one row: keep it in ``rejected`` so it can be acknowledged."""
         reason = f"storage refused it: {type(exc).__name__}: {exc}"
-        log.error("message from %s refused by the database: %s", _origin(item), exc)
-        self.stats.add(refused_by_storage=1)
         prefix = self.settings.prefix
         if isinstance(item, StoredResult):
             text, topic = item.payload, result_topic(prefix, item.device_id)
@@ -278,10 +276,12 @@ class Aggregator:
         payload = text.encode("utf-8", errors="backslashreplace")
         rejected = make_rejected(topic, payload, now_ms(), reason)
         try:
-            return self._write([rejected])
-        except Exception:  # not even the escaped copy: keep only why
-            log.exception("cannot keep the refused message either; keeping its reason only")
-            return self._write([rejected._replace(payload="")])
+            outcome = self._write([rejected])
+        except Exception:  # not even the escaped copy: keep only why (else: an outage, raise)
+            outcome = self._write([rejected._replace(payload="")])
+        log.error("message from %s refused by the database, kept in rejected: %s", _origin(item), exc)
+        self.stats.add(refused_by_storage=1)
+        return outcome
 
     def _database_answers(self) -> bool:
         try:

@@ -253,3 +253,35 @@ def test_aggregate_without_the_fleet_extra_fails_at_start_with_the_pip_command(m
     assert done.returncode == 2
     assert "pip install 'ecolens[fleet]'" in done.stderr and "'jsonschema'" in done.stderr
     assert "aggregating" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_health_shows_a_storage_outage_and_clears_it_after_recovery(mosquitto, tmp_path):
+    """The database's disk fills up under a running aggregator (a real tmpfs): messages wait
+    unacknowledged, health says why; once there is room, all are stored and last_error clears."""
+    from ecolens.fleet.config import ReportSection
+    from ecolens.fleet.web import create_app
+
+    from tests.support.disks import fill, small_tmpfs
+
+    with small_tmpfs(tmp_path / "disk", "8m") as disk:
+        url = f"sqlite:///{disk / 'fleet.db'}"
+        agg = aggregator(mosquitto, url, "agg-full", batch_wait_ms=0).start()
+        client = create_app(
+            lambda: open_database(url, migrate=False), ReportSection(), agg.stats.snapshot
+        ).test_client()
+        try:
+            filler = fill(disk)
+            published = simulate(mosquitto, count=300, bins=3, seed=21)
+            assert wait_until(
+                lambda: (agg.stats.snapshot()["last_error"] or "").startswith("storage"), timeout=30
+            )
+            during = client.get("/api/health").json["ingest"]
+            assert during["lag"] > 0 and "full" in during["last_error"]
+            filler.unlink()
+            assert wait_until(lambda: agg.stats.snapshot()["lag"] == 0, timeout=60)
+            after = client.get("/api/health").json
+        finally:
+            agg.stop()
+        assert sorted(stored_event_ids(url)) == sorted(published.event_ids)
+    assert after["ok"] is True and after["ingest"]["last_error"] is None
+    assert after["ingest"]["write_errors"] >= 1 and after["ingest"]["rejected"] == 0

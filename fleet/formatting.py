@@ -29,7 +29,7 @@ def _rows(report: dict[str, Any], view: str) -> tuple[list[str], list[list[Any]]
     if view == "series":
         header = ["bucket_start", "device_id", "items", "plastic", "plastic_share"]
         return header, [[p[h] for h in header] for p in report["series"]]
-    header = ["device_id", "state", "status", "status_since", "last_result", "missing"]
+    header = ["device_id", "state", "status", "camera", "status_since", "last_result", "missing"]
     missing = report.get("missing", {})
     return header, [[*(s[h] for h in header[:-1]), missing.get(s["device_id"], 0)] for s in report["status"]]
 
@@ -56,6 +56,7 @@ def as_table(report: dict[str, Any], view: str) -> str:
     )
     if "offline" in totals:
         footer += f", {totals['offline']} bins offline, {totals['stale']} stale"
+        footer += f", {totals['camera_down']} with the camera down"
     if not rows:
         lines.append("(no data)")
     missing = [f"results missing from bin {d}: {n}" for d, n in report.get("missing", {}).items()]

@@ -20,6 +20,7 @@ from ecolens.fleet.payload import (
 from ecolens.fleet.storage.store import Rejected, StatusUpdate, StoredResult
 
 STATUSES = ("online", "offline")
+CAMERA_STATES = ("up", "down", "starting")
 MAX_KEPT_PAYLOAD = 4096  # bytes of a rejected payload kept for inspection
 
 
@@ -105,18 +106,20 @@ def parse_result(
 
 def parse_status(topic: str, device_id: str, payload: bytes, received_ms: int) -> StatusUpdate | Rejected:
     """``online`` / ``offline`` as plain text, or a JSON object with a ``status`` key."""
+    camera = None
     try:
         text, value = payload.decode("utf-8").strip(), None
         if text.startswith("{"):
             _, value = decode_payload(payload, MAX_KEPT_PAYLOAD)
             text = str(value.get("status", ""))
+            camera = value.get("camera") if value.get("camera") in CAMERA_STATES else None
     except UnicodeDecodeError:
         return _reject(topic, payload, received_ms, "status is not UTF-8 text")
     except PayloadError as exc:
         return _reject(topic, payload, received_ms, f"status is not valid JSON: {exc}")
     if text.lower() not in STATUSES:
         return _reject(topic, payload, received_ms, "status must be online or offline")
-    return StatusUpdate(device_id=device_id, status=text.lower(), at_ms=received_ms)
+    return StatusUpdate(device_id=device_id, status=text.lower(), at_ms=received_ms, camera=camera)
 
 
 def parse_message(

@@ -44,4 +44,5 @@ def build_report(
         report["status"] = queries.as_dicts(statuses)
         report["totals"]["offline"] = sum(s.state == "offline" for s in statuses)
         report["totals"]["stale"] = sum(s.state == "stale" for s in statuses)
+        report["totals"]["camera_down"] = sum(s.camera == "down" and s.state != "offline" for s in statuses)
     return report

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 
 from ecolens.bench.mosquitto import free_port
+from ecolens.bench.postgres import wait_until
 from ecolens.core.contract import make_result
-from ecolens.edge.daemon.store import ResultQueue as ResultStore
+from ecolens.edge.daemon.store import ResultQueue
 
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
 from tests.support.mjpeg import MjpegCamera, clip_frames
+from tests.test_fleet_ingest import aggregator, stored_event_ids
 
 MODEL = {"name": "m", "version": "1", "sha256": "c" * 64}
 STATUS = "ecolens/bin-c/status"
@@ -21,7 +25,7 @@ RESULT = "ecolens/bin-c/result"
 
 def queue_results(path, count: int) -> list[str]:
     """Results left in the on-disk queue by an earlier run (e.g. before a broker outage)."""
-    store = ResultStore(path)
+    store = ResultQueue(path)
     ids = []
     for n in range(count):
         result = make_result(("a", "b"), (0.2, 0.8), MODEL, 5.0, device_id="bin-c", event_id=f"left-{n}")
@@ -29,6 +33,14 @@ def queue_results(path, count: int) -> list[str]:
         ids.append(result["event_id"])
     store.close()
     return ids
+
+
+def fleet_report(url: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "ecolens.cli", "report", "--database", url, "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
 
 
 def statuses(recorder: Recorder) -> list[dict]:
@@ -54,6 +66,8 @@ def test_camera_gone_at_start_queue_is_delivered_and_camera_down_published(
     tmp_path, mosquitto, reference_model
 ):
     queued = queue_results(tmp_path / "queue.sqlite3", 30)
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    agg = aggregator(mosquitto, url, "agg-camera").start()  # the fleet sees it too
     recorder = Recorder(mosquitto.port, ["ecolens/bin-c/#", "homeassistant/#"], client_id="cam-recorder")
     log = tmp_path / "daemon.log"
     daemon = daemon_process(
@@ -68,11 +82,17 @@ def test_camera_gone_at_start_queue_is_delivered_and_camera_down_published(
         assert recorder.wait(
             lambda: log.read_text().count("cannot open camera /dev/video97") >= attempts_before + 2, 20
         ), "the camera is not retried"
+        assert wait_until(lambda: len(stored_event_ids(url)) == 30, timeout=30)
+        report = fleet_report(url)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0, log.read_text()[-3000:]
     finally:
         daemon.kill()
         recorder.close()
+        agg.stop()
+    seen = [(s["device_id"], s["state"], s["camera"]) for s in report["status"]]
+    assert seen == [("bin-c", "online", "down")]
+    assert report["totals"]["camera_down"] == 1 and report["missing"] == {}
     assert list(recorder.results(RESULT)) == queued
     # numbered by the queue, in order, without gaps
     assert [r["seq"] for r in recorder.results(RESULT).values()] == list(range(1, 31))

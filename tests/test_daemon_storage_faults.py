@@ -23,7 +23,7 @@ from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
 from ecolens.edge.daemon.mqtt_link import MqttLink
 from ecolens.edge.daemon.stats import DaemonStats
-from ecolens.edge.daemon.store import ResultQueue as ResultStore
+from ecolens.edge.daemon.store import ResultQueue
 
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
 from tests.support.disks import fill, small_tmpfs
@@ -40,7 +40,7 @@ def small_disk(tmp_path):
 
 
 def queued(path: Path, count: int, padding: int = 0) -> list[str]:
-    store = ResultStore(path)
+    store = ResultQueue(path)
     ids = []
     for n in range(count):
         result = make_result(
@@ -117,7 +117,7 @@ def test_a_full_disk_while_sending_is_retried_reported_and_recovered(small_disk,
     counted in stats, retried; once there is room, the queue empties. The thread never dies."""
     store_path = small_disk / "queue.sqlite3"
     ids = queued(store_path, 60)
-    store = ResultStore(store_path)  # a fresh, empty WAL: the first deletion must grow it
+    store = ResultQueue(store_path)  # a fresh, empty WAL: the first deletion must grow it
     filler = fill(small_disk)
     recorder = Recorder(mosquitto.port, [RESULT], client_id="full-recorder")
     stats = DaemonStats()

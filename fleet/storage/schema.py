@@ -58,6 +58,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE results ADD COLUMN seq BIGINT",
         "CREATE INDEX results_device_seq ON results (device_id, seq)",
     ),
+    # 4: the camera state a bin reports in its status (up, down, starting; NULL: not reported)
+    ("ALTER TABLE devices ADD COLUMN camera TEXT",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,40 +8,20 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # a result is ~600 bytes; room for long source paths
 MAX_DEPTH = 8  # a result nests 2 levels (scores, model)
+MAX_VALUES = 1000  # a result holds ~20 values (a model with many labels: a few hundred)
 MAX_STRING_CHARS = 4096  # a file path (PATH_MAX)
 MAX_KEY_CHARS = 256  # identifiers stored in indexed columns (event_id, device_id, label)
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 INT_MAX = 2**31 - 1  # PostgreSQL INTEGER (frames)
 DOUBLE_MAX = 1.7976931348623157e308
 
-# A JSON string token, or one bracket outside strings: enough to measure nesting without
-# parsing (the json module recurses per level and dies of RecursionError on "[" * 200000).
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
 
 class PayloadError(ValueError):
     """The payload cannot become a stored row; the message is the rejection reason."""
-
-
-def nesting_depth(text: str, limit: int) -> int:
-    """Deepest bracket nesting, counting stops once past ``limit``."""
-    depth = deepest = 0
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    break
-        elif token in "]}":
-            depth -= 1
-    return deepest
 
 
 def _no_constants(name: str) -> Any:
@@ -67,25 +47,37 @@ def storable_string(value: str, where: str, limit: int = MAX_STRING_CHARS) -> No
         raise PayloadError(f"{where}: string contains a lone surrogate (not valid Unicode)") from None
 
 
-def check_values(value: Any, where: str = "(top level)") -> None:
-    """Every string storable, every integer a BIGINT, every float finite."""
-    if isinstance(value, str):
-        storable_string(value, where)
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int):
-        if not BIGINT_MIN <= value <= BIGINT_MAX:
-            raise PayloadError(f"{where}: integer out of the 64-bit range")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise PayloadError(f"{where}: number is not finite")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            storable_string(key, f"{where} key", MAX_KEY_CHARS)
-            check_values(item, key if where == "(top level)" else f"{where}/{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_values(item, f"{where}/{index}")
+def check_values(root: Any) -> None:
+    """At most MAX_DEPTH levels and MAX_VALUES values, every string storable, every integer
+    a BIGINT, every float finite. Iterative (an explicit stack): no input can exhaust the
+    recursion limit."""
+    stack: list[tuple[Any, str, int]] = [(root, "(top level)", 0)]
+    seen = 0
+    while stack:
+        value, where, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:  # bounds the schema check's work on a wide payload
+            raise PayloadError(f"more than {MAX_VALUES} JSON values")
+        if isinstance(value, str):
+            storable_string(value, where)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if not BIGINT_MIN <= value <= BIGINT_MAX:
+                raise PayloadError(f"{where}: integer out of the 64-bit range")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise PayloadError(f"{where}: number is not finite")
+        elif isinstance(value, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels")
+            prefix = "" if where == "(top level)" else f"{where}/"
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    storable_string(key, f"{prefix}{key[:40]} key", MAX_KEY_CHARS)
+                    stack.append((item, f"{prefix}{key[:40]}", depth + 1))
+            else:
+                stack.extend((item, f"{prefix}{index}", depth + 1) for index, item in enumerate(value))
 
 
 def decode_payload(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[str, Any]:
@@ -100,13 +92,13 @@ def decode_payload(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[
         raise PayloadError("starts with a byte-order mark: results are UTF-8 JSON without one")
     if "\x00" in text:
         raise PayloadError("contains a NUL byte (UTF-16 or binary data?)")
-    if nesting_depth(text, MAX_DEPTH) > MAX_DEPTH:
-        raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         value = json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
     except PayloadError:
         raise
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:  # the C decoder's own guard: "[" * 200000
+        raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
         raise PayloadError(f"not JSON: {str(exc)[:200]}") from None
     check_values(value)
     return text, value

@@ -37,6 +37,8 @@ HOSTILE: list[tuple[str, bytes]] = [
     ("ecolens/bin-x/result", b"[" * 200_000),  # over the size limit
     ("ecolens/bin-x/result", b"[" * 60_000),  # under it, but deep enough to crash json
     ("ecolens/bin-x/result", b'{"a":' * 5000 + b"1" + b"}" * 5000),
+    ("ecolens/bin-x/result", b'"' + b'\\"' * 30_000),  # quadratic for a naive string scanner
+    ("ecolens/bin-x/result", json.dumps(dict(GOOD, scores={f"l{n}": 0.0 for n in range(5000)})).encode()),
     ("ecolens/bin-x/status", b"{" + b'"a":{' * 5000),
     ("ecolens/bin-x/result", GOOD_TEXT.encode("utf-16")),  # with a byte-order mark
     ("ecolens/bin-x/result", json.dumps(dict(GOOD, event_id="utf16le")).encode("utf-16-le")),
@@ -109,6 +111,9 @@ def test_hostile_messages_then_200_valid_results_are_all_stored(mosquitto, datab
         code = process.wait(timeout=30)
     print(f"200 valid results after {len(HOSTILE)} hostile messages stored in {took:.2f}s")
     assert code == 0, log.read_text()[-3000:]
+    # "within seconds" (issue 11): 0.4 s measured; a payload that stalls the writer (a quadratic
+    # scan took 39 s for one of the messages above) would blow this generous bound
+    assert took < 20
     assert "Traceback" not in log.read_text()
     assert sorted(stored_event_ids(database_url)) == sorted(published.event_ids)
     assert health.status_code == 200

@@ -44,9 +44,6 @@ def make_rejected(topic: str, payload: bytes, received_ms: int, reason: str) -> 
     )
 
 
-_reject = make_rejected
-
-
 def _validation_reason(result: Any) -> str | None:
     import jsonschema
 
@@ -69,22 +66,23 @@ def parse_result(
             if isinstance(result, dict) and isinstance(result.get(name), str):
                 storable_string(result[name], name, MAX_KEY_CHARS)
     except PayloadError as exc:
-        return _reject(topic, payload, received_ms, str(exc))
+        return make_rejected(topic, payload, received_ms, str(exc))
     reason = _validation_reason(result)
     if reason:
-        return _reject(topic, payload, received_ms, reason)
+        return make_rejected(topic, payload, received_ms, reason)
     if result.get("device_id", device_id) != device_id:
-        return _reject(topic, payload, received_ms, f"device_id {result['device_id']!r} does not match topic")
+        mismatch = f"device_id {result['device_id']!r} does not match topic"
+        return make_rejected(topic, payload, received_ms, mismatch)
     if "event_id" not in result:
-        return _reject(topic, payload, received_ms, "no event_id: cannot be de-duplicated")
+        return make_rejected(topic, payload, received_ms, "no event_id: cannot be de-duplicated")
     if result["label"] not in result["scores"]:
-        return _reject(topic, payload, received_ms, "label is not one of scores")
+        return make_rejected(topic, payload, received_ms, "label is not one of scores")
     if result.get("frames", 1) > INT_MAX:
-        return _reject(topic, payload, received_ms, f"frames {result['frames']} is out of range")
+        return make_rejected(topic, payload, received_ms, f"frames {result['frames']} is out of range")
     try:
         seen_ms = parse_timestamp_ms(result["timestamp"])
     except PayloadError as exc:
-        return _reject(topic, payload, received_ms, str(exc))
+        return make_rejected(topic, payload, received_ms, str(exc))
     model = result["model"]
     return StoredResult(
         event_id=result["event_id"],
@@ -114,11 +112,11 @@ def parse_status(topic: str, device_id: str, payload: bytes, received_ms: int) -
             text = str(value.get("status", ""))
             camera = value.get("camera") if value.get("camera") in CAMERA_STATES else None
     except UnicodeDecodeError:
-        return _reject(topic, payload, received_ms, "status is not UTF-8 text")
+        return make_rejected(topic, payload, received_ms, "status is not UTF-8 text")
     except PayloadError as exc:
-        return _reject(topic, payload, received_ms, f"status is not valid JSON: {exc}")
+        return make_rejected(topic, payload, received_ms, f"status is not valid JSON: {exc}")
     if text.lower() not in STATUSES:
-        return _reject(topic, payload, received_ms, "status must be online or offline")
+        return make_rejected(topic, payload, received_ms, "status must be online or offline")
     return StatusUpdate(device_id=device_id, status=text.lower(), at_ms=received_ms, camera=camera)
 
 
@@ -127,12 +125,12 @@ def parse_message(
 ) -> StoredResult | StatusUpdate | Rejected:
     where = split_topic(prefix, topic)
     if where is None:
-        return _reject(topic, payload, received_ms, "unexpected topic")
+        return make_rejected(topic, payload, received_ms, "unexpected topic")
     device_id, kind = where
     try:
         storable_string(device_id, "device id in the topic", MAX_KEY_CHARS)
     except PayloadError as exc:
-        return _reject(topic, payload, received_ms, str(exc))
+        return make_rejected(topic, payload, received_ms, str(exc))
     if kind == RESULT:
         return parse_result(topic, device_id, payload, received_ms, max_bytes)
     return parse_status(topic, device_id, payload, received_ms)

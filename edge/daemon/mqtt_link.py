@@ -265,9 +265,15 @@ class MqttLink(threading.Thread):
         log.error("%s; retrying in %.1fs", message, delay, extra={"event": "store_error"})
         self._wake.set()
         deadline = time.monotonic() + delay
-        while time.monotonic() < deadline and not self._stop_requested.is_set():
-            self.client.loop(timeout=min(0.5, delay))  # keep the connection alive meanwhile
+        while (left := self._wait_until(deadline) - time.monotonic()) > 0:
+            # keep the connection alive meanwhile (PUBACKs are kept for the retry)
+            if self.client.loop(timeout=min(0.5, left)) != mqtt.MQTT_ERR_SUCCESS:
+                time.sleep(min(0.5, left))
             self._collect_acks()
+
+    def _wait_until(self, deadline: float) -> float:
+        """While draining at stop, no wait goes past the drain deadline."""
+        return min(deadline, self._stop_deadline) if self._stop_requested.is_set() else deadline
 
     def _store_works(self) -> None:
         if self.stats.store_error is not None:

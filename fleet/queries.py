@@ -123,11 +123,11 @@ def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatu
     return statuses
 
 
-def missing_results(db: Database, device_id: str | None = None) -> dict[str, int]:
+def missing_results(db: Database, device_id: str | None = None, complete_too: bool = False) -> dict[str, int]:
     """Per bin, results that never arrived: numbers from 1 (each bin starts there) to its
     highest stored ``seq`` that are not stored: lost in the broker, dropped from a bin's full
     queue, or sent before this database existed. Read from the (device_id, seq) index alone.
-    Only bins with something missing are listed."""
+    Only bins with something missing are listed, unless ``complete_too`` (metrics: a 0)."""
     where, params = "seq IS NOT NULL", []
     if device_id is not None:
         where += " AND device_id = ?"
@@ -137,7 +137,7 @@ def missing_results(db: Database, device_id: str | None = None) -> dict[str, int
             FROM results WHERE {where} GROUP BY device_id ORDER BY device_id""",
         params,
     )
-    return {row[0]: int(row[1]) for row in rows if row[1]}
+    return {row[0]: int(row[1]) for row in rows if row[1] or complete_too}
 
 
 def rejected_count(db: Database, window: TimeWindow) -> int:

@@ -57,28 +57,33 @@ def create_app(
     state: dict[str, Any] = {"db": None}
     lock = threading.Lock()
 
+    def with_database(query: Callable[[Database], Any]) -> Any:
+        with lock:
+            if state["db"] is None:
+                state["db"] = database_factory()
+            try:
+                return query(state["db"])
+            except Exception:
+                state["db"].close()  # reconnect next time (database restarted...)
+                state["db"] = None
+                raise
+
     def run_report(views: tuple[str, ...]) -> dict[str, Any]:
         args = request.args
         window = parse_window(args.get("since", report_settings.window), args.get("until", "now"))
         bucket = args.get("bucket", report_settings.bucket)
         parse_bucket(bucket)
-        with lock:
-            if state["db"] is None:
-                state["db"] = database_factory()
-            try:
-                return build_report(
-                    state["db"],
-                    window,
-                    bucket.lower(),
-                    report_settings.plastic_label,
-                    report_settings.stale_after_s,
-                    views=views,
-                    device_id=args.get("device"),
-                )
-            except Exception:
-                state["db"].close()  # reconnect next time (database restarted...)
-                state["db"] = None
-                raise
+        return with_database(
+            lambda db: build_report(
+                db,
+                window,
+                bucket.lower(),
+                report_settings.plastic_label,
+                report_settings.stale_after_s,
+                views=views,
+                device_id=args.get("device"),
+            )
+        )
 
     @app.errorhandler(ConfigError)
     def bad_request(exc: ConfigError) -> Any:
@@ -100,6 +105,17 @@ def create_app(
     @app.get("/api/status")
     def report_status() -> Any:
         return jsonify(run_report(("status",)))
+
+    @app.get("/metrics")
+    def metrics() -> Any:
+        """Prometheus text: results missing per bin, ingest counters, lag, writer state."""
+        from ecolens.fleet.metrics import render
+        from ecolens.fleet.queries import missing_results
+
+        body, content_type = render(
+            lambda: with_database(lambda db: missing_results(db, complete_too=True)), ingest_stats
+        )
+        return body, 200, {"Content-Type": content_type}
 
     @app.get("/api/health")
     def health() -> Any:

@@ -64,9 +64,12 @@ def test_results_dropped_by_a_full_bin_queue_are_reported_missing(tmp_path, mosq
     server = BackgroundServer(app, HttpSection(host="127.0.0.1", port=free_port())).start()
     try:
         api = requests.get(f"http://127.0.0.1:{server.port}/api/status", timeout=10).json()
+        metrics = requests.get(f"http://127.0.0.1:{server.port}/metrics", timeout=10)
     finally:
         server.stop()
     assert api["missing"] == {"bin-a": 6}
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    assert 'ecolens_fleet_results_missing{device_id="bin-a"} 6.0' in metrics.text
 
 
 def test_gaps_are_counted_per_bin_and_repeats_are_not_gaps(mosquitto, tmp_path):

@@ -223,8 +223,10 @@ def test_health_reports_a_dead_writer_as_503(mosquitto, tmp_path, monkeypatch):
         publish_raw(mosquitto, [("ecolens/bin-x/result", GOOD_TEXT.encode())])
         assert agg.failed.wait(20)
         health = client.get("/api/health")
+        metrics = client.get("/metrics").text
     finally:
         agg.stop()
+    assert "ecolens_fleet_writer_running 0.0" in metrics and "ecolens_fleet_ingest_lag 1.0" in metrics
     assert health.status_code == 503
     body = health.json
     assert body["ok"] is False and body["ingest"]["writer"] == "dead" and body["ingest"]["lag"] == 1

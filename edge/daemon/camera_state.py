@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 
 from ecolens.core.contract import utc_timestamp
 
@@ -25,6 +26,7 @@ class CameraState:
         self.error: str | None = None
         self.since = utc_timestamp()
         self.version = 0
+        self.on_change: Callable[[], None] = lambda: None  # the MQTT link wakes up to publish
 
     def _set(self, state: str, error: str | None) -> None:
         with self._lock:
@@ -34,6 +36,7 @@ class CameraState:
                 self.since = utc_timestamp()
             self.state, self.error = state, error
             self.version += 1
+        self.on_change()
 
     def up(self) -> None:
         self._set(UP, None)

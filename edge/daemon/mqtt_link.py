@@ -79,6 +79,7 @@ class MqttLink(threading.Thread):
         self.homeassistant = homeassistant
         self.model_info = model_info
         self.camera = camera or CameraState("none")
+        self.camera.on_change = lambda: self._interrupt()  # publish a new camera state at once
         self._status_version = -1  # the camera state last published
         self.on_failure = on_failure
         self.failure: str | None = None  # why this thread stopped for good (the daemon exits)

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 CONTRACT_VERSION = "1.0"
-OPTIONAL_FIELDS = ("frames", "device_id", "event_id", "request_id", "source")
+OPTIONAL_FIELDS = ("frames", "device_id", "event_id", "seq", "request_id", "source")
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:

@@ -30,13 +30,28 @@ class BrokerSection(Section):
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
 
+    def check_files(self) -> None:
+        """The TLS files named must exist: checked before connecting and by --validate-config
+        (a typo in a path should not wait for the first connection to show)."""
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ConfigError(f"mqtt.{name}: file not found: {value}")
+
 
 def parse_broker_url(url: str) -> dict[str, Any]:
     """``mqtts://user:pass@host:8883`` -> BrokerSection fields (only those the URL gives)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "mqtt://[::1": an unclosed IPv6 bracket
+        raise ConfigError(f"broker URL is not valid ({exc}): {url!r}") from None
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ConfigError(f"broker URL must start with mqtt:// or mqtts://, got {url!r}")
-    if not parts.hostname:
+    try:
+        hostname = parts.hostname
+    except ValueError as exc:
+        raise ConfigError(f"broker URL is not valid ({exc}): {url!r}") from None
+    if not hostname:
         raise ConfigError(f"broker URL has no host: {url!r}")
     tls = parts.scheme in ("mqtts", "ssl")
     try:
@@ -44,7 +59,7 @@ def parse_broker_url(url: str) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(f"broker URL has an invalid port: {url!r}") from exc
     fields: dict[str, Any] = {
-        "host": parts.hostname,
+        "host": hostname,
         "tls": tls,
         "port": port or (8883 if tls else 1883),
     }
@@ -67,10 +82,7 @@ def apply_connection_settings(client: Any, settings: BrokerSection) -> None:
     if settings.username is not None:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls:
-        for name in ("ca_file", "cert_file", "key_file"):
-            value = getattr(settings, name)
-            if value is not None and not Path(value).is_file():
-                raise ConfigError(f"mqtt.{name}: file not found: {value}")
+        settings.check_files()
         client.tls_set(
             ca_certs=str(settings.ca_file) if settings.ca_file else None,
             certfile=str(settings.cert_file) if settings.cert_file else None,

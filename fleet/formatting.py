@@ -9,15 +9,17 @@ from typing import Any
 
 
 def _rows(report: dict[str, Any], view: str) -> tuple[list[str], list[list[Any]]]:
-    """A view as a header and rows; label columns follow the labels present."""
+    """A view as a header and rows. The columns never depend on the data (a bin or window
+    without plastic keeps its ``plastic`` column), so scripts can rely on them; every label
+    of a multi-class model is in the JSON output."""
     if view == "bins":
-        labels = sorted({label for b in report["bins"] for label in b["labels"]})
-        header = ["device_id", "items", *labels, "plastic_share", "uncertain"]
+        header = ["device_id", "items", "plastic", "other", "plastic_share", "uncertain"]
         rows = [
             [
                 b["device_id"],
                 b["items"],
-                *(b["labels"].get(x, 0) for x in labels),
+                b["plastic"],
+                b["items"] - b["plastic"],
                 b["plastic_share"],
                 b["uncertain"],
             ]
@@ -27,8 +29,9 @@ def _rows(report: dict[str, Any], view: str) -> tuple[list[str], list[list[Any]]
     if view == "series":
         header = ["bucket_start", "device_id", "items", "plastic", "plastic_share"]
         return header, [[p[h] for h in header] for p in report["series"]]
-    header = ["device_id", "state", "status", "status_since", "last_result"]
-    return header, [[s[h] for h in header] for s in report["status"]]
+    header = ["device_id", "state", "status", "camera", "status_since", "last_result", "missing"]
+    missing = report.get("missing", {})
+    return header, [[*(s[h] for h in header[:-1]), missing.get(s["device_id"], 0)] for s in report["status"]]
 
 
 def _cell(value: Any) -> str:
@@ -53,9 +56,11 @@ def as_table(report: dict[str, Any], view: str) -> str:
     )
     if "offline" in totals:
         footer += f", {totals['offline']} bins offline, {totals['stale']} stale"
+        footer += f", {totals['camera_down']} with the camera down"
     if not rows:
         lines.append("(no data)")
-    return "\n".join([*lines, "", footer])
+    missing = [f"results missing from bin {d}: {n}" for d, n in report.get("missing", {}).items()]
+    return "\n".join([*lines, "", footer, *missing])
 
 
 def as_csv(report: dict[str, Any], view: str) -> str:

@@ -36,6 +36,7 @@ class BinStatus:
     status: str | None
     status_since: str | None
     last_result: str | None
+    camera: str | None  # up, down, starting: as the bin reports it while online
 
 
 def _share(plastic: int, items: int) -> float | None:
@@ -105,9 +106,11 @@ def series(
 
 def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatus]:
     """Every bin ever heard from: its retained status, when it changed, its last result."""
-    rows = db.query("SELECT device_id, status, status_ms, last_result_ms FROM devices ORDER BY device_id")
+    rows = db.query(
+        "SELECT device_id, status, status_ms, last_result_ms, camera FROM devices ORDER BY device_id"
+    )
     statuses = []
-    for device_id, status, status_ms, last_result_ms in rows:
+    for device_id, status, status_ms, last_result_ms, camera in rows:
         if status == "offline":
             state = "offline"
         elif status is None:
@@ -116,8 +119,25 @@ def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatu
             heard = max(x for x in (status_ms, last_result_ms) if x is not None)
             silent = stale_after_s and now_ms - heard > stale_after_s * 1000
             state = "stale" if silent else "online"
-        statuses.append(BinStatus(device_id, state, status, iso(status_ms), iso(last_result_ms)))
+        statuses.append(BinStatus(device_id, state, status, iso(status_ms), iso(last_result_ms), camera))
     return statuses
+
+
+def missing_results(db: Database, device_id: str | None = None, complete_too: bool = False) -> dict[str, int]:
+    """Per bin, results that never arrived: numbers from 1 (each bin starts there) to its
+    highest stored ``seq`` that are not stored: lost in the broker, dropped from a bin's full
+    queue, or sent before this database existed. Read from the (device_id, seq) index alone.
+    Only bins with something missing are listed, unless ``complete_too`` (metrics: a 0)."""
+    where, params = "seq IS NOT NULL", []
+    if device_id is not None:
+        where += " AND device_id = ?"
+        params.append(device_id)
+    rows = db.query(
+        f"""SELECT device_id, MAX(seq) - COUNT(DISTINCT seq)
+            FROM results WHERE {where} GROUP BY device_id ORDER BY device_id""",
+        params,
+    )
+    return {row[0]: int(row[1]) for row in rows if row[1] or complete_too}
 
 
 def rejected_count(db: Database, window: TimeWindow) -> int:

@@ -28,6 +28,9 @@ def build_report(
         summaries = [s for s in summaries if s.device_id == device_id]
     report["totals"] = queries.fleet_totals(summaries)
     report["totals"]["rejected_messages"] = queries.rejected_count(db, window)
+    # Since each bin started numbering, whatever the window: a lost result is never silent.
+    report["missing"] = queries.missing_results(db, device_id)
+    report["totals"]["missing_results"] = sum(report["missing"].values())
     if "bins" in views:
         report["bins"] = queries.as_dicts(summaries)
     if "series" in views:
@@ -41,4 +44,5 @@ def build_report(
         report["status"] = queries.as_dicts(statuses)
         report["totals"]["offline"] = sum(s.state == "offline" for s in statuses)
         report["totals"]["stale"] = sum(s.state == "stale" for s in statuses)
+        report["totals"]["camera_down"] = sum(s.camera == "down" and s.state != "offline" for s in statuses)
     return report

@@ -57,6 +57,7 @@ class VirtualBin:
     device_id: str
     plastic_rate: float
     inference_ms: float
+    sent: int = 0  # the last result number (contract ``seq``), as a real bin's queue keeps it
 
 
 @dataclass
@@ -125,6 +126,7 @@ class FleetSimulator:
             winner if (label == self.plastic_label) == plastic else 1.0 - winner for label in self.labels
         ]
         total = sum(probabilities)
+        bin_.sent += 1
         return make_result(
             self.labels,
             [p / total for p in probabilities],
@@ -135,6 +137,7 @@ class FleetSimulator:
             frames=self.random.choice((1, 1, 2, 3)),
             device_id=bin_.device_id,
             event_id=str(uuid.UUID(int=self.random.getrandbits(128), version=4)),
+            seq=bin_.sent,
         )
 
     # -- MQTT -----------------------------------------------------------------------------

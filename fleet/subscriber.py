@@ -20,11 +20,11 @@ from typing import Any
 from ecolens.core.backoff import Backoff
 from ecolens.core.errors import ConfigError
 from ecolens.core.mqtt import BrokerSection, make_client
-from ecolens.core.topics import subscriptions
+from ecolens.core.topics import result_topic, status_topic, subscriptions
 from ecolens.fleet.config.subscriber import SubscriberSection
-from ecolens.fleet.messages import parse_message
+from ecolens.fleet.messages import make_rejected, parse_message
 from ecolens.fleet.storage.database import Database
-from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult
+from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult, WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,10 @@ class IngestStats:
     statuses: int = 0
     batches: int = 0
     write_errors: int = 0
+    refused_by_storage: int = 0
     connected: bool = False
-    last_error: str | None = None
+    writer: str = "starting"  # running, stopped, or dead (the process then exits non-zero)
+    last_error: str | None = None  # the current problem; cleared once it is over
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **deltas: int) -> None:
@@ -72,7 +74,25 @@ class IngestStats:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+            snap = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+        # received but not yet stored, counted or rejected: grows when the writer is stuck
+        snap["lag"] = snap["received"] - (
+            snap["stored"] + snap["duplicates"] + snap["rejected"] + snap["statuses"]
+        )
+        return snap
+
+
+def _sum(one: WriteOutcome, two: WriteOutcome) -> WriteOutcome:
+    return WriteOutcome(
+        stored=one.stored + two.stored,
+        duplicates=one.duplicates + two.duplicates,
+        statuses=one.statuses + two.statuses,
+        rejected=one.rejected + two.rejected,
+    )
+
+
+def _origin(item: StoredResult | StatusUpdate | Rejected) -> str:
+    return item.topic if isinstance(item, Rejected) else item.device_id
 
 
 class Aggregator:
@@ -96,6 +116,8 @@ class Aggregator:
         self._writer: threading.Thread | None = None
         self._client: Any = None
         self._store: ResultStore | None = None
+        self.failed = threading.Event()  # set when the writer died: the process must exit
+        self.failure: str | None = None
 
     # -- MQTT -------------------------------------------------------------------------------
     def _make_client(self) -> Any:
@@ -142,6 +164,8 @@ class Aggregator:
             log.error("%s", self.stats.last_error)
             return
         self.stats.connected = True
+        if self.stats.last_error and not self.stats.last_error.startswith("storage"):
+            self.stats.last_error = None
         self._connected.set()
         log.info("subscriptions granted (QoS %s)", ", ".join(str(int(r.value)) for r in reasons))
 
@@ -180,17 +204,15 @@ class Aggregator:
     def _store_batch(self, batch: list[Incoming]) -> bool:
         """Retries until the batch is committed (database restarts lose nothing), then acks.
         False when stopping before it could be stored: unacknowledged, the broker resends it."""
-        assert self._store is not None
-        parsed = [parse_message(self.settings.prefix, m.topic, m.payload, m.received_ms) for m in batch]
-        results = [p for p in parsed if isinstance(p, StoredResult)]
-        statuses = [p for p in parsed if isinstance(p, StatusUpdate)]
-        rejected = [p for p in parsed if isinstance(p, Rejected)]
-        for item in rejected:
-            log.warning("rejected message on %s: %s", item.topic, item.reason)
+        prefix, limit = self.settings.prefix, self.settings.max_payload_bytes
+        parsed = [parse_message(prefix, m.topic, m.payload, m.received_ms, limit) for m in batch]
+        for item in parsed:
+            if isinstance(item, Rejected):
+                log.warning("rejected message on %s: %s", item.topic, item.reason)
         backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:
             try:
-                outcome = self._store.write(results, statuses, rejected)
+                outcome = self._write_isolating(parsed)
                 break
             except Exception as exc:  # database down, disk full...: keep the batch, retry
                 self.stats.add(write_errors=1)
@@ -201,6 +223,9 @@ class Aggregator:
                     log.warning("stopping: %d unstored messages left to the broker", len(batch))
                     return False
                 self._reopen_database()
+        if self.stats.last_error and self.stats.last_error.startswith("storage"):
+            log.info("storage works again")
+            self.stats.last_error = None
         log.debug("stored a batch of %d messages", len(batch))
         for message in batch:
             if message.qos > 0:
@@ -216,6 +241,56 @@ class Aggregator:
             log.debug("%d duplicate results ignored", outcome.duplicates)
         return True
 
+    def _write(self, parsed: list[StoredResult | StatusUpdate | Rejected]) -> WriteOutcome:
+        assert self._store is not None
+        return self._store.write(
+            [p for p in parsed if isinstance(p, StoredResult)],
+            [p for p in parsed if isinstance(p, StatusUpdate)],
+            [p for p in parsed if isinstance(p, Rejected)],
+        )
+
+    def _write_isolating(self, parsed: list[StoredResult | StatusUpdate | Rejected]) -> WriteOutcome:
+        """One transaction for the batch; when the database refuses it while still answering,
+        one row is to blame: halve until it is found, store it as rejected, keep the rest.
+        An unreachable database raises (the caller retries the whole batch)."""
+        try:
+            return self._write(parsed)
+        except Exception as exc:
+            if not self._database_answers():
+                raise
+            if len(parsed) > 1:
+                middle = len(parsed) // 2
+                return _sum(self._write_isolating(parsed[:middle]), self._write_isolating(parsed[middle:]))
+            return self._refuse(parsed[0], exc)
+
+    def _refuse(self, item: StoredResult | StatusUpdate | Rejected, exc: Exception) -> WriteOutcome:
+        """The database refused this one row: keep it in ``rejected`` so it can be acknowledged."""
+        reason = f"storage refused it: {type(exc).__name__}: {exc}"
+        prefix = self.settings.prefix
+        if isinstance(item, StoredResult):
+            text, topic = item.payload, result_topic(prefix, item.device_id)
+        elif isinstance(item, Rejected):
+            text, topic = item.payload, item.topic
+        else:
+            text, topic = item.status, status_topic(prefix, item.device_id)
+        payload = text.encode("utf-8", errors="backslashreplace")
+        rejected = make_rejected(topic, payload, now_ms(), reason)
+        try:
+            outcome = self._write([rejected])
+        except Exception:  # not even the escaped copy: keep only why (else: an outage, raise)
+            outcome = self._write([rejected._replace(payload="")])
+        log.error("message from %s refused by the database, kept in rejected: %s", _origin(item), exc)
+        self.stats.add(refused_by_storage=1)
+        return outcome
+
+    def _database_answers(self) -> bool:
+        try:
+            assert self._store is not None
+            self._store.database.query("SELECT 1")
+            return True
+        except Exception:
+            return False
+
     def _reopen_database(self) -> None:
         try:
             if self._store is not None:
@@ -225,10 +300,22 @@ class Aggregator:
             log.debug("database not reachable yet: %s", exc)
 
     def _write_loop(self) -> None:
-        while not (self._stopping.is_set() and self._queue.empty()):
-            batch = self._next_batch()
-            if batch and not self._store_batch(batch):
-                return
+        """The writer thread. If it dies, nothing is stored or acknowledged any more: flag it
+        so that the process exits non-zero (and systemd restarts it) instead of looking alive."""
+        self.stats.writer = "running"
+        try:
+            while not (self._stopping.is_set() and self._queue.empty()):
+                batch = self._next_batch()
+                if batch and not self._store_batch(batch):
+                    break
+        except BaseException as exc:
+            self.failure = f"the writer thread stopped: {type(exc).__name__}: {exc}"
+            self.stats.writer = "dead"
+            self.stats.last_error = self.failure
+            log.critical("%s", self.failure, exc_info=True)
+            self.failed.set()
+            return
+        self.stats.writer = "stopped"
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> Aggregator:

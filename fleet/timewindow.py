@@ -13,6 +13,9 @@ from ecolens.core.errors import ConfigError
 BUCKETS_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+# What a datetime can show (years 1 to 9999): a window beyond it has no meaning.
+MIN_MS = int(datetime(1, 1, 2, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_MS = int(datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,10 @@ def parse_moment(text: str, now_ms: int, name: str) -> int:
         return now_ms
     match = _DURATION.match(text)
     if match:
-        return now_ms - int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+        back_ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
+        if not now_ms - back_ms >= MIN_MS:
+            raise ConfigError(f"{name}: {text!r} reaches back before the year 1")
+        return now_ms - int(back_ms)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
@@ -48,7 +54,10 @@ def parse_moment(text: str, now_ms: int, name: str) -> int:
         ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+    moment_ms = int(moment.timestamp() * 1000)
+    if not MIN_MS <= moment_ms <= MAX_MS:
+        raise ConfigError(f"{name}: {text!r} is outside the years 1 to 9999")
+    return moment_ms
 
 
 def parse_window(since: str, until: str = "now", now_ms: int | None = None) -> TimeWindow:

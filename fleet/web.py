@@ -57,28 +57,33 @@ def create_app(
     state: dict[str, Any] = {"db": None}
     lock = threading.Lock()
 
+    def with_database(query: Callable[[Database], Any]) -> Any:
+        with lock:
+            if state["db"] is None:
+                state["db"] = database_factory()
+            try:
+                return query(state["db"])
+            except Exception:
+                state["db"].close()  # reconnect next time (database restarted...)
+                state["db"] = None
+                raise
+
     def run_report(views: tuple[str, ...]) -> dict[str, Any]:
         args = request.args
         window = parse_window(args.get("since", report_settings.window), args.get("until", "now"))
         bucket = args.get("bucket", report_settings.bucket)
         parse_bucket(bucket)
-        with lock:
-            if state["db"] is None:
-                state["db"] = database_factory()
-            try:
-                return build_report(
-                    state["db"],
-                    window,
-                    bucket.lower(),
-                    report_settings.plastic_label,
-                    report_settings.stale_after_s,
-                    views=views,
-                    device_id=args.get("device"),
-                )
-            except Exception:
-                state["db"].close()  # reconnect next time (database restarted...)
-                state["db"] = None
-                raise
+        return with_database(
+            lambda db: build_report(
+                db,
+                window,
+                bucket.lower(),
+                report_settings.plastic_label,
+                report_settings.stale_after_s,
+                views=views,
+                device_id=args.get("device"),
+            )
+        )
 
     @app.errorhandler(ConfigError)
     def bad_request(exc: ConfigError) -> Any:
@@ -101,9 +106,24 @@ def create_app(
     def report_status() -> Any:
         return jsonify(run_report(("status",)))
 
+    @app.get("/metrics")
+    def metrics() -> Any:
+        """Prometheus text: results missing per bin, ingest counters, lag, writer state."""
+        from ecolens.fleet.metrics import render
+        from ecolens.fleet.queries import missing_results
+
+        body, content_type = render(
+            lambda: with_database(lambda db: missing_results(db, complete_too=True)), ingest_stats
+        )
+        return body, 200, {"Content-Type": content_type}
+
     @app.get("/api/health")
     def health() -> Any:
-        return jsonify(ok=True, buckets=list(BUCKETS_MS), ingest=ingest_stats() if ingest_stats else None)
+        """503 unless results are flowing: connected to the broker and the writer running
+        (``ingest.lag`` is received minus stored; ``ingest.writer`` the writer's state)."""
+        ingest = ingest_stats() if ingest_stats else None
+        ok = ingest is None or (ingest["connected"] and ingest["writer"] == "running")
+        return jsonify(ok=ok, buckets=list(BUCKETS_MS), ingest=ingest), 200 if ok else 503
 
     @app.get("/")
     def dashboard() -> Any:

@@ -58,22 +58,15 @@ def test_bad_config_is_one_clear_error(tmp_path):
     assert "mqtt.port" in line and "detect.sensitivity: unknown setting" in line
 
 
-def test_camera_that_fails_to_open_is_one_clear_error(tmp_path, reference_model):
+def test_video_file_that_does_not_exist_is_one_clear_error(tmp_path, reference_model):
+    """Files and folders fail at start; a missing live camera is retried for ever instead
+    (tests/test_daemon_camera.py)."""
     done = ecolens(
-        "run",
-        "--source",
-        "/dev/video99",
-        "--model",
-        str(reference_model),
-        "--store",
-        str(tmp_path / "q.sqlite3"),
-        ECOLENS_SOURCE__OPEN_ATTEMPTS="1",
-    )
+        "run", "--source", str(tmp_path / "missing.mp4"), "--model", str(reference_model),
+        "--store", str(tmp_path / "q.sqlite3"),
+    )  # fmt: skip
     assert done.returncode == 2
-    assert error_lines(done) == [
-        "ecolens run: error: cannot open camera /dev/video99 (no such device, busy, or no "
-        "permission: is the user in group video?)"
-    ]
+    assert error_lines(done) == [f"ecolens run: error: video file not found: {tmp_path / 'missing.mp4'}"]
 
 
 def test_unreachable_broker_keeps_results_queued_and_backs_off_while_draining(tmp_path, reference_model):

@@ -55,7 +55,8 @@ def test_clip_yields_one_schema_valid_result_per_item_with_the_right_label(
         assert result["source"].endswith("items.mp4")
     assert len(list((tmp_path / "a").rglob("*.jpg"))) == len(expected)
     assert recorder.wait(lambda: recorder.on("ecolens/bin-test/status")[-1:] == [b"offline"], 5)
-    assert recorder.on("ecolens/bin-test/status")[0] == b"online"
+    first = json.loads(recorder.on("ecolens/bin-test/status")[0])
+    assert first["status"] == "online" and first["camera"] == "up"
     stats = [json.loads(p) for p in recorder.on("ecolens/bin-test/stats")]
     assert stats and {"fps", "cpu_percent", "rss_mb", "queue_depth", "model_version"} <= set(stats[-1])
     discovery = [t for t, _, _ in recorder.messages if t.endswith("/config")]

@@ -7,7 +7,7 @@ import sqlite3
 import time
 from contextlib import closing
 
-from tests.support.daemon_helpers import Recorder, clip_manifest, clip_path, daemon_process
+from tests.support.daemon_helpers import Recorder, clip_manifest, clip_path, daemon_process, status_word
 
 RESULT = "ecolens/bin-r/result"
 STATUS = "ecolens/bin-r/status"
@@ -100,7 +100,9 @@ def test_status_goes_offline_through_the_last_will_when_the_daemon_dies(tmp_path
     log = tmp_path / "daemon.log"
     daemon = daemon_process(args(tmp_path, mosquitto, reference_model, 1.0, "--loop"), log)
     try:
-        assert recorder.wait(lambda: recorder.on(STATUS)[-1:] == [b"online"], 30), log.read_text()
+        assert recorder.wait(lambda: [status_word(p) for p in recorder.on(STATUS)[-1:]] == ["online"], 30), (
+            log.read_text()
+        )
         daemon.send_signal(signal.SIGKILL)
         assert recorder.wait(lambda: recorder.on(STATUS)[-1:] == [b"offline"], 10)
     finally:
@@ -113,7 +115,9 @@ def test_sigterm_stops_cleanly_with_offline_status(tmp_path, mosquitto, referenc
     log = tmp_path / "daemon.log"
     daemon = daemon_process(args(tmp_path, mosquitto, reference_model, 1.0, "--loop"), log)
     try:
-        assert recorder.wait(lambda: recorder.on(STATUS)[-1:] == [b"online"], 30), log.read_text()
+        assert recorder.wait(lambda: [status_word(p) for p in recorder.on(STATUS)[-1:]] == ["online"], 30), (
+            log.read_text()
+        )
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(20) == 0
         assert recorder.wait(lambda: recorder.on(STATUS)[-1:] == [b"offline"], 5)

@@ -189,7 +189,7 @@ def test_malformed_and_duplicate_messages_are_counted_and_survived(mosquitto, tm
     database.close()
     assert len(reasons) == 3
     assert any("confidence" in r for r in reasons)
-    assert any(r.startswith("not JSON") for r in reasons)
+    assert any(r.startswith("not UTF-8 text") for r in reasons)
     assert any("online or offline" in r for r in reasons)
 
 
@@ -236,10 +236,11 @@ def test_report_numbers_match_what_was_published(mosquitto, tmp_path):
     assert data["totals"]["offline"] == 2
 
     csv_lines = report("bins", "--since", "6h", "--format", "csv").splitlines()
-    assert csv_lines[0] == "device_id,items,non_plastic,plastic,plastic_share,uncertain"
+    assert csv_lines[0] == "device_id,items,plastic,other,plastic_share,uncertain"
     first_bin = simulator.bins[0].device_id
     row = next(line.split(",") for line in csv_lines if line.startswith(first_bin))
-    assert int(row[3]) == summary.count(first_bin, "plastic")
+    assert int(row[2]) == summary.count(first_bin, "plastic")
+    assert int(row[3]) == summary.count(first_bin, "non_plastic")
 
     table = report("status")
     assert first_bin in table and "offline" in table and "2 bins offline" in table

@@ -54,7 +54,7 @@ def test_device_id_comes_from_the_topic_when_the_payload_has_none():
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"\xff\xfe not json", "not JSON"),
+        (b"\xff\xfe not json", "not UTF-8 text"),
         (b"{broken", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (result(confidence=1.5), "confidence"),

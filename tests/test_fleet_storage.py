@@ -57,12 +57,15 @@ def test_an_older_schema_is_upgraded_in_place(database_url, monkeypatch):
 
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
     old = open_database(database_url)
-    ResultStore(old).write([stored("kept", "bin-1", "plastic", T0)])
+    old.execute(  # a version-1 row: no seq column yet
+        "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        stored("kept", "bin-1", "plastic", T0)[:13],
+    )
     old.close()
     monkeypatch.undo()
     upgraded = open_database(database_url)
-    assert current_version(upgraded) == SCHEMA_VERSION == 2
-    assert upgraded.query("SELECT event_id FROM results") == [("kept",)]
+    assert current_version(upgraded) == SCHEMA_VERSION == 4
+    assert upgraded.query("SELECT event_id, seq FROM results") == [("kept", None)]
     upgraded.close()
 
 

@@ -107,12 +107,14 @@ def test_json_endpoints(server):
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"since": "last week"}, "expected a duration"), ({"bucket": "year"}, "bucket must be"),
-     ({"since": "1h", "until": "2h"}, "must be before")],
+     ({"since": "1h", "until": "2h"}, "must be before"),
+     ({"since": "99999999999d"}, "reaches back before the year 1")],
 )  # fmt: skip
 def test_bad_queries_get_400_with_a_message(server, params, message):
-    response = requests.get(f"{server}/api/report", params=params, timeout=10)
-    assert response.status_code == 400
-    assert message in response.json()["error"]["message"]
+    for path in ("/api/report", "/api/series"):
+        response = requests.get(f"{server}{path}", params=params, timeout=10)
+        assert response.status_code == 400
+        assert message in response.json()["error"]["message"]
 
 
 def test_assets_are_served_locally(server):

@@ -110,16 +110,29 @@ def _fleet_config(args: argparse.Namespace, extra: dict[str, Any] | None = None)
     return load_fleet_config(args.config, overrides)
 
 
-def _wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM (systemd stop)."""
+def _wait_for_signal(failed: threading.Event) -> None:
+    """Block until SIGINT or SIGTERM (systemd stop), or until ``failed`` is set."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(1.0):
+    while not stop.wait(0.5) and not failed.is_set():
         pass
 
 
+def require_ingest_modules() -> None:
+    """Import now what the writer thread needs for every message, so that a missing extra
+    fails at start with the pip command (the CLI maps ModuleNotFoundError), not on the first
+    message inside a thread."""
+    import jsonschema  # noqa: F401
+    import paho.mqtt.client  # noqa: F401
+
+    from ecolens.core.contract import _result_validator
+
+    _result_validator()
+
+
 def run_aggregate(args: argparse.Namespace) -> int:
+    from ecolens.core.errors import EcoLensError
     from ecolens.fleet.storage import open_database
     from ecolens.fleet.subscriber import Aggregator
 
@@ -135,6 +148,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
         },
     )
     url = config.storage.url
+    require_ingest_modules()
     keys = None
     if config.http.enabled:
         from ecolens.core.http.exposure import check_exposure
@@ -164,7 +178,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        _wait_for_signal()
+        _wait_for_signal(aggregator.failed)
     finally:
         if server is not None:
             server.stop()
@@ -177,6 +191,8 @@ def run_aggregate(args: argparse.Namespace) -> int:
             stats["rejected"],
             stats["statuses"],
         )
+    if aggregator.failure:  # non-zero: systemd restarts it, the broker resends what is unacked
+        raise EcoLensError(aggregator.failure)
     return 0
 
 
@@ -194,7 +210,7 @@ def run_report(args: argparse.Namespace) -> int:
     window = parse_window(args.since or config.report.window, args.until)
     bucket = (args.bucket or config.report.bucket).lower()
     parse_bucket(bucket)
-    database = open_database(config.storage.url)
+    database = open_database(config.storage.url, create=False)
     try:
         report = build_report(
             database,

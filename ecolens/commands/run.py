@@ -69,10 +69,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def validate(config) -> int:
-    """Settings are valid (load_config raised otherwise); the model must load too."""
+    """Settings are valid (load_config raised otherwise); the model must load too, and the
+    files the settings name must exist (TLS files, a video file or image folder source)."""
+    import threading
+
     from ecolens.core.metadata import read_metadata
+    from ecolens.edge.daemon.sources import make_source
 
     meta = read_metadata(config.model.resolved_path())
+    config.mqtt.check_files()
+    make_source(config.source, threading.Event())  # a missing video file is refused here
     effective = config.model_dump(mode="json")
     if effective["mqtt"].get("password"):
         effective["mqtt"]["password"] = "***"

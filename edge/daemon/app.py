@@ -1,16 +1,19 @@
 """The daemon's life: start-up in a fixed order, the frame loop, reload, graceful stop.
 
-Start-up: logging -> model -> queue -> frame source -> MQTT -> signals -> READY=1.
-Anything wrong before READY (bad model, camera that does not open, unwritable queue) stops
-start-up with one clear error; after READY, failures are retried (source reopen, MQTT
-reconnect) and results wait in the queue.
+Start-up: logging -> model -> queue -> MQTT -> signals -> READY=1 -> frame source.
+Anything wrong before READY (bad model, unwritable queue, a video file or image folder that
+does not open) stops start-up with one clear error. A live camera or stream is opened after
+READY and retried for ever: the queue and the MQTT link do not depend on it, so a bin whose
+camera is gone still sends what it queued and publishes ``camera: "down"`` in its status.
+After READY, failures are retried (source reopen, MQTT reconnect) and results wait in the
+queue.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -26,7 +29,7 @@ from ecolens.edge.daemon.pipeline import ItemPipeline, ItemResult
 from ecolens.edge.daemon.sdnotify import SystemdNotifier
 from ecolens.edge.daemon.sources import make_source
 from ecolens.edge.daemon.stats import DaemonStats
-from ecolens.edge.daemon.store import ResultQueue
+from ecolens.edge.daemon.store import ResultQueue, explain, is_damage
 from ecolens.edge.daemon.tracker import State
 
 log = logging.getLogger("ecolens.daemon")
@@ -82,8 +85,10 @@ class Daemon:
         self.store = ResultQueue(cfg.store.resolved_path(), cfg.store.max_items, cfg.store.synchronous)
         self.source = make_source(cfg.source, self.stop_event)
         self.source.heartbeat = self.beat
-        self.source.open()
-        log.info("reading frames from %s", self.source.name, extra={"event": "source_open"})
+        if not self.source.live:
+            self.source.open()
+            self.source.camera.up()
+            log.info("reading frames from %s", self.source.name, extra={"event": "source_open"})
         self.pipeline = ItemPipeline(
             lambda: self.classifier, cfg.detect, cfg.publish.device_id, self.source.name
         )
@@ -97,12 +102,21 @@ class Daemon:
             self.stats,
             cfg.homeassistant,
             lambda: self.classifier.model_info,
+            self.source.camera,
+            on_failure=self.stop_event.set,
         )
         self.link.start()
         self._signatures = self._watched()
         self._start_watchdog()
         self.ready.set()
         self.notifier.ready(f"classifying frames from {self.source.name}")
+
+    def _open_live_source(self) -> bool:
+        """After READY: the camera may take for ever to appear; False when stopped first."""
+        if not self.source.open_until_up():
+            return False
+        log.info("reading frames from %s", self.source.name, extra={"event": "source_open"})
+        return True
 
     def _make_audit(self, cfg: DaemonConfig) -> AuditWriter | None:
         if not cfg.audit.enabled:
@@ -117,6 +131,8 @@ class Daemon:
 
     # --- the frame loop -----------------------------------------------------------------------
     def loop(self) -> None:
+        if self.source.live and not self._open_live_source():
+            return
         next_watch = time.monotonic() + self.config.service.watch_interval_s
         while not self.stop_event.is_set():
             frame = self.source.read()
@@ -144,7 +160,18 @@ class Daemon:
         result = item.result
         self.stats.item(result["inference_ms"])
         event_id = result["event_id"]
-        self.store.put(event_id, self.config.publish.topic("result"), json.dumps(result), 1)
+        try:
+            self.store.put_result(result, self.config.publish.topic("result"), 1)
+        except sqlite3.Error as exc:
+            if is_damage(exc):
+                damaged = f"queue {self.store.path} is damaged: {exc}; a restart moves it aside"
+                raise EcoLensError(damaged) from None
+            # Disk full, I/O error: this result cannot be kept; say so once per result, go on.
+            message = f"queue {self.store.path}: {explain(exc, self.store.path)}"
+            self.stats.store_failed(message)
+            self.stats.unqueued += 1
+            log.error("result %s lost, not queued: %s", event_id, message, extra={"event": "store_error"})
+            return
         self.link.notify(event_id, item.read_at)
         if self.audit is not None:
             self.audit.save(item.image, result)
@@ -244,7 +271,10 @@ class Daemon:
         self._finish_item()
         self.stop_event.set()
         drain = self.config.service.drain_timeout_s
-        log.info("stopping: flushing %d queued results", self.store.depth())
+        try:
+            log.info("stopping: flushing %d queued results", self.store.depth())
+        except sqlite3.Error as exc:
+            log.error("stopping; the queue cannot be read: %s", exc)
         self.link.stop(drain)
         self.source.close()
         self.store.close()
@@ -258,4 +288,6 @@ class Daemon:
             self.loop()
         finally:
             self.shutdown()
+        if self.link.failure:  # non-zero exit: systemd restarts the daemon
+            raise EcoLensError(self.link.failure)
         return 0

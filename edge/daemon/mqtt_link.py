@@ -16,6 +16,7 @@ import queue
 import secrets
 import select
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -25,11 +26,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from ecolens.core.backoff import Backoff
 from ecolens.core.mqtt import BrokerSection, make_client
+from ecolens.edge.daemon.camera_state import CameraState
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
 from ecolens.edge.daemon.homeassistant import birth_topic, discovery_messages
 from ecolens.edge.daemon.stats import DaemonStats
-from ecolens.edge.daemon.store import ResultQueue
+from ecolens.edge.daemon.store import ResultQueue, explain, is_damage
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class MqttLink(threading.Thread):
         stats: DaemonStats,
         homeassistant: HomeAssistantSection,
         model_info: Callable[[], dict[str, Any]],
+        camera: CameraState | None = None,
+        on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(name="mqtt", daemon=True)
         self.broker = broker
@@ -74,6 +78,13 @@ class MqttLink(threading.Thread):
         self.stats = stats
         self.homeassistant = homeassistant
         self.model_info = model_info
+        self.camera = camera or CameraState("none")
+        self.camera.on_change = lambda: self._interrupt()  # publish a new camera state at once
+        self._status_version = -1  # the camera state last published
+        self.on_failure = on_failure
+        self.failure: str | None = None  # why this thread stopped for good (the daemon exits)
+        self._to_delete: list[tuple[int, str]] = []  # acknowledged, not yet deleted (row, event)
+        self._store_backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
         self.where = f"{'mqtts' if broker.tls else 'mqtt'}://{broker.host}:{broker.port}"
         self.client_id = broker.client_id or f"ecolens-{publish.device_id}-{secrets.token_hex(4)}"
         self.client = make_client(broker, self.client_id, clean_session=True)
@@ -134,7 +145,7 @@ class MqttLink(threading.Thread):
             return
         self._backoff.reset()
         log.info("connected to %s as %s", self.where, self.client_id, extra={"event": "mqtt_connected"})
-        client.publish(self.publish.topic("status"), "online", qos=1, retain=True)
+        self._publish_status()
         if self.homeassistant.enabled:
             client.subscribe(birth_topic(self.homeassistant), qos=1)
             self._announce()
@@ -163,25 +174,48 @@ class MqttLink(threading.Thread):
 
     # --- the thread --------------------------------------------------------------------------
     def run(self) -> None:
+        """Store errors (disk full, I/O) are logged, counted in stats and retried; a damaged
+        queue or an unexpected error ends the thread with ``failure`` set and ``on_failure``
+        called, so the daemon stops with a non-zero exit (systemd restarts it) instead of
+        living on with a queue nobody sends."""
+        try:
+            self._forward()
+        except BaseException as exc:
+            self.failure = f"the MQTT thread stopped: {type(exc).__name__}: {exc}"
+            log.critical(self.failure, exc_info=True, extra={"event": "mqtt_thread_failed"})
+            self.on_failure()
+
+    def _forward(self) -> None:
         socket_open = False
         while True:
-            if self._stop_requested.is_set() and self._drained_or_late(socket_open):
-                break
+            try:
+                if self._stop_requested.is_set() and self._drained_or_late(socket_open):
+                    break
+            except sqlite3.Error as exc:
+                self._store_trouble(self._not_damage(exc))
+                continue
             if not socket_open:
                 socket_open = self._connect()
                 if not socket_open:
                     self._pause()
                     continue
             rc = self._loop_once(IDLE_TIMEOUT_S)
-            self._take_acks()
+            # A deletion refused (disk full) must not stop sending: each step on its own.
+            trouble = self._attempt(self._take_acks)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 socket_open = False
                 self.connected.clear()
                 self._pause()
                 continue
             if self.connected.is_set():
-                self._feed()
-                self._maybe_stats()
+                if self.camera.version != self._status_version:
+                    self._publish_status()
+                trouble = self._attempt(self._feed) or trouble
+                trouble = self._attempt(self._maybe_stats) or trouble
+            if trouble is None:
+                self._store_works()
+            else:
+                self._store_trouble(trouble)
         self._shutdown(socket_open)
 
     def _loop_once(self, timeout: float) -> int:
@@ -210,6 +244,44 @@ class MqttLink(threading.Thread):
                 return rc
         return self.client.loop_misc()
 
+    @staticmethod
+    def _not_damage(exc: sqlite3.Error) -> sqlite3.Error:
+        """A damaged queue cannot be retried: re-raised, it ends the thread."""
+        if is_damage(exc):
+            raise exc
+        return exc
+
+    def _attempt(self, step: Callable[[], None]) -> sqlite3.Error | None:
+        try:
+            step()
+        except sqlite3.Error as exc:
+            return self._not_damage(exc)
+        return None
+
+    def _store_trouble(self, exc: sqlite3.Error) -> None:
+        """Log, count, wait (the one Backoff), retry; the daemon keeps running."""
+        message = f"queue {self.store.path}: {explain(exc, self.store.path)}"
+        self.stats.store_failed(message)
+        delay = self._store_backoff.next()
+        log.error("%s; retrying in %.1fs", message, delay, extra={"event": "store_error"})
+        self._wake.set()
+        deadline = time.monotonic() + delay
+        while (left := self._wait_until(deadline) - time.monotonic()) > 0:
+            # keep the connection alive meanwhile (PUBACKs are kept for the retry)
+            if self.client.loop(timeout=min(0.5, left)) != mqtt.MQTT_ERR_SUCCESS:
+                time.sleep(min(0.5, left))
+            self._collect_acks()
+
+    def _wait_until(self, deadline: float) -> float:
+        """While draining at stop, no wait goes past the drain deadline."""
+        return min(deadline, self._stop_deadline) if self._stop_requested.is_set() else deadline
+
+    def _store_works(self) -> None:
+        if self.stats.store_error is not None:
+            log.info("queue %s works again", self.store.path, extra={"event": "store_recovered"})
+            self.stats.store_recovered()
+            self._store_backoff.reset()
+
     def _pause(self) -> None:
         """Back off before the next attempt. While draining at stop the stop event is already
         set, so waiting on it would return at once (a busy loop of connects and error lines):
@@ -233,13 +305,13 @@ class MqttLink(threading.Thread):
             return True
         return socket_open and self.connected.is_set() and not self._inflight and not (self.store.depth())
 
-    def _take_acks(self) -> None:
-        freed = False
+    def _collect_acks(self) -> None:
+        """PUBACKs to deletions; kept until the deletion commits (a full disk can refuse it)."""
         while True:
             try:
                 mid = self._acks.get_nowait()
             except queue.Empty:
-                break
+                return
             entry = self._inflight.pop(mid, None)
             if entry is None:
                 continue  # status, stats or discovery message
@@ -247,8 +319,16 @@ class MqttLink(threading.Thread):
             # Latency ends at the PUBACK, before the queue's own bookkeeping (an fsync'd delete).
             read_at = self.read_times.pop(event_id, None)
             latency = (time.monotonic() - read_at) * 1000 if read_at is not None else None
-            self.store.delete(row_id)
             self.stats.acknowledged(latency)
+            self._to_delete.append((row_id, event_id))
+
+    def _take_acks(self) -> None:
+        self._collect_acks()
+        freed = False
+        while self._to_delete:
+            row_id, _ = self._to_delete[0]
+            self.store.delete(row_id)
+            self._to_delete.pop(0)
             freed = True
         if freed:
             self._wake.set()
@@ -259,6 +339,7 @@ class MqttLink(threading.Thread):
             return
         self._wake.clear()
         in_flight = {row_id for row_id, _ in self._inflight.values()}
+        in_flight.update(row_id for row_id, _ in self._to_delete)
         rows = self.store.pending(room, exclude=in_flight)
         for row in rows:
             info = self.client.publish(row.topic, row.payload, qos=row.qos)
@@ -269,6 +350,11 @@ class MqttLink(threading.Thread):
             self._inflight[info.mid] = (row.id, row.event_id)
         if len(rows) == room:
             self._wake.set()  # there may be more
+
+    def _publish_status(self) -> None:
+        """Retained ``online`` status with the camera state (the last will says ``offline``)."""
+        self._status_version, payload = self.camera.status_payload()
+        self.client.publish(self.publish.topic("status"), payload, qos=1, retain=True)
 
     def _maybe_stats(self) -> None:
         interval = self.publish.stats_interval_s
@@ -284,7 +370,10 @@ class MqttLink(threading.Thread):
             self.client.publish(topic, payload, qos=1, retain=True)
 
     def _shutdown(self, socket_open: bool) -> None:
-        left = self.store.depth()
+        try:
+            left = self.store.depth()
+        except sqlite3.Error:
+            left = 0
         if left:
             log.warning(
                 "stopping with %d results queued; they are sent at the next start",
@@ -297,7 +386,7 @@ class MqttLink(threading.Thread):
             while not info.is_published() and time.monotonic() < deadline:
                 if self.client.loop(timeout=LOOP_TIMEOUT_S) != mqtt.MQTT_ERR_SUCCESS:
                     break
-            self._take_acks()
+            self._attempt(self._take_acks)
             self.client.disconnect()
             self.client.loop(timeout=LOOP_TIMEOUT_S)
         self.connected.clear()

@@ -29,6 +29,9 @@ class DaemonStats:
         # Counters owned by other parts (pipeline, source), read when a snapshot is taken so
         # there is one count, not a copy that nobody increments.
         self._counters: dict[str, Callable[[], int]] = {}
+        self.store_errors = 0  # queue reads/writes that failed (disk full, I/O ...), retried
+        self.store_error: str | None = None  # the current one; None once the queue works again
+        self.unqueued = 0  # results lost because the queue could not take them
         self.inference_ms: deque[float] = deque(maxlen=window)
         self.latency_ms: deque[float] = deque(maxlen=window)
         self._fps_mark = (time.monotonic(), 0)
@@ -60,6 +63,15 @@ class DaemonStats:
             if latency_ms is not None:
                 self.latency_ms.append(latency_ms)
 
+    def store_failed(self, error: str) -> None:
+        with self._lock:
+            self.store_errors += 1
+            self.store_error = error
+
+    def store_recovered(self) -> None:
+        with self._lock:
+            self.store_error = None
+
     def snapshot(self, queue_depth: int, queue_dropped: int, model: dict[str, Any]) -> dict:
         """Figures since the previous snapshot (fps, CPU) and since start (counters)."""
         now = time.monotonic()
@@ -80,6 +92,9 @@ class DaemonStats:
                 "queue_depth": queue_depth,
                 "queue_dropped": queue_dropped,
                 **{name: read() for name, read in self._counters.items()},
+                "store_errors": self.store_errors,
+                "store_error": self.store_error,
+                "unqueued": self.unqueued,
                 "model_version": model.get("version"),
                 "model_sha256": model.get("sha256"),
             }

@@ -1,16 +1,25 @@
 """Store and forward: every result is committed to SQLite (WAL) before it is published and
 deleted only when the broker acknowledged it, so results survive broker outages, network
 cuts, ``kill -9`` and power cuts. Bounded: when full, the oldest result is dropped and counted.
+
+A queue file is moved aside only when SQLite says it is damaged *and* ``PRAGMA
+integrity_check`` (read-only) confirms it: a full disk, a read-only folder or missing
+permissions are one clear error, and the results stay where they are.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ecolens.core.errors import ConfigError
 
@@ -29,6 +38,36 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+# SQLite's answers for a damaged file; every other error (full, read-only, I/O, locked) is a
+# condition of the machine, not of the file.
+DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""  # Python 3.11+
+    text = str(exc).lower()
+    return name.startswith(DAMAGE_CODES) or "malformed" in text or "not a database" in text
+
+
+def disk_full(folder: Path) -> bool:
+    """SQLite reports a full disk as "disk I/O error" when it cannot grow its -shm file."""
+    try:
+        return shutil.disk_usage(folder).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def explain(exc: BaseException, path: Path) -> str:
+    """The error with what to do about it, on one line."""
+    text = str(exc)
+    lowered = text.lower()
+    if "full" in lowered or getattr(exc, "errno", None) == 28 or disk_full(path.parent):
+        return f"{text}: the disk is full, free space on the file system of {path.parent}"
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return f"{text}: the service user must be able to write {path.parent}"
+    return text
+
+
 @dataclass(frozen=True)
 class QueuedResult:
     id: int
@@ -45,6 +84,7 @@ class ResultQueue:
         self.path = Path(path)
         self.max_items = max_items
         self._lock = threading.Lock()
+        self._burst_drops = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -54,29 +94,70 @@ class ResultQueue:
     def _open(self, synchronous: str) -> sqlite3.Connection:
         try:
             return self._connect(synchronous)
-        except sqlite3.DatabaseError as exc:
-            if not self.path.exists() or "database is locked" in str(exc):
-                raise ConfigError(f"store.path: cannot open queue {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            if not self.path.exists() or not is_damage(exc) or not self._damaged():
+                reason = explain(exc, self.path)
+                raise ConfigError(f"store.path: cannot use queue {self.path}: {reason}") from None
             # A damaged file is kept aside for inspection, never deleted.
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            self.path.rename(aside)
+            try:
+                self.path.rename(aside)
+            except OSError as rename_error:
+                raise ConfigError(
+                    f"store.path: queue {self.path} is damaged ({exc}) and cannot be moved aside: "
+                    f"{explain(rename_error, self.path)}"
+                ) from None
             log.error("queue %s is damaged (%s); moved to %s, starting empty", self.path, exc, aside)
             return self._connect(synchronous)
+
+    def _damaged(self) -> bool:
+        """Confirmed by ``PRAGMA integrity_check`` on a read-only connection; an error that is
+        not damage itself (full disk, no permission) means "cannot tell": keep the file."""
+        try:
+            with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
+                rows = db.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.Error as exc:
+            return is_damage(exc)
+        return rows != [("ok",)]
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         except sqlite3.OperationalError as exc:
-            raise ConfigError(f"store.path: cannot open queue {self.path}: {exc}") from exc
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(SCHEMA)
-        db.execute("SELECT count(*) FROM queue").fetchone()
+            reason = explain(exc, self.path)
+            raise ConfigError(f"store.path: cannot open queue {self.path}: {reason}") from None
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(SCHEMA)
+            # Milliseconds for a full queue; finds damage now rather than in the MQTT thread.
+            problems = db.execute("PRAGMA quick_check").fetchall()
+            if problems != [("ok",)]:
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {problems[0][0]}")
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def put(self, event_id: str, topic: str, payload: str, qos: int) -> int:
         """Commit one result; returns how many old results were dropped to make room."""
+        return self._insert(event_id, topic, lambda: payload, qos)
+
+    def put_result(self, result: dict[str, Any], topic: str, qos: int) -> int:
+        """Number the result (``seq``: this bin's next, kept in the queue file so it goes on
+        across restarts) and commit it in the same transaction, so numbers have no gaps but
+        results that are really lost (queue full, a queue file lost). Returns the drops."""
+
+        def numbered() -> str:
+            row = self._db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
+            result["seq"] = (row[0] if row else 0) + 1
+            self._db.execute("INSERT OR REPLACE INTO counters VALUES ('seq', ?)", (result["seq"],))
+            return json.dumps(result)
+
+        return self._insert(result["event_id"], topic, numbered, qos)
+
+    def _insert(self, event_id: str, topic: str, payload: Callable[[], str], qos: int) -> int:
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             depth = self._db.execute("SELECT count(*) FROM queue").fetchone()[0]
@@ -93,11 +174,25 @@ class ResultQueue:
                 )
             self._db.execute(
                 "INSERT OR IGNORE INTO queue (event_id, topic, payload, qos, created) VALUES (?, ?, ?, ?, ?)",
-                (event_id, topic, payload, qos, time.time()),
+                (event_id, topic, payload(), qos, time.time()),
+            )
+        self._note_drops(dropped)
+        return dropped
+
+    def _note_drops(self, dropped: int) -> None:
+        """One warning when a burst of drops starts and one line when it ends, not one per
+        dropped result (a long broker outage would otherwise flood the journal)."""
+        if dropped and not self._burst_drops:
+            log.warning(
+                "queue full (%d results): dropping the oldest results until the broker takes them",
+                self.max_items,
+                extra={"event": "queue_full"},
             )
         if dropped:
-            log.warning("queue full (%d results): dropped the %d oldest", self.max_items, dropped)
-        return dropped
+            self._burst_drops += dropped
+        elif self._burst_drops:
+            log.warning("queue has room again; %d results were dropped", self._burst_drops)
+            self._burst_drops = 0
 
     def pending(self, limit: int, exclude: set[int] | frozenset[int] = frozenset()) -> list:
         """The oldest ``limit`` results not already in flight."""

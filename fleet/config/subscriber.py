@@ -38,6 +38,13 @@ class SubscriberSection(Section):
         "Maximum); at least batch_size for full batches",
     )
 
+    max_payload_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="larger messages are rejected unread (a result is under 1 KiB)",
+    )
+
     @field_validator("prefix")
     @classmethod
     def _plain_prefix(cls, value: str) -> str:

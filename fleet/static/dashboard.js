@@ -71,9 +71,10 @@ function statusChart(report) {
     },
   }, report.status.length);
   const body = document.querySelector("#offline-bins tbody");
-  body.replaceChildren(...report.status.filter(s => s.state !== "online").map(s => {
+  body.replaceChildren(...report.status.filter(s => s.state !== "online" || s.camera === "down").map(s => {
     const row = document.createElement("tr");
-    for (const value of [s.device_id, s.state, s.status_since, s.last_result]) {
+    const state = s.camera === "down" && s.state !== "offline" ? `${s.state}, camera down` : s.state;
+    for (const value of [s.device_id, state, s.status_since, s.last_result]) {
       const cell = document.createElement("td");
       cell.textContent = value || "–";
       row.append(cell);
@@ -107,7 +108,8 @@ async function refresh() {
     document.getElementById("summary").textContent =
       `${t.items} items from ${t.bins} bins, plastic share ` +
       `${t.plastic_share === null ? "–" : (t.plastic_share * 100).toFixed(1) + " %"}; ` +
-      `${t.offline} offline, ${t.stale} stale, ${t.rejected_messages} rejected messages`;
+      `${t.offline} offline, ${t.stale} stale, ${t.camera_down} camera down, ${t.rejected_messages} rejected messages` +
+      Object.entries(report.missing).map(([bin, n]) => `; results missing from bin ${bin}: ${n}`).join("");
     error.hidden = true;
     document.body.dataset.ready = "true";
   } catch (exc) {

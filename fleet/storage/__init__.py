@@ -5,9 +5,10 @@ from ecolens.fleet.storage.schema import migrate as apply_migrations
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult
 
 
-def open_database(url: str, migrate: bool = True) -> Database:
-    """Connect and (by default) create or upgrade the schema."""
-    database = connect_database(url)
+def open_database(url: str, migrate: bool = True, create: bool = True) -> Database:
+    """Connect and (by default) create or upgrade the schema; ``create=False`` refuses a
+    SQLite file that does not exist yet."""
+    database = connect_database(url, create)
     if migrate:
         apply_migrations(database)
     return database

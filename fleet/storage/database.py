@@ -83,10 +83,14 @@ class Database:
         self.connection.close()
 
 
-def _open_sqlite(path: str) -> Database:
+def _open_sqlite(path: str, create: bool = True) -> Database:
     file = Path(path)
     if file.parent and not file.parent.exists():
         raise ConfigError(f"storage.url: folder does not exist: {file.parent}")
+    if not create and not file.is_file():
+        raise ConfigError(
+            f"storage.url: no database at {file} (a typo? `ecolens aggregate` creates it on first start)"
+        )
     try:
         connection = sqlite3.connect(str(file), timeout=60.0, isolation_level=None, check_same_thread=False)
         # WAL: readers (report, HTTP) never block the writer; NORMAL sync is durable
@@ -114,10 +118,12 @@ def _open_postgresql(url: str) -> Database:
     return Database("postgresql", connection, f"postgresql://{parts.hostname}:{parts.port}{parts.path}")
 
 
-def connect_database(url: str) -> Database:
-    """Connect, without touching the schema (``ecolens.fleet.storage.open_database`` migrates)."""
+def connect_database(url: str, create: bool = True) -> Database:
+    """Connect, without touching the schema (``ecolens.fleet.storage.open_database`` migrates).
+    ``create=False`` (readers such as ``report``): a SQLite file that does not exist is an
+    error, not a new empty database."""
     try:
         parsed = parse_database_url(url)
     except ValueError as exc:
         raise ConfigError(f"storage.url: {exc}") from exc
-    return _open_sqlite(parsed.target) if parsed.kind == "sqlite" else _open_postgresql(url)
+    return _open_sqlite(parsed.target, create) if parsed.kind == "sqlite" else _open_postgresql(url)

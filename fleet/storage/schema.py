@@ -52,6 +52,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX results_window ON results (seen_ms, device_id, label, uncertain)",
         "DROP INDEX results_seen",
     ),
+    # 3: each bin numbers its results (contract field ``seq``): gaps are results that never
+    # arrived, counted per bin from this index alone
+    (
+        "ALTER TABLE results ADD COLUMN seq BIGINT",
+        "CREATE INDEX results_device_seq ON results (device_id, seq)",
+    ),
+    # 4: the camera state a bin reports in its status (up, down, starting; NULL: not reported)
+    ("ALTER TABLE devices ADD COLUMN camera TEXT",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

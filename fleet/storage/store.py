@@ -27,15 +27,18 @@ class StoredResult(NamedTuple):
     model_version: str
     model_sha256: str
     payload: str
+    seq: int | None = None  # the bin's own result number (contract field ``seq``), for gaps
 
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    """A bin's retained ``online`` / ``offline`` (its last will)."""
+    """A bin's retained ``online`` / ``offline`` (its last will), with its camera state
+    (``up``, ``down``, ``starting``) when the bin reports one."""
 
     device_id: str
     status: str
     at_ms: int
+    camera: str | None = None
 
 
 class Rejected(NamedTuple):
@@ -56,15 +59,16 @@ class WriteOutcome:
 
 
 INSERT_RESULT = """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label,
-    confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"""
+    confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload,
+    seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"""
 
 # One statement for both kinds of device news (NULL = no news), so a batch touches each device
 # row once, in sorted order: concurrent aggregators cannot deadlock on devices. A retained
 # status delivered again (aggregator restart) keeps the time it first changed.
-UPSERT_DEVICE = """INSERT INTO devices (device_id, status, status_ms, last_result_ms)
-    VALUES (?, ?, ?, ?)
+UPSERT_DEVICE = """INSERT INTO devices (device_id, status, status_ms, last_result_ms, camera)
+    VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (device_id) DO UPDATE SET
+        camera = CASE WHEN excluded.status IS NULL THEN devices.camera ELSE excluded.camera END,
         status_ms = CASE
             WHEN excluded.status IS NULL THEN devices.status_ms
             WHEN devices.status = excluded.status AND devices.status_ms IS NOT NULL
@@ -92,13 +96,13 @@ class ResultStore:
         rejected: Sequence[Rejected] = (),
     ) -> WriteOutcome:
         """Everything in one transaction: when this returns, it is committed."""
-        news: dict[str, list] = {}  # device_id -> [status, status_ms, last_result_ms]
+        news: dict[str, list] = {}  # device_id -> [status, status_ms, last_result_ms, camera]
         for result in results:
-            entry = news.setdefault(result.device_id, [None, None, None])
+            entry = news.setdefault(result.device_id, [None, None, None, None])
             entry[2] = max(entry[2] or 0, result.seen_ms)
         for status in statuses:  # arrival order: the last one wins
-            entry = news.setdefault(status.device_id, [None, None, None])
-            entry[0], entry[1] = status.status, status.at_ms
+            entry = news.setdefault(status.device_id, [None, None, None, None])
+            entry[0], entry[1], entry[3] = status.status, status.at_ms, status.camera
         with self.database.transaction() as db:
             # ON CONFLICT DO NOTHING: the row count is the number of new event ids.
             stored = db.executemany(INSERT_RESULT, results)

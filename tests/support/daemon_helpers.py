@@ -74,6 +74,13 @@ class Recorder:
         self.client.loop_stop()
 
 
+def status_word(payload: bytes) -> str:
+    """``online`` / ``offline`` from a status message: JSON while the bin runs (with its
+    camera state), the plain word from the last will."""
+    text = payload.decode()
+    return json.loads(text)["status"] if text.startswith("{") else text
+
+
 def daemon_process(args: list[str], log_path: Path, **env: str) -> subprocess.Popen:
     """``python -m ecolens.cli run ...`` as a real process; stderr (JSON logs) to a file."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ECOLENS_")}

@@ -35,6 +35,7 @@ class SourceSection(Section):
     open_attempts: int = Field(
         3,
         ge=1,
-        description="attempts (with backoff) to open the source at start-up before stopping with "
-        "an error; a source that drops later is reopened forever with backoff",
+        description="attempts (with backoff) to open the source at start-up: a video file or image "
+        "folder then stops the daemon with an error; a camera or stream is reported down "
+        "(status camera: down) and retried for ever with backoff, as when it drops later",
     )

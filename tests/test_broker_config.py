@@ -1,0 +1,190 @@
+"""The shipped broker configuration (systemd/mosquitto), installed by its own script into a
+scratch /etc/mosquitto and run by a real Mosquitto: a bin cannot publish as another bin, the
+aggregator reads all, anonymous clients are refused, and a stopped aggregator's queue holds
+more than Mosquitto's default 1000 results across a broker restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from ecolens.bench.mosquitto import free_port, mosquitto_binary
+from ecolens.bench.postgres import wait_until
+from ecolens.core.contract import make_result
+from ecolens.core.mqtt import BrokerSection
+from ecolens.fleet.config import SubscriberSection
+from ecolens.fleet.storage import open_database
+from ecolens.fleet.subscriber import Aggregator
+
+from tests.test_daemon_tls import make_pki
+from tests.test_fleet_ingest import LABELS, MODEL, stored_event_ids
+
+REPO = Path(__file__).resolve().parent.parent
+INSTALL = REPO / "systemd" / "mosquitto" / "install.sh"
+PASSWORDS = {"ecolens-aggregator": "agg-secret", "bin-1": "one-secret", "bin-2": "two-secret"}
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="install.sh runs as root (chgrp mosquitto)")
+
+
+class ShippedBroker:
+    """Mosquitto reading the installed conf.d/ecolens.conf, on free ports."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.etc = root / "etc"
+        self.tls_port, self.plain_port = free_port(), free_port()
+        self.process: subprocess.Popen | None = None
+
+    def install(self) -> subprocess.CompletedProcess:
+        self.etc.mkdir(parents=True)
+        (self.root / "data").mkdir()
+        (self.etc / "mosquitto.conf").write_text(
+            f"persistence_location {self.root}/data/\nlog_dest file {self.root}/mosquitto.log\n"
+            f"log_type all\nuser root\ninclude_dir {self.etc}/conf.d\n"
+        )
+        pki = make_pki(self.root / "pki")
+        (self.etc / "certs").mkdir()
+        shutil.copy(pki["server.crt"], self.etc / "certs" / "ecolens-broker.crt")
+        shutil.copy(pki["server.key"], self.etc / "certs" / "ecolens-broker.key")
+        self.ca_file = pki["ca.crt"]
+        done = subprocess.run(
+            ["sh", str(INSTALL), "--etc", str(self.etc), "--no-restart"], capture_output=True, text=True
+        )
+        for user, password in PASSWORDS.items():
+            subprocess.run(
+                ["sh", str(INSTALL), "--etc", str(self.etc), "--add-user", user],
+                input=f"{password}\n{password}\n", capture_output=True, text=True, check=True,
+            )  # fmt: skip
+        conf = self.etc / "conf.d" / "ecolens.conf"
+        text = conf.read_text().replace("listener 8883\n", f"listener {self.tls_port} 127.0.0.1\n")
+        conf.write_text(text.replace("listener 1883 127.0.0.1\n", f"listener {self.plain_port} 127.0.0.1\n"))
+        return done
+
+    def start(self) -> ShippedBroker:
+        self.process = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(self.etc / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+        def listening() -> bool:
+            assert self.process.poll() is None, self.process.stderr.read().decode()
+            try:
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        assert wait_until(listening, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def client(self, user: str | None, password: str | None = None) -> tuple[mqtt.Client, object]:
+        """A bin's client over the TLS listener; returns it with its CONNACK reason code."""
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if user is not None:
+            client.username_pw_set(user, password)
+        client.tls_set(ca_certs=str(self.ca_file))
+        answer: list = []
+        client.on_connect = lambda c, u, f, reason, p: answer.append(reason)
+        client.connect("127.0.0.1", self.tls_port)
+        client.loop_start()
+        assert wait_until(lambda: bool(answer), timeout=10)
+        return client, answer[0]
+
+
+@pytest.fixture
+def broker(tmp_path):
+    shipped = ShippedBroker(tmp_path / "broker")
+    installed = shipped.install()
+    assert installed.returncode == 0, installed.stderr
+    assert "warning" not in installed.stderr
+    shipped.start()
+    try:
+        yield shipped
+    finally:
+        shipped.stop()
+
+
+def result(device: str, event_id: str) -> bytes:
+    return json.dumps(
+        make_result(LABELS, (0.2, 0.8), MODEL, 5.0, device_id=device, event_id=event_id)
+    ).encode()
+
+
+def the_aggregator(broker: ShippedBroker, url: str) -> Aggregator:
+    open_database(url).close()
+    settings = BrokerSection(
+        host="127.0.0.1",
+        port=broker.plain_port,
+        username="ecolens-aggregator",
+        password=PASSWORDS["ecolens-aggregator"],
+    )
+    return Aggregator(
+        settings, SubscriberSection(), lambda: open_database(url, migrate=False), client_id="agg-acl"
+    )
+
+
+def test_a_bin_cannot_publish_as_another_bin(broker, tmp_path):
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    agg = the_aggregator(broker, url).start()
+    bin_one, reason = broker.client("bin-1", PASSWORDS["bin-1"])
+    try:
+        assert not reason.is_failure
+        for topic, payload in [
+            ("ecolens/bin-2/result", result("bin-2", "spoofed")),  # another bin's result
+            ("ecolens/bin-2/status", b"offline"),  # taking another bin offline
+            ("ecolens/bin-1/result", result("bin-1", "own")),
+        ]:
+            bin_one.publish(topic, payload, qos=1).wait_for_publish(10)
+        assert wait_until(lambda: stored_event_ids(url) == ["own"], timeout=20)
+        time.sleep(1)  # the spoofed messages would have arrived with it
+        stats = agg.stats.snapshot()
+    finally:
+        bin_one.disconnect()
+        bin_one.loop_stop()
+        agg.stop()
+    assert stored_event_ids(url) == ["own"]
+    assert stats["received"] == 1 and stats["statuses"] == 0
+    log = (broker.root / "mosquitto.log").read_text()
+    assert "Denied PUBLISH from" in log and "ecolens/bin-2/result" in log
+
+
+def test_anonymous_and_wrong_passwords_are_refused(broker):
+    for user, password in ((None, None), ("bin-1", "wrong")):
+        client, reason = broker.client(user, password)
+        client.loop_stop()
+        assert reason.is_failure and reason.value in (134, 135)  # bad credentials / not authorized
+
+
+def test_a_stopped_aggregator_gets_more_than_1000_results_across_a_broker_restart(broker, tmp_path):
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    the_aggregator(broker, url).start().stop()  # its persistent session now exists
+    bin_one, _ = broker.client("bin-1", PASSWORDS["bin-1"])
+    try:
+        infos = [
+            bin_one.publish("ecolens/bin-1/result", result("bin-1", f"r-{n}"), qos=1) for n in range(2500)
+        ]
+        for info in infos:
+            info.wait_for_publish(30)
+    finally:
+        bin_one.disconnect()
+        bin_one.loop_stop()
+    broker.stop()  # persistence: the queue is saved at exit and loaded at start
+    broker.start()
+    agg = the_aggregator(broker, url).start()
+    try:
+        assert wait_until(lambda: len(stored_event_ids(url)) == 2500, timeout=60)
+    finally:
+        agg.stop()

@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 
-from ecolens.bench.mosquitto import free_port
 from ecolens.bench.postgres import wait_until
 from ecolens.core.contract import make_result
 from ecolens.edge.daemon.store import ResultQueue
 
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
-from tests.support.mjpeg import MjpegCamera, clip_frames
+from tests.support.mjpeg import MjpegCamera, camera_port, clip_frames
 from tests.test_fleet_ingest import aggregator, stored_event_ids
 
 MODEL = {"name": "m", "version": "1", "sha256": "c" * 64}
@@ -110,7 +109,7 @@ def test_camera_gone_at_start_queue_is_delivered_and_camera_down_published(
 
 def test_a_camera_that_comes_later_is_reported_up(tmp_path, mosquitto, reference_model):
     """A stream camera that is off at start and switched on later: down, then up, frames read."""
-    camera = MjpegCamera(clip_frames(clip_path(), limit=30), free_port())
+    camera = MjpegCamera(clip_frames(clip_path(), limit=30), camera_port())
     recorder = Recorder(mosquitto.port, [STATUS], client_id="cam-recorder-2")
     log = tmp_path / "daemon.log"
     daemon = daemon_process(camera_args(tmp_path, mosquitto, reference_model, camera.url), log, **CAMERA_ENV)

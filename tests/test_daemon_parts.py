@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from ecolens.bench.mosquitto import free_port
 from ecolens.bench.postgres import wait_until
 from ecolens.core.errors import ConfigError, MissingDependencyError
 from ecolens.edge.daemon.audit import AuditWriter
@@ -25,7 +24,7 @@ from ecolens.edge.daemon.store import ResultQueue
 from ecolens.edge.daemon.tracker import ItemTracker, Step
 
 from tests.support.daemon_helpers import clip_manifest, clip_path
-from tests.support.mjpeg import MjpegCamera, clip_frames
+from tests.support.mjpeg import MjpegCamera, camera_port, clip_frames
 
 STANDIN = Path(__file__).parent / "support" / "picamera2_standin"
 
@@ -96,7 +95,7 @@ def test_sources_that_cannot_open_give_one_clear_error(tmp_path):
 def test_dropped_stream_is_reopened_with_backoff_and_frames_resume(caplog):
     """A real MJPEG-over-HTTP camera goes away mid-stream (connection cut, then refused) and
     comes back on the same address: the live source keeps retrying and delivers again."""
-    camera = MjpegCamera(clip_frames(clip_path()), free_port()).start()
+    camera = MjpegCamera(clip_frames(clip_path()), camera_port()).start()
     stop = threading.Event()
     source = make_source(SourceSection(uri=camera.url, reopen_min_s=0.1, reopen_max_s=0.4), stop)
     frames: list[float] = []

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import threading
 
-from ecolens.bench.mosquitto import free_port
 from ecolens.bench.postgres import wait_until
 from ecolens.edge.daemon.app import Daemon
 from ecolens.edge.daemon.config import load_daemon_config
 
 from tests.support.daemon_helpers import Recorder, clip_manifest, clip_path
-from tests.support.mjpeg import MjpegCamera, clip_frames
+from tests.support.mjpeg import MjpegCamera, camera_port, clip_frames
 
 
 def config(tmp_path, broker, source: str, model, **extra):
@@ -61,7 +60,7 @@ def test_uncertain_items_that_are_not_published_are_counted_on_the_stats_topic(
 
 
 def test_a_reopened_camera_is_counted_in_the_stats(tmp_path, mosquitto, reference_model):
-    camera = MjpegCamera(clip_frames(clip_path()), free_port()).start()
+    camera = MjpegCamera(clip_frames(clip_path()), camera_port()).start()
     daemon = Daemon(
         config(
             tmp_path,

@@ -3,6 +3,8 @@ come back on the same port, for testing how live sources survive a dropped strea
 
 from __future__ import annotations
 
+import random
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +13,22 @@ from pathlib import Path
 import cv2
 
 BOUNDARY = "ecolensframe"
+
+
+def camera_port() -> int:
+    """A free port below the kernel's ephemeral range. While the camera is down, a client
+    retrying ``connect()`` to a free ephemeral port can be given that same port as its source
+    and connect to itself (TCP simultaneous open), so the camera could not come back on it."""
+    low, _ = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def clip_frames(video: Path, limit: int = 60) -> list[bytes]:
@@ -62,7 +80,15 @@ class MjpegCamera:
         from werkzeug.serving import make_server
 
         self._down.clear()
-        self._server = make_server("127.0.0.1", self.port, self._app, threaded=True)
+        deadline = time.monotonic() + 10
+        while True:  # the old streams' sockets can hold the port for a moment after stop()
+            try:
+                self._server = make_server("127.0.0.1", self.port, self._app, threaded=True)
+                break
+            except (OSError, SystemExit):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self

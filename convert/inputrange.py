@@ -39,7 +39,11 @@ RANGES = {
     # 'torch' mode: 0..1 then ImageNet mean/std, i.e. on 0..255 pixels:
     "torch": InputRange("torch", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
 }
-GREY_RANGES = ("0..255", "0..1", "-1..1")
+# Ranges the data check chooses among: caffe and torch come only from an architecture or a flag.
+PLAIN_RANGES = ("0..255", "0..1", "-1..1")
+# Saturated: a median confidence this high while another range gives calmer varied answers.
+SATURATED_CONFIDENCE = 0.99
+CALM_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,17 @@ def degenerate(stats: dict[str, Any]) -> bool:
     return stats["top_share"] >= DEGENERATE_SHARE
 
 
+def plausible(stats: dict[str, dict[str, Any]]) -> list[str]:
+    """Ranges under which the answers look like a working model: not one class for nearly every
+    photo, and not saturated at ~1.0 confidence where another range gives calmer varied answers
+    (pixels 255 times too large push every logit to an extreme)."""
+    varied = [name for name, value in stats.items() if not degenerate(value)]
+    calm = [name for name in varied if stats[name]["median_confidence"] <= CALM_CONFIDENCE]
+    if not calm:
+        return varied
+    return [name for name in varied if stats[name]["median_confidence"] < SATURATED_CONFIDENCE]
+
+
 def describe_answers(name: str, stats: dict[str, Any], labels: Sequence[str]) -> str:
     label = labels[stats["top_index"]]
     return (
@@ -171,11 +186,15 @@ def infer(
     """The input range from the graph, else the architecture, checked against the data; the data
     alone when neither knows. ``truth`` (label index per photo, or None) breaks ties."""
     claim = from_graph(model) or from_architecture(model, teachable_machine)
-    candidates = GREY_RANGES if spec.channels == 1 else tuple(RANGES)
+    candidates = list(PLAIN_RANGES)
+    if claim is not None and claim.range.name not in candidates and spec.channels == 3:
+        candidates.append(claim.range.name)
     stats = data_check(predict, rgbs, spec, candidates)
-    varied = [name for name in candidates if not degenerate(stats[name])]
     if claim is not None:
+        # Only a collapse contradicts what the model says of itself: a well-trained model may be
+        # confident under its true range.
         chosen = claim.range.name
+        varied = [name for name in candidates if not degenerate(stats[name])]
         if chosen in varied or not varied or chosen not in stats:
             return claim, stats
         raise EcoLensError(
@@ -183,13 +202,13 @@ def infer(
             f"{describe_answers(chosen, stats[chosen], labels)} while under {', '.join(varied)} "
             f"answers vary; pass --input-range {varied[0]} (or the range it was trained on)"
         )
+    varied = plausible(stats)
     if len(varied) == 1:
         name = varied[0]
-        others = [n for n in candidates if n != name]
         return Finding(
             RANGES[name],
-            f"data check: only {name} gives varied answers on {len(rgbs)} photos "
-            f"({', '.join(others)} answer one class for >= {DEGENERATE_SHARE:.0%})",
+            f"data check: of {', '.join(candidates)} only {name} gives varied, unsaturated answers "
+            f"on {len(rgbs)} photos",
         ), stats
     best = tie_break(varied, stats, truth, len(labels))
     if best is not None:

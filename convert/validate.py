@@ -60,9 +60,7 @@ def load_eval(folder: Path, labels: tuple[str, ...], limit: int | None = None) -
 
 def source_probabilities(model: Any, batch: np.ndarray, output_kind: str) -> np.ndarray:
     """The Keras model's probabilities for a batch of input tensors (same post-processing as the edge)."""
-    raw = np.concatenate(
-        [np.asarray(model(batch[i : i + 32], training=False)) for i in range(0, len(batch), 32)]
-    )
+    raw = np.asarray(model.predict(batch, batch_size=32, verbose=0))
     return np.stack([to_probabilities(row, output_kind) for row in raw])
 
 

@@ -14,10 +14,9 @@ from ecolens.edge.errors import EcoLensError, ModelError
 
 def inspect_tflite(path: Path) -> dict[str, Any]:
     from ecolens.convert.inputrange import name_of
+    from ecolens.convert.quiet import native_output_silenced
     from ecolens.edge.metadata import read_metadata
     from ecolens.edge.runtime import TFLiteModel
-
-    from ecolens.convert.quiet import native_output_silenced
 
     with native_output_silenced():  # LiteRT announces its delegate on stderr
         model = TFLiteModel(path)

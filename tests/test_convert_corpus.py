@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,10 @@ pytest.importorskip("tf_keras")
 from tests.support.corpus import ARCHETYPES, Archetype, build, keras_module, photos, source_probabilities  # noqa: E402
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+REPO = Path(__file__).resolve().parent.parent
+DOCS = (REPO / "README.md", REPO / "docs" / "converting.md")
+# Which archetype each documented model file name stands for.
+DOC_MODELS = {"keras_model.h5": "teachable-machine", "plastic_cnn.h5": "cnn-x255-outside"}
 TABLE: dict[str, dict[str, Any]] = {}
 CONVERTIBLE = [name for name, a in ARCHETYPES.items() if not a.weights_only]
 
@@ -53,6 +59,26 @@ def labels_only(archetype: Archetype) -> list[str]:
     return [] if archetype.labels_txt else ["--labels", "non_plastic,plastic"]
 
 
+def doc_commands() -> list[list[str]]:
+    """Every `ecolens convert|inspect` line of the docs' bash blocks, split as a shell would."""
+    commands = []
+    for doc in DOCS:
+        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
+            for line in block.splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line.startswith(("ecolens convert", "ecolens inspect")):
+                    commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def documented_labels_only_command(name: str) -> list[str] | None:
+    """The docs' command for this archetype when it passes labels only (no preprocessing flag)."""
+    for command in doc_commands():
+        if command[0] == "convert" and DOC_MODELS.get(command[1]) == name and "--input-range" not in command:
+            return command[1:]
+    return None
+
+
 def convert_in_process(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     from ecolens.edge.cli import main
 
@@ -70,12 +96,24 @@ def one_error_line(err: str) -> str:
 
 @pytest.mark.parametrize("name", CONVERTIBLE)
 def test_archetype_converts_right_with_labels_only(
-    name: str, corpus: dict[str, Any], eval_rgbs: list[np.ndarray], capsys: pytest.CaptureFixture
+    name: str,
+    corpus: dict[str, Any],
+    eval_rgbs: list[np.ndarray],
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     archetype = ARCHETYPES[name]
     source = model_path(corpus, name)
-    out = source.parent / "converted.tflite"
-    rc, stdout, err = convert_in_process(capsys, str(source), "--out", str(out), *labels_only(archetype))
+    monkeypatch.chdir(source.parent)
+    # The README's Teachable Machine command is run here exactly as written (in the model's folder).
+    args = documented_labels_only_command(name) or [
+        source.name,
+        "--out",
+        "converted.tflite",
+        *labels_only(archetype),
+    ]
+    out = source.parent / args[args.index("--out") + 1]
+    rc, stdout, err = convert_in_process(capsys, *args)
     if rc != 0:  # allowed only as a one-line refusal that names the flag
         line = one_error_line(err)
         assert "--input-range" in line and archetype.expect is None, line
@@ -83,7 +121,7 @@ def test_archetype_converts_right_with_labels_only(
         TABLE[name] = {"refused": line}
         return
     meta = read_metadata(out)
-    report = json.loads(out.with_name("converted.report.json").read_text())
+    report = json.loads(out.with_name(out.name.removesuffix(".tflite") + ".report.json").read_text())
     assert meta.labels == ("non_plastic", "plastic")
     provenance = meta.extra["provenance"]
     assert provenance["input_range"] and provenance["labels"] and provenance["output"]
@@ -115,7 +153,7 @@ def test_archetype_converts_right_with_labels_only(
 def test_teachable_machine_export_details(corpus: dict[str, Any], capsys: pytest.CaptureFixture) -> None:
     """Softmax found two models deep (never applied twice) and labels from labels.txt."""
     source = model_path(corpus, "teachable-machine")
-    out = source.parent / "converted.tflite"
+    out = source.parent / "plastic.tflite"
     if not out.exists():
         pytest.skip("the archetype test did not convert it")
     meta = read_metadata(out)
@@ -232,6 +270,29 @@ def test_weights_only_file_is_refused_in_one_line(corpus: dict[str, Any]) -> Non
     assert proc.returncode == 2
     assert "holds only weights; re-save with model.save()" in one_error_line(proc.stderr)
     assert "GFile" not in proc.stderr
+
+
+def test_doc_examples_run_as_written(
+    corpus: dict[str, Any], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every convert/inspect line of the README and docs/converting.md, run in a folder holding
+    the documented files (archetypes standing in for them)."""
+    from ecolens.edge.cli import main
+
+    commands = doc_commands()
+    assert any(c[0] == "convert" and c[1] == "keras_model.h5" for c in commands)
+    assert any("plastic_cnn.h5" in c for c in commands)
+    for command in commands:
+        source = model_path(corpus, DOC_MODELS[command[1]]) if command[1] in DOC_MODELS else None
+        folder = source.parent if source else model_path(corpus, "teachable-machine").parent
+        monkeypatch.chdir(folder)
+        if command == ["convert", *(documented_labels_only_command("teachable-machine") or [])]:
+            assert (folder / "plastic.tflite").exists(), "run by the archetype test"
+            continue
+        assert main(command) == 0, (command, capsys.readouterr().err[-2000:])
+        output = capsys.readouterr().out
+        if command[0] == "inspect":
+            assert "input_range:" in output and "sha256:" in output, output
 
 
 def test_corpus_table() -> None:

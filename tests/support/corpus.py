@@ -156,6 +156,7 @@ ARCHETYPES: dict[str, Archetype] = {
             zero_one,
             lambda k: small_cnn(k, 64),
             flavour="tf_keras",
+            file_name="plastic_cnn.h5",
             expect="0..1",
         ),
         Archetype(

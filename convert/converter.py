@@ -293,7 +293,8 @@ class Session:
         if self.source_probs is None:
             batch = source_inputs(self.evalset.rgbs, metadata.input)
             self.source_probs = source_probabilities(self.loaded.model, batch, self.loaded.output_kind)
-        probs = tflite_probabilities(path, self.evalset.rgbs)
+        with native_output_silenced(not self.options.verbose):  # LiteRT announces its delegate
+            probs = tflite_probabilities(path, self.evalset.rgbs)
         row.update(agreement(self.source_probs, probs))
         limit_diff = (
             max(self.options.max_probability_difference, 0.05)
@@ -418,7 +419,8 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
                 metrics = quality(probs, evalset, labels, positive)
                 if metrics is not None:
                     report["validation"][key] = metrics
-            report["validation"].update(latency(loaded.model, final.path, evalset, 10))
+            with native_output_silenced(not options.verbose):
+                report["validation"].update(latency(loaded.model, final.path, evalset, 10))
             report["proof"] = proof(final.probabilities, evalset, labels, positive)
         report["seconds"] = round(time.perf_counter() - started, 1)
         report["passed"] = final is not None and not (report.get("proof") or {}).get("failure")

@@ -304,3 +304,14 @@ def test_corpus_table() -> None:
     target = os.environ.get("ECOLENS_CORPUS_TABLE")
     if target:
         Path(target).write_text(json.dumps(TABLE, indent=2) + "\n")
+
+
+def test_tensorflow_noise_is_hidden_unless_verbose(corpus: dict[str, Any]) -> None:
+    source = model_path(corpus, "sigmoid-single")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecolens.edge.cli", "convert", str(source), "--labels", "a,b",
+         "--out", str(source.parent / "quiet.tflite")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("[convert]")] == []

@@ -303,10 +303,12 @@ class Session:
         )
         problems = []
         if row["agreement"] < self.options.min_agreement:
-            problems.append(f"top-1 agreement {row['agreement']:.1%} < {self.options.min_agreement:.0%}")
+            problems.append(
+                f"top-1 agreement {row['agreement']:.1%} is below {self.options.min_agreement:.0%}"
+            )
         if row["median_probability_difference"] > limit_diff:
             problems.append(
-                f"median |p difference| {row['median_probability_difference']:.3f} > {limit_diff}"
+                f"median |p difference| {row['median_probability_difference']:.3f} is above {limit_diff}"
             )
         row["passed"] = not problems
         row["why"] = "; ".join(problems) or (

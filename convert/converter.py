@@ -190,6 +190,22 @@ def preprocessing(
         checks = {
             name: {k: v for k, v in value.items() if k != "probabilities"} for name, value in stats.items()
         }
+    if options.input_range or options.mean or options.std:
+        extra_rgbs, truth = truth_indices(evalset, labels)
+        photos = rgbs[:DATA_CHECK_PHOTOS] + extra_rgbs
+        doubt = inputrange.cross_check(
+            inputrange.name_of(spec.mean, spec.std, spec.color_order),
+            source,
+            lambda batch: source_probabilities(loaded.model, batch, loaded.output_kind),
+            photos,
+            spec,
+            truth=[None] * len(rgbs[:DATA_CHECK_PHOTOS]) + truth,
+        )
+        if doubt and not options.allow_degenerate:
+            raise EcoLensError(f"{doubt}; check --input-range, or pass --allow-degenerate to write it anyway")
+        if doubt:
+            log(f"WARNING: {doubt} (going on: --allow-degenerate)")
+            checks["doubt"] = doubt
     if options.color_order:
         spec = InputSpec(**{**spec.__dict__, "color_order": options.color_order})
         sources["color_order"] = "flag --color-order"

@@ -15,7 +15,8 @@ from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import to_model_input
 
-FLAG_HINT = "pass --input-range 0..255|0..1|-1..1|caffe|torch (or --mean/--std)"
+# The '=' form, because argparse reads "--input-range -1..1" as two options.
+FLAG_HINT = "pass --input-range=0..255|0..1|-1..1|caffe|torch (or --mean/--std)"
 # A range under which the model gives one answer for this share of varied photos is suspect.
 DEGENERATE_SHARE = 0.9
 
@@ -200,7 +201,7 @@ def infer(
         raise EcoLensError(
             f"the input range is unclear: {claim.source} says {chosen}, but "
             f"{describe_answers(chosen, stats[chosen], labels)} while under {', '.join(varied)} "
-            f"answers vary; pass --input-range {varied[0]} (or the range it was trained on)"
+            f"answers vary; pass --input-range={varied[0]} (or the range it was trained on)"
         )
     varied = plausible(stats)
     if len(varied) == 1:
@@ -245,3 +246,42 @@ def tie_break(
             f"(balanced accuracy {scores[best]:.2f}; next {second} {scores[second]:.2f})",
         )
     return None
+
+
+def cross_check(
+    chosen: str,
+    source: str,
+    predict: Predict,
+    rgbs: Sequence[np.ndarray],
+    spec: InputSpec,
+    truth: Sequence[int | None] = (),
+) -> str | None:
+    """Why a range the user gave looks wrong, or None: under it the model collapses or saturates
+    while a plain range gives varied, calmer answers that are at least as accurate on labelled
+    photos. Top-1 can survive a 255-times-too-large input; the probabilities do not."""
+    candidates = list(dict.fromkeys([chosen, *PLAIN_RANGES])) if spec.channels == 3 else list(PLAIN_RANGES)
+    if chosen not in candidates:
+        return None
+    stats = data_check(predict, rgbs, spec, candidates)
+    fine = plausible(stats)
+    if chosen in fine:
+        return None
+    known = [i for i, t in enumerate(truth) if t is not None]
+
+    def accuracy(name: str) -> float:
+        if len(known) < 10:
+            return 0.0
+        predicted = stats[name]["probabilities"].argmax(axis=1)
+        return balanced_accuracy([truth[i] for i in known], [int(predicted[i]) for i in known])
+
+    better = [name for name in fine if name != chosen and accuracy(name) >= accuracy(chosen)]
+    if not better:
+        return None
+    mine, theirs = stats[chosen], stats[better[0]]
+    score = f" (balanced accuracy {accuracy(better[0]):.2f} vs {accuracy(chosen):.2f})" if known else ""
+    return (
+        f"the input range looks wrong: under {chosen} ({source}) the model answers with median "
+        f"confidence {mine['median_confidence']:.2f}, {mine['top_share']:.0%} one class, while under "
+        f"{better[0]} its answers are varied and calmer (median confidence "
+        f"{theirs['median_confidence']:.2f}){score}"
+    )

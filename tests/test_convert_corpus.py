@@ -162,6 +162,19 @@ def test_teachable_machine_export_details(corpus: dict[str, Any], capsys: pytest
     assert "Teachable Machine" in meta.extra["provenance"]["input_range"]
 
 
+def test_wrong_input_range_that_collapses_fails_the_accuracy_proof(
+    corpus: dict[str, Any], capsys: pytest.CaptureFixture
+) -> None:
+    """-1..1 for a model trained on x/255 answers one class: no better than the majority class."""
+    source = model_path(corpus, "cnn-x255-outside")
+    out = source.parent / "collapsed-flag.tflite"
+    rc, _, err = convert_in_process(
+        capsys, str(source), "--out", str(out), "--labels", "non_plastic,plastic", "--input-range=-1..1",
+        "--allow-degenerate", "--quantize", "float32",
+    )  # fmt: skip
+    assert rc == 0 and "no better than always answering the majority class" in err, err[-2000:]
+
+
 def test_wrong_input_range_is_caught_by_the_proof(
     corpus: dict[str, Any], capsys: pytest.CaptureFixture
 ) -> None:
@@ -173,8 +186,8 @@ def test_wrong_input_range_is_caught_by_the_proof(
         capsys, str(source), "--out", str(out), "--labels", "non_plastic,plastic", "--input-range", "0..255"
     )
     line = one_error_line(err)
-    assert rc == 2 and "no better than always answering the majority class" in line, line
-    assert "--input-range" in line
+    assert rc == 2 and "the input range looks wrong: under 0..255" in line, line
+    assert "under 0..1" in line and "--input-range" in line
     assert not out.exists()
 
 

@@ -96,7 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument(
         "--input-range",
         choices=tuple(RANGES),
-        help="pixels the model was trained on: 0..255, 0..1 (x/255), -1..1 (x/127.5-1), caffe "
+        help="pixels the model was trained on: 0..255, 0..1 (x/255), -1..1 (x/127.5-1; write "
+        "--input-range=-1..1), caffe "
         "(BGR minus ImageNet means), torch (ImageNet mean/std) (default: found from the model)",
     )
     convert.add_argument("--mean", help="per-channel means on 0..255 pixels, e.g. 127.5,127.5,127.5")

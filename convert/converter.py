@@ -33,10 +33,11 @@ from ecolens.convert.validate import (
     source_probabilities,
     tflite_probabilities,
 )
-from ecolens import __version__
 from ecolens.core.errors import EcoLensError, ModelError
 from ecolens.core.metadata import InputSpec, ModelMetadata, embed_metadata
 from ecolens.core.preprocess import load_image, to_model_input
+
+from ecolens import __version__
 
 # Photos the input-range data check runs the source model on (per candidate range).
 DATA_CHECK_PHOTOS = 64

@@ -8,15 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ecolens.edge.classifier import file_sha256
-from ecolens.edge.errors import EcoLensError, ModelError
+from ecolens.core.classifier import file_sha256
+from ecolens.core.errors import EcoLensError, ModelError
 
 
 def inspect_tflite(path: Path) -> dict[str, Any]:
     from ecolens.convert.inputrange import name_of
     from ecolens.convert.quiet import native_output_silenced
-    from ecolens.edge.metadata import read_metadata
-    from ecolens.edge.runtime import TFLiteModel
+    from ecolens.core.metadata import read_metadata
+    from ecolens.core.runtime import TFLiteModel
 
     with native_output_silenced():  # LiteRT announces its delegate on stderr
         model = TFLiteModel(path)
@@ -57,7 +57,7 @@ def inspect_keras(path: Path, verbose: bool = False) -> dict[str, Any]:
     from ecolens.convert.loading import load_keras_model
     from ecolens.convert.quiet import native_output_silenced
     from ecolens.convert.validate import source_probabilities
-    from ecolens.edge.metadata import InputSpec
+    from ecolens.core.metadata import InputSpec
     from ecolens.models import calibration_dir
 
     with native_output_silenced(not verbose):

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ecolens.edge.classifier import Classifier
-from ecolens.edge.metadata import read_metadata
-from ecolens.edge.preprocess import find_images, load_image
+from ecolens.core.classifier import Classifier
+from ecolens.core.metadata import read_metadata
+from ecolens.core.preprocess import find_images, load_image
 from ecolens.models import eval_dir
 
 pytest.importorskip("tensorflow")
@@ -80,7 +80,7 @@ def documented_labels_only_command(name: str) -> list[str] | None:
 
 
 def convert_in_process(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    from ecolens.edge.cli import main
+    from ecolens.cli import main
 
     rc = main(["convert", *args])
     captured = capsys.readouterr()
@@ -255,7 +255,7 @@ def test_greyscale_through_ecolens_classify(corpus: dict[str, Any]) -> None:
         [
             sys.executable,
             "-m",
-            "ecolens.edge.cli",
+            "ecolens.cli",
             "classify",
             "--model",
             str(out),
@@ -274,7 +274,7 @@ def test_greyscale_through_ecolens_classify(corpus: dict[str, Any]) -> None:
 def test_weights_only_file_is_refused_in_one_line(corpus: dict[str, Any]) -> None:
     source = model_path(corpus, "weights-only")
     proc = subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", "convert", str(source), "--labels", "a,b"],
+        [sys.executable, "-m", "ecolens.cli", "convert", str(source), "--labels", "a,b"],
         capture_output=True,
         text=True,
         env=ENV,
@@ -290,7 +290,7 @@ def test_doc_examples_run_as_written(
 ) -> None:
     """Every convert/inspect line of the README and docs/converting.md, run in a folder holding
     the documented files (archetypes standing in for them)."""
-    from ecolens.edge.cli import main
+    from ecolens.cli import main
 
     commands = doc_commands()
     assert any(c[0] == "convert" and c[1] == "keras_model.h5" for c in commands)
@@ -322,7 +322,7 @@ def test_corpus_table() -> None:
 def test_tensorflow_noise_is_hidden_unless_verbose(corpus: dict[str, Any]) -> None:
     source = model_path(corpus, "sigmoid-single")
     proc = subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", "convert", str(source), "--labels", "a,b",
+        [sys.executable, "-m", "ecolens.cli", "convert", str(source), "--labels", "a,b",
          "--out", str(source.parent / "quiet.tflite")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from ecolens.convert.labels import read_labels_file, resolve
-from ecolens.edge.errors import EcoLensError
+from ecolens.core.errors import EcoLensError
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -50,7 +50,7 @@ def test_label_count_mismatch_names_the_source(tmp_path: Path) -> None:
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ecolens.edge.cli", *args],
+        [sys.executable, "-m", "ecolens.cli", *args],
         capture_output=True,
         text=True,
         env=ENV,

@@ -109,16 +109,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--io-type", choices=("int8", "uint8"), default="int8", help="int8 tensor type")
     convert.set_defaults(func=run_convert)
 
-    inspect = subparsers.add_parser(
-        "inspect",
-        help="show a model's input shape and range, labels, output, quantization and SHA-256",
-        description="For .tflite: the embedded metadata and tensors (edge runtime only). For .h5 / "
-        ".keras: what `ecolens convert` would find (needs the convert extra).",
-    )
-    inspect.add_argument("model", type=Path, metavar="MODEL", help=".h5, .keras or .tflite")
-    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
-    inspect.set_defaults(func=run_inspect)
-
 
 def run_train(args: argparse.Namespace) -> int:
     from ecolens.convert.train import TrainOptions, train
@@ -181,18 +171,4 @@ def run_convert(args: argparse.Namespace) -> int:
         )
     )
     print(format_report(report))
-    return 0
-
-
-def run_inspect(args: argparse.Namespace) -> int:
-    import json
-
-    if not args.verbose:
-        from ecolens.convert.quiet import silence_python_logs
-
-        silence_python_logs()
-    from ecolens.convert.inspect import format_inspection, inspect
-
-    info = inspect(args.model, verbose=args.verbose)
-    print(json.dumps(info, indent=2, default=str) if args.json else format_inspection(info))
     return 0

@@ -15,8 +15,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-from ecolens.edge.metadata import InputSpec
-from ecolens.edge.preprocess import find_images, load_image, resize_for_model
+from ecolens.core.metadata import InputSpec
+from ecolens.core.preprocess import find_images, load_image, resize_for_model
 from ecolens.models import calibration_dir, eval_dir
 
 LABELS = ("non_plastic", "plastic")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from ecolens.convert.inputrange import RANGES
@@ -145,30 +147,46 @@ def run_convert(args: argparse.Namespace) -> int:
     from ecolens.convert.converter import ConvertOptions, convert, format_report
 
     labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
-    report = convert(
-        ConvertOptions(
-            source=args.source,
-            mode=args.quantize,
-            out=args.out,
-            calibration=args.calibration,
-            calibration_count=args.calibration_count,
-            eval=args.eval,
-            validate=not args.no_validate,
-            min_agreement=args.min_agreement,
-            labels=labels,
-            labels_file=args.labels_file,
-            input_range=args.input_range,
-            allow_degenerate=args.allow_degenerate,
-            verbose=args.verbose,
-            positive_label=args.positive_label,
-            mean=triple(args.mean, "--mean"),
-            std=triple(args.std, "--std"),
-            color_order=args.color_order,
-            resize=args.resize,
-            name=args.name,
-            version=args.model_version,
-            io_type=args.io_type,
-        )
+    options = ConvertOptions(
+        source=args.source,
+        mode=args.quantize,
+        out=args.out,
+        calibration=args.calibration,
+        calibration_count=args.calibration_count,
+        eval=args.eval,
+        validate=not args.no_validate,
+        min_agreement=args.min_agreement,
+        labels=labels,
+        labels_file=args.labels_file,
+        input_range=args.input_range,
+        allow_degenerate=args.allow_degenerate,
+        verbose=args.verbose,
+        positive_label=args.positive_label,
+        mean=triple(args.mean, "--mean"),
+        std=triple(args.std, "--std"),
+        color_order=args.color_order,
+        resize=args.resize,
+        name=args.name,
+        version=args.model_version,
+        io_type=args.io_type,
     )
+    with unexpected_errors_in_one_line(args.verbose):
+        report = convert(options)
     print(format_report(report))
     return 0
+
+
+@contextlib.contextmanager
+def unexpected_errors_in_one_line(verbose: bool) -> Iterator[None]:
+    """Keras and TensorFlow raise many kinds of errors on unusual models: one line unless -v."""
+    try:
+        yield
+    except (EcoLensError, ModuleNotFoundError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if verbose:
+            raise
+        text = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise EcoLensError(
+            f"conversion failed: {type(exc).__name__}: {text} (ecolens -v convert ... shows more)"
+        ) from exc

@@ -25,8 +25,10 @@ def run(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import silence_python_logs
 
         silence_python_logs()
+    from ecolens.commands.convert import unexpected_errors_in_one_line
     from ecolens.convert.inspect import format_inspection, inspect
 
-    info = inspect(args.model, verbose=args.verbose)
+    with unexpected_errors_in_one_line(args.verbose):
+        info = inspect(args.model, verbose=args.verbose)
     print(json.dumps(info, indent=2, default=str) if args.json else format_inspection(info))
     return 0

@@ -192,10 +192,16 @@ def infer(
         candidates.append(claim.range.name)
     stats = data_check(predict, rgbs, spec, candidates)
     if claim is not None:
-        # Only a collapse contradicts what the model says of itself: a well-trained model may be
-        # confident under its true range.
+        # Only a collapse contradicts what the model says of itself (a well-trained model may be
+        # confident under its true range), and only against varied answers that are clearly
+        # above chance (an untrained model is near 1/K under every range).
         chosen = claim.range.name
-        varied = [name for name in candidates if not degenerate(stats[name])]
+        sure = 1.0 / max(2, len(labels)) + 0.15
+        varied = [
+            name
+            for name in candidates
+            if not degenerate(stats[name]) and stats[name]["median_confidence"] >= sure
+        ]
         if chosen in varied or not varied or chosen not in stats:
             return claim, stats
         raise EcoLensError(

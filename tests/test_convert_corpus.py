@@ -328,3 +328,33 @@ def test_tensorflow_noise_is_hidden_unless_verbose(corpus: dict[str, Any]) -> No
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [line for line in proc.stderr.splitlines() if not line.startswith("[convert]")] == []
+
+
+def test_greyscale_model_served_by_the_api(corpus: dict[str, Any], tmp_path: Path) -> None:
+    """The API runs the same classifier: a 1-channel model answers as `classify` does."""
+    import base64
+
+    import requests
+
+    from tests.support.api_server import ApiServer, auth_config, bearer
+
+    out = model_path(corpus, "greyscale").parent / "converted.tflite"
+    if not out.exists():
+        pytest.skip("the archetype test did not convert it")
+    photo = find_images(eval_dir() / "plastic")[0]
+    expected = Classifier(out).classify_file(photo)
+    api = ApiServer(
+        tmp_path / "api",
+        {"model": {"path": str(out)}, "auth": auth_config(), "limits": {"rate": ""}},
+    ).start()
+    try:
+        response = requests.post(
+            api.url + "/predict",
+            json={"image": base64.b64encode(photo.read_bytes()).decode()},
+            headers=bearer(),
+            timeout=30,
+        )
+    finally:
+        api.stop()
+    assert response.status_code == 200, response.text
+    assert response.json()["scores"] == expected["scores"]

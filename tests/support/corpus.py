@@ -147,7 +147,7 @@ ARCHETYPES: dict[str, Archetype] = {
             flavour="tf_keras",
             file_name="keras_model.h5",
             labels_txt="0 non_plastic\n1 plastic\n",
-            epochs=5,
+            epochs=8,
             expect="-1..1",
         ),
         Archetype(
@@ -173,7 +173,7 @@ ARCHETYPES: dict[str, Archetype] = {
             minus_one_one,
             mobilenet_transfer,
             flavour="tf_keras",
-            epochs=5,
+            epochs=8,
             expect="-1..1",
         ),
         Archetype("vgg-caffe", 64, caffe, vgg_shaped, flavour="tf_keras", expect="caffe"),

@@ -34,3 +34,39 @@ def classification_metrics(
         "labels": list(labels),
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def balanced_accuracy(truth: Sequence[int], predicted: Sequence[int]) -> float:
+    """Mean per-class recall over the classes present in ``truth``: always answering the
+    majority class scores 1/K here, whatever the class balance."""
+    truth_a, predicted_a = np.asarray(truth), np.asarray(predicted)
+    recalls = [float(np.mean(predicted_a[truth_a == c] == c)) for c in np.unique(truth_a)]
+    return float(np.mean(recalls)) if recalls else 0.0
+
+
+def answer_stats(probabilities: np.ndarray) -> dict:
+    """How varied a model's answers are: the most frequent answer, its share, median confidence."""
+    top = probabilities.argmax(axis=1)
+    counts = np.bincount(top, minlength=probabilities.shape[1])
+    index = int(counts.argmax())
+    return {
+        "n": int(len(top)),
+        "top_index": index,
+        "top_share": float(counts[index] / max(1, len(top))),
+        "median_confidence": float(np.median(probabilities.max(axis=1))) if len(top) else 0.0,
+    }
+
+
+# Without labels, a model is called collapsed when one class takes this share of varied photos,
+# or its median confidence reaches this (the signature of pixels in the wrong range).
+COLLAPSE_SHARE = 0.9
+COLLAPSE_CONFIDENCE = 0.99
+
+
+def collapse_reason(stats: dict, labels: Sequence[str]) -> str | None:
+    """Why these answers look collapsed, or None."""
+    if stats["top_share"] >= COLLAPSE_SHARE:
+        return f"answers {labels[stats['top_index']]!r} for {stats['top_share']:.0%} of {stats['n']} photos"
+    if stats["median_confidence"] >= COLLAPSE_CONFIDENCE:
+        return f"median confidence is {stats['median_confidence']:.3f} on {stats['n']} varied photos"
+    return None

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 from ecolens.core.errors import EcoLensError
-from ecolens.core.metadata import InputSpec
-from ecolens.core.preprocess import find_images, load_image, to_model_input
+from ecolens.core.preprocess import find_images
 
 MODES = ("int8", "float16", "dynamic", "float32")
+# `--quantize auto`: the smallest mode that passes the gate, in this order.
+AUTO_ORDER = ("int8", "dynamic", "float16", "float32")
 
 
 def calibration_images(folder: Path, limit: int) -> list[Path]:
@@ -32,17 +33,6 @@ def calibration_images(folder: Path, limit: int) -> list[Path]:
         picks = np.linspace(0, len(files) - 1, limit).round().astype(int)
         files = [files[i] for i in picks]
     return files
-
-
-def load_calibration(folder: Path, spec: InputSpec, limit: int) -> list[np.ndarray]:
-    """Decode and preprocess up front, so an unreadable image fails before conversion starts."""
-    tensors = []
-    for path in calibration_images(folder, limit):
-        try:
-            tensors.append(to_model_input(load_image(path), spec))
-        except EcoLensError as exc:
-            raise EcoLensError(f"unreadable calibration image: {exc}") from exc
-    return tensors
 
 
 def representative_dataset(tensors: list[np.ndarray]) -> Callable[[], Iterator[list[np.ndarray]]]:

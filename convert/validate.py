@@ -1,4 +1,6 @@
-"""Proof that a .tflite still behaves like its source Keras model, on labelled images."""
+"""Proof that a .tflite behaves like its source Keras model (agreement, probabilities) and that
+the pair is right at all (accuracy against labels, or no collapse), on real photos fed exactly
+as the edge feeds them: the .tflite's embedded preprocessing."""
 
 from __future__ import annotations
 
@@ -10,38 +12,121 @@ from typing import Any
 
 import numpy as np
 from ecolens.convert.dataset import NEGATIVE_LABEL, POSITIVE_LABEL
-from ecolens.convert.metrics import classification_metrics
+from ecolens.convert.metrics import answer_stats, classification_metrics, collapse_reason
 from ecolens.core.classifier import Classifier, to_probabilities
 from ecolens.core.errors import EcoLensError
+from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import find_images, load_image, to_model_input
+
+# Better than always answering the majority class means a balanced accuracy above 1/K by this.
+PROOF_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
-class EvalImage:
-    path: Path
-    truth: str | None  # None when the folder does not name a label
+class EvalSet:
+    paths: list[Path]
+    rgbs: list[np.ndarray]
+    truth: list[str | None]  # None where the folder does not name a label
+
+    @property
+    def labelled(self) -> list[int]:
+        return [i for i, t in enumerate(self.truth) if t is not None]
 
 
 def truth_for(folder: str, labels: tuple[str, ...]) -> str | None:
-    """Folder named after a label -> that label; TrashNet materials -> plastic / non_plastic."""
-    if folder in labels:
-        return folder
+    """Folder named after a label (any case) -> that label; TrashNet materials -> plastic / non_plastic."""
+    by_name = {label.lower(): label for label in labels}
+    if folder.lower() in by_name:
+        return by_name[folder.lower()]
     if set(labels) == {POSITIVE_LABEL, NEGATIVE_LABEL}:
         return POSITIVE_LABEL if folder == "plastic" else NEGATIVE_LABEL
     return None
 
 
-def eval_images(folder: Path, labels: tuple[str, ...]) -> list[EvalImage]:
+def load_eval(folder: Path, labels: tuple[str, ...], limit: int | None = None) -> EvalSet:
     if not folder.is_dir():
         raise EcoLensError(f"evaluation folder not found: {folder}")
-    images = []
-    for path in find_images(folder):
-        relative = path.relative_to(folder)
-        truth = truth_for(relative.parts[0], labels) if len(relative.parts) > 1 else None
-        images.append(EvalImage(path, truth))
-    if not images:
+    paths = find_images(folder)
+    if limit is not None and len(paths) > limit:
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, limit).round().astype(int)]
+    if not paths:
         raise EcoLensError(f"evaluation folder {folder} holds no images")
-    return images
+    truth = []
+    for path in paths:
+        relative = path.relative_to(folder)
+        truth.append(truth_for(relative.parts[0], labels) if len(relative.parts) > 1 else None)
+    return EvalSet(paths, [load_image(p) for p in paths], truth)
+
+
+def source_probabilities(model: Any, batch: np.ndarray, output_kind: str) -> np.ndarray:
+    """The Keras model's probabilities for a batch of input tensors (same post-processing as the edge)."""
+    raw = np.asarray(model.predict(batch, batch_size=32, verbose=0))
+    return np.stack([to_probabilities(row, output_kind) for row in raw])
+
+
+def source_inputs(rgbs: list[np.ndarray], spec: InputSpec) -> np.ndarray:
+    return np.stack([to_model_input(rgb, spec) for rgb in rgbs])
+
+
+def agreement(source_probs: np.ndarray, tflite_probs: np.ndarray) -> dict[str, float]:
+    """Top-1 agreement and |probability difference| (per photo: the largest over classes)."""
+    diff = np.abs(source_probs - tflite_probs).max(axis=1)
+    return {
+        "agreement": float(np.mean(source_probs.argmax(axis=1) == tflite_probs.argmax(axis=1))),
+        "median_probability_difference": float(np.median(diff)),
+        "max_probability_difference": float(diff.max()),
+        "mean_probability_difference": float(np.abs(source_probs - tflite_probs).mean()),
+    }
+
+
+def tflite_probabilities(tflite_path: Path, rgbs: list[np.ndarray]) -> np.ndarray:
+    classifier = Classifier(tflite_path)
+    return np.stack([classifier.predict(rgb)[0] for rgb in rgbs])
+
+
+def quality(
+    probs: np.ndarray, evalset: EvalSet, labels: tuple[str, ...], positive: str
+) -> dict[str, Any] | None:
+    """Accuracy metrics on the labelled photos, or None when none are labelled."""
+    known = evalset.labelled
+    if not known:
+        return None
+    predicted = [labels[i] for i in probs.argmax(axis=1)]
+    truth = [evalset.truth[i] for i in known]
+    return classification_metrics(truth, [predicted[i] for i in known], labels, positive)
+
+
+def proof(probs: np.ndarray, evalset: EvalSet, labels: tuple[str, ...], positive: str) -> dict[str, Any]:
+    """Is the converted model right at all? With labels: better than always answering the
+    majority class; without: not collapsed onto one answer. ``failure`` says why not."""
+    metrics = quality(probs, evalset, labels, positive)
+    stats = answer_stats(probs)
+    verdict: dict[str, Any] = {"answers": stats, "labelled_photos": len(evalset.labelled)}
+    if metrics is not None and len(evalset.labelled) >= 10:
+        counts = [metrics["confusion_matrix"][i] for i in range(len(labels))]
+        present = sum(1 for row in counts if sum(row) > 0)
+        majority = max(sum(row) for row in counts) / metrics["n"]
+        floor = 1.0 / max(1, present) + PROOF_MARGIN
+        verdict.update(
+            kind="labelled",
+            accuracy=metrics["accuracy"],
+            balanced_accuracy=metrics["balanced_accuracy"],
+            majority_share=majority,
+            required_balanced_accuracy=floor,
+        )
+        verdict["failure"] = (
+            None
+            if metrics["balanced_accuracy"] > floor
+            else (
+                f"on {metrics['n']} labelled photos the converted model is no better than always "
+                f"answering the majority class (accuracy {metrics['accuracy']:.0%}, balanced "
+                f"{metrics['balanced_accuracy']:.2f}, majority share {majority:.0%})"
+            )
+        )
+        return verdict
+    reason = collapse_reason(stats, labels)
+    verdict.update(kind="collapse check", failure=f"the converted model {reason}" if reason else None)
+    return verdict
 
 
 def median_ms(run: Any, inputs: list[Any], repeats: int) -> float:
@@ -55,6 +140,16 @@ def median_ms(run: Any, inputs: list[Any], repeats: int) -> float:
     return statistics.median(timings)
 
 
+def latency(keras_model: Any, tflite_path: Path, evalset: EvalSet, repeats: int) -> dict[str, float]:
+    classifier = Classifier(tflite_path)
+    batch = source_inputs(evalset.rgbs[:16], classifier.metadata.input)
+    singles = [batch[i : i + 1] for i in range(len(batch))]
+    return {
+        "source_latency_ms": median_ms(lambda x: keras_model(x, training=False), singles, repeats),
+        "tflite_latency_ms": median_ms(classifier.predict, evalset.rgbs[:16], repeats),
+    }
+
+
 def compare(
     keras_model: Any,
     output_kind: str,
@@ -66,38 +161,19 @@ def compare(
     """Run both models on every eval image and report agreement, quality, sizes and latency."""
     classifier = Classifier(tflite_path)
     labels = classifier.labels
-    spec = classifier.metadata.input
-    images = eval_images(eval_folder, labels)
-    rgbs = [load_image(image.path) for image in images]
-    batch = np.stack([to_model_input(rgb, spec) for rgb in rgbs])
-    raw = np.asarray(keras_model.predict(batch, batch_size=32, verbose=0))
-    keras_probs = np.stack([to_probabilities(row, output_kind) for row in raw])
-    tflite_probs = np.stack([classifier.predict(rgb)[0] for rgb in rgbs])
-    keras_pred = [labels[i] for i in keras_probs.argmax(axis=1)]
-    tflite_pred = [labels[i] for i in tflite_probs.argmax(axis=1)]
-    agreement = float(np.mean([a == b for a, b in zip(keras_pred, tflite_pred)]))
-    report: dict[str, Any] = {
-        "images": len(images),
-        "agreement": agreement,
-        "max_probability_difference": float(np.abs(keras_probs - tflite_probs).max()),
-        "mean_probability_difference": float(np.abs(keras_probs - tflite_probs).mean()),
-        "source_bytes": source_path.stat().st_size,
-        "tflite_bytes": tflite_path.stat().st_size,
-    }
-    report["size_ratio"] = report["tflite_bytes"] / report["source_bytes"]
-    labelled = [i for i, image in enumerate(images) if image.truth is not None]
     positive = classifier.metadata.positive_label or labels[-1]
-    if labelled:
-        truth = [images[i].truth for i in labelled]
-        report["source_metrics"] = classification_metrics(
-            truth, [keras_pred[i] for i in labelled], labels, positive
-        )
-        report["tflite_metrics"] = classification_metrics(
-            truth, [tflite_pred[i] for i in labelled], labels, positive
-        )
-    singles = [batch[i : i + 1] for i in range(min(len(batch), 16))]
-    report["source_latency_ms"] = median_ms(
-        lambda x: keras_model(x, training=False), singles, latency_repeats
+    evalset = load_eval(eval_folder, labels)
+    source = source_probabilities(
+        keras_model, source_inputs(evalset.rgbs, classifier.metadata.input), output_kind
     )
-    report["tflite_latency_ms"] = median_ms(lambda rgb: classifier.predict(rgb), rgbs[:16], latency_repeats)
+    tflite = tflite_probabilities(tflite_path, evalset.rgbs)
+    report: dict[str, Any] = {"images": len(evalset.rgbs), **agreement(source, tflite)}
+    report["source_bytes"] = source_path.stat().st_size
+    report["tflite_bytes"] = tflite_path.stat().st_size
+    report["size_ratio"] = report["tflite_bytes"] / report["source_bytes"]
+    for key, probs in (("source_metrics", source), ("tflite_metrics", tflite)):
+        metrics = quality(probs, evalset, labels, positive)
+        if metrics is not None:
+            report[key] = metrics
+    report.update(latency(keras_model, tflite_path, evalset, latency_repeats))
     return report

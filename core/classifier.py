@@ -102,6 +102,11 @@ class Classifier:
                 f"{self.path}: metadata says input {meta.input.height}x{meta.input.width}, "
                 f"the model takes {model.input_shape[0]}x{model.input_shape[1]}"
             )
+        if model.channels != meta.input.channels:
+            raise ModelError(
+                f"{self.path}: metadata says {meta.input.channels} input channel(s), "
+                f"the model takes {model.channels}"
+            )
         expected = 1 if meta.output == "sigmoid" else len(meta.labels)
         if model.output_size != expected:
             raise ModelError(

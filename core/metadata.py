@@ -25,14 +25,15 @@ OutputKind = Literal["probabilities", "logits", "sigmoid"]
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How an RGB image becomes the model's input tensor."""
+    """How an RGB image becomes the model's input tensor (``channels`` 1: converted to grey first)."""
 
     height: int
     width: int
     channels: int = 3
     color_order: Literal["RGB", "BGR"] = "RGB"
     resize: ResizePolicy = "stretch"
-    # Per-channel (x - mean) / std applied to 0..255 pixel values, in ``color_order``.
+    # Per-channel (x - mean) / std applied to 0..255 pixel values, in ``color_order``
+    # (a greyscale model uses the first value of each).
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
@@ -94,7 +95,7 @@ class ModelMetadata:
         if self.positive_label is not None and self.positive_label not in self.labels:
             raise ModelError(f"positive label {self.positive_label!r} is not one of {self.labels}")
         spec = self.input
-        if spec.height <= 0 or spec.width <= 0 or spec.channels != 3:
+        if spec.height <= 0 or spec.width <= 0 or spec.channels not in (1, 3):
             raise ModelError(f"unsupported input shape {spec.height}x{spec.width}x{spec.channels}")
         if spec.resize not in ("stretch", "center_crop"):
             raise ModelError(f"unknown resize policy {spec.resize!r}")

@@ -199,7 +199,11 @@ def resize_for_model(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def normalize(resized: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Apply the colour order and (x - mean) / std of the model's metadata, as float32."""
+    """Apply the colour order (or grey conversion) and (x - mean) / std of the model's metadata,
+    as float32 of shape (H, W, channels)."""
+    if spec.channels == 1:
+        grey = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., np.newaxis]
+        return (grey - np.float32(spec.mean[0])) / np.float32(spec.std[0])
     pixels = resized.astype(np.float32)
     if spec.color_order == "BGR":
         pixels = pixels[..., ::-1]
@@ -209,7 +213,7 @@ def normalize(resized: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def to_model_input(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """RGB uint8 image of any size -> float32 (H, W, 3) tensor the model expects."""
+    """RGB uint8 image of any size -> float32 (H, W, channels) tensor the model expects."""
     return normalize(resize_for_model(rgb, spec), spec)
 
 
@@ -233,7 +237,7 @@ class InputQuantization:
 def integer_offset(spec: InputSpec, quantization: InputQuantization) -> int | None:
     """When (x - mean) / std / scale + zero_point is ``x + offset`` for every uint8 x (mean and
     std 0 and 1 style, scale 1), the offset; None when the float pass is needed."""
-    if quantization.dtype not in (np.int8, np.uint8) or quantization.scale != 1.0:
+    if quantization.dtype not in (np.int8, np.uint8) or quantization.scale != 1.0 or spec.channels != 3:
         return None
     if any(s != 1.0 for s in spec.std) or len(set(spec.mean)) != 1 or spec.mean[0] != int(spec.mean[0]):
         return None

@@ -54,9 +54,10 @@ class TFLiteModel:
         self._input = inputs[0]
         self._output = outputs[0]
         shape = tuple(int(d) for d in self._input["shape"])
-        if len(shape) != 4 or shape[3] != 3:
-            raise ModelError(f"{path}: expected an NHWC image input, got shape {shape}")
+        if len(shape) != 4 or shape[3] not in (1, 3):
+            raise ModelError(f"{path}: expected an NHWC image input (RGB or grey), got shape {shape}")
         self.input_shape: tuple[int, int] = (shape[1], shape[2])
+        self.channels = shape[3]
         self.input_dtype = np.dtype(self._input["dtype"])
         scale, zero_point = self._input["quantization"]
         self.input_quantization = InputQuantization(self.input_dtype, float(scale), int(zero_point))
@@ -64,7 +65,7 @@ class TFLiteModel:
         self._lock = threading.Lock()
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
-        """Run one (H, W, 3) tensor, float32 or already in the input's dtype; returns the
+        """Run one (H, W, channels) tensor, float32 or already in the input's dtype; returns the
         dequantized float32 output vector."""
         batch = tensor[np.newaxis, ...]
         if batch.dtype != self.input_dtype:

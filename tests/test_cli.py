@@ -51,6 +51,7 @@ def test_help_lists_every_command_without_extras() -> None:
         "classify",
         "train",
         "convert",
+        "inspect",
         "aggregate",
         "report",
         "simulate",

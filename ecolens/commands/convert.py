@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
+from ecolens.convert.inputrange import RANGES
 from ecolens.convert.quantize import MODES
 from ecolens.core.errors import EcoLensError
 
@@ -59,21 +62,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "when top-1 agreement is below --min-agreement.",
     )
     convert.add_argument("source", type=Path, metavar="MODEL", help=".h5 (Keras 2 or 3) or .keras")
-    convert.add_argument("--quantize", choices=MODES, default="int8", help="default: int8")
+    convert.add_argument(
+        "--quantize",
+        choices=("auto", *MODES),
+        default="auto",
+        help="default auto: int8 if it passes the check, else dynamic, else float16, else float32",
+    )
     convert.add_argument("--out", type=Path, help="default: MODEL.<mode>.tflite beside MODEL")
     convert.add_argument(
         "--calibration", type=Path, help="int8 representative images (default: shipped sample)"
     )
     convert.add_argument("--calibration-count", type=int, default=200, help="at most N images (default 200)")
     convert.add_argument(
-        "--eval", type=Path, help="labelled images in class folders (default: shipped sample)"
+        "--eval",
+        type=Path,
+        help="photos to prove the model on; class sub-folders named like the labels make it an "
+        "accuracy check (default: shipped sample)",
     )
     convert.add_argument(
         "--no-validate", action="store_true", help="skip the comparison with the source model"
     )
     convert.add_argument("--min-agreement", type=float, default=0.98, help="default 0.98")
-    convert.add_argument("--labels", help="comma-separated labels in output order (default: from the .h5)")
+    convert.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="write the model even when it is no better than the majority class or collapses",
+    )
+    convert.add_argument(
+        "--labels", help="comma-separated labels in output order (default: labels.txt beside MODEL)"
+    )
+    convert.add_argument(
+        "--labels-file", type=Path, help="one label per line, or Teachable Machine's '0 name'"
+    )
     convert.add_argument("--positive-label", help="the label whose F1 is reported (default: plastic)")
+    convert.add_argument(
+        "--input-range",
+        choices=tuple(RANGES),
+        help="pixels the model was trained on: 0..255, 0..1 (x/255), -1..1 (x/127.5-1; write "
+        "--input-range=-1..1), caffe "
+        "(BGR minus ImageNet means), torch (ImageNet mean/std) (default: found from the model)",
+    )
     convert.add_argument("--mean", help="per-channel means on 0..255 pixels, e.g. 127.5,127.5,127.5")
     convert.add_argument("--std", help="per-channel stds on 0..255 pixels, e.g. 127.5,127.5,127.5")
     convert.add_argument("--color-order", choices=("RGB", "BGR"))
@@ -110,29 +138,55 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    if args.input_range and (args.mean or args.std):
+        raise EcoLensError("give either --input-range or --mean/--std, not both")
+    if not args.verbose:
+        from ecolens.convert.quiet import silence_python_logs
+
+        silence_python_logs()
     from ecolens.convert.converter import ConvertOptions, convert, format_report
 
     labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
-    report = convert(
-        ConvertOptions(
-            source=args.source,
-            mode=args.quantize,
-            out=args.out,
-            calibration=args.calibration,
-            calibration_count=args.calibration_count,
-            eval=args.eval,
-            validate=not args.no_validate,
-            min_agreement=args.min_agreement,
-            labels=labels,
-            positive_label=args.positive_label,
-            mean=triple(args.mean, "--mean"),
-            std=triple(args.std, "--std"),
-            color_order=args.color_order,
-            resize=args.resize,
-            name=args.name,
-            version=args.model_version,
-            io_type=args.io_type,
-        )
+    options = ConvertOptions(
+        source=args.source,
+        mode=args.quantize,
+        out=args.out,
+        calibration=args.calibration,
+        calibration_count=args.calibration_count,
+        eval=args.eval,
+        validate=not args.no_validate,
+        min_agreement=args.min_agreement,
+        labels=labels,
+        labels_file=args.labels_file,
+        input_range=args.input_range,
+        allow_degenerate=args.allow_degenerate,
+        verbose=args.verbose,
+        positive_label=args.positive_label,
+        mean=triple(args.mean, "--mean"),
+        std=triple(args.std, "--std"),
+        color_order=args.color_order,
+        resize=args.resize,
+        name=args.name,
+        version=args.model_version,
+        io_type=args.io_type,
     )
+    with unexpected_errors_in_one_line(args.verbose):
+        report = convert(options)
     print(format_report(report))
     return 0
+
+
+@contextlib.contextmanager
+def unexpected_errors_in_one_line(verbose: bool) -> Iterator[None]:
+    """Keras and TensorFlow raise many kinds of errors on unusual models: one line unless -v."""
+    try:
+        yield
+    except (EcoLensError, ModuleNotFoundError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if verbose:
+            raise
+        text = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise EcoLensError(
+            f"conversion failed: {type(exc).__name__}: {text} (ecolens -v convert ... shows more)"
+        ) from exc

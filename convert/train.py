@@ -80,6 +80,12 @@ def label_array(samples: list[Sample]) -> np.ndarray:
     return np.array([LABELS.index(s.label) for s in samples], dtype=np.int32)
 
 
+def load_arrays(samples: list[Sample], spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Images resized exactly as the edge resizes them (uint8), with integer labels."""
+    images = np.stack([resize_for_model(rgb, spec) for rgb in photos(samples)])
+    return images, label_array(samples)
+
+
 def photos(samples: list[Sample]) -> list[np.ndarray]:
     """The photos at their own size (TrashNet's are 112x84: all of them fit in memory)."""
     return [load_image(s.path) for s in samples]
@@ -231,8 +237,7 @@ def train_finetune(
     from ecolens.convert.ood import VARIANTS
     from keras import layers
 
-    x_train = np.stack([resize_for_model(rgb, spec) for rgb in photos(train_set)])
-    y_train = label_array(train_set)
+    x_train, y_train = load_arrays(train_set, spec)
     val_rgbs = photos(val_set)
     x_val = np.stack([resize_for_model(rgb, spec) for rgb in val_rgbs]).astype(np.float32)
     augment = keras.Sequential(

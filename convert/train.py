@@ -25,6 +25,7 @@ import numpy as np
 from ecolens.convert.dataset import LABELS, POSITIVE_LABEL, Sample, scan
 from ecolens.convert.h5meta import write_h5_metadata
 from ecolens.convert.report import evaluation_report, log_report
+from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import load_image, resize_for_model
 
@@ -130,9 +131,9 @@ def train_frozen(
     from ecolens.convert.ood import VARIANTS
 
     if options.backbone != "efficientnet_lite0":
-        raise ValueError("the frozen recipe needs the efficientnet_lite0 backbone")
+        raise EcoLensError("the frozen recipe needs the efficientnet_lite0 backbone")
     if options.features not in FEATURE_GROUPS:
-        raise ValueError(f"unknown feature group {options.features!r}: one of {', '.join(FEATURE_GROUPS)}")
+        raise EcoLensError(f"unknown feature group {options.features!r}: one of {', '.join(FEATURE_GROUPS)}")
     features = feature_model(options.size, load_lite0_state_dict())
     train_rgbs, val_rgbs = photos(train_set), photos(val_set)
     key = {"size": options.size, "resize": spec.resize, "version": 3}
@@ -295,7 +296,7 @@ def build_trunk(options: TrainOptions) -> Any:
         return build_lite0(options.size, load_lite0_state_dict())
     if options.backbone == "scratch":
         return scratch_trunk(options.size)
-    raise ValueError(f"unknown backbone {options.backbone!r}")
+    raise EcoLensError(f"unknown backbone {options.backbone!r}")
 
 
 def scratch_trunk(size: int) -> Any:
@@ -323,7 +324,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
 
     recipe = options.chosen_recipe
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}")
+        raise EcoLensError(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}")
     keras.utils.set_random_seed(options.seed)
     spec = edge_input_spec(options.size)
     train_set, val_set = select(options)

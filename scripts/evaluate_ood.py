@@ -55,6 +55,11 @@ def main() -> int:
     parser.add_argument("models", type=Path, nargs="+")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
+    parser.add_argument(
+        "--all-photos",
+        action="store_true",
+        help="score every photo of --data (a site's own labelled crops), not only its validation split",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from ecolens.convert.dataset import LABELS, scan
@@ -68,7 +73,7 @@ def main() -> int:
             print(f"error: model file not found: {model}", file=sys.stderr)
             return 2
     try:
-        val = [s for s in scan(args.data) if s.split == "validation"]
+        val = [s for s in scan(args.data) if args.all_photos or s.split == "validation"]
     except EcoLensError as exc:
         print(f"error: {exc} (pass --data)", file=sys.stderr)
         return 2
@@ -77,7 +82,7 @@ def main() -> int:
     sets = {"validation": rgbs}
     for variant in VARIANTS:
         sets[variant] = [ood_image(rgb, s.relative, variant) for rgb, s in zip(rgbs, val)]
-    print(f"{len(val)} validation photos, {len(VARIANTS)} out-of-domain variants of each", file=sys.stderr)
+    print(f"{len(val)} photos, {len(VARIANTS)} out-of-domain variants of each", file=sys.stderr)
     results = {}
     for model in args.models:
         predict = predictor(model)

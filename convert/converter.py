@@ -246,6 +246,8 @@ def build_metadata(
             "keras_flavour": loaded.flavour,
             "input_range": inputrange.name_of(spec.mean, spec.std, spec.color_order),
             "provenance": provenance,
+            # Calibration already inside the graph (`ecolens train`): recorded so it is never applied twice.
+            **({"temperature_in_graph": stored["temperature"]} if "temperature" in stored else {}),
         },
     )
     try:

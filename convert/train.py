@@ -1,7 +1,12 @@
 """`ecolens train`: the seed team's workflow (image folders -> Keras CNN -> HDF5), done well.
 
-Transfer learning from ImageNet EfficientNet-Lite0: the head first with the trunk frozen,
-then the whole network at a low learning rate with BatchNorm statistics frozen (small data).
+Two recipes:
+- ``frozen`` (default for EfficientNet-Lite0): the ImageNet trunk stays frozen; a linear head reads
+  its pooled features AND its ImageNet logits, trained on many domain-randomised views of each photo
+  (convert/augment.py). Fine-tuning on one studio's photos destroyed what ImageNet knows; this keeps it.
+- ``finetune`` (default for the small scratch CNN): the whole network trained end to end.
+Both are then calibrated (temperature fitted on validation, applied inside the saved graph) and
+evaluated on plain validation AND on the out-of-domain set of convert/ood.py.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,60 +24,279 @@ from typing import Any
 import numpy as np
 from ecolens.convert.dataset import LABELS, POSITIVE_LABEL, Sample, scan
 from ecolens.convert.h5meta import write_h5_metadata
-from ecolens.convert.metrics import classification_metrics
+from ecolens.convert.report import evaluation_report, log_report
+from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import load_image, resize_for_model
+
+RECIPES = ("frozen", "finetune")
 
 
 @dataclass
 class TrainOptions:
     data: Path
     out: Path
-    size: int = 160
+    size: int = 224
     backbone: str = "efficientnet_lite0"  # or "scratch" (small CNN, no pretrained weights)
-    head_epochs: int = 3
+    recipe: str | None = None  # default: frozen for efficientnet_lite0, finetune for scratch
+    head_epochs: int | None = None  # default: 15 (frozen), 3 (finetune)
     fine_epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 3e-4
     seed: int = 1234
     label_smoothing: float = 0.0
     dropout: float = 0.3
+    views: int = 12  # frozen: training views per photo (the photo itself + randomised ones)
+    features: str = "all"  # frozen: all, both (pooled + imagenet), pooled or imagenet
+    l2: float = 1e-2  # frozen: weight decay of the head
+    photo_weight: float = 8.0  # frozen: weight of each unaltered photo against one randomised view
+    cache: Path | None = None  # frozen: folder for extracted features
     positive_folders: tuple[str, ...] = ("plastic",)
     name: str = "ecolens-plastic"
     version: str = "1.0.0"
     limit: int | None = None  # at most this many images (quick runs and tests)
+
+    @property
+    def chosen_recipe(self) -> str:
+        return self.recipe or ("frozen" if self.backbone == "efficientnet_lite0" else "finetune")
 
 
 def log(message: str) -> None:
     print(f"[train] {message}", file=sys.stderr, flush=True)
 
 
+def edge_input_spec(size: int) -> InputSpec:
+    # Normalization lives inside the network (its first layer), so the edge feeds raw RGB;
+    # letterbox keeps a 16:9 camera frame's items their true shape.
+    return InputSpec(height=size, width=size, resize="letterbox")
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Inverse-frequency weights: plastic is ~1/5 of TrashNet."""
+    counts = np.bincount(labels, minlength=len(LABELS))
+    return {i: float(len(labels) / (len(LABELS) * max(1, c))) for i, c in enumerate(counts)}
+
+
+def label_array(samples: list[Sample]) -> np.ndarray:
+    return np.array([LABELS.index(s.label) for s in samples], dtype=np.int32)
+
+
 def load_arrays(samples: list[Sample], spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
     """Images resized exactly as the edge resizes them (uint8), with integer labels."""
-    images = np.empty((len(samples), spec.height, spec.width, 3), dtype=np.uint8)
-    for i, sample in enumerate(samples):
-        images[i] = resize_for_model(load_image(sample.path), spec)
-        if (i + 1) % 250 == 0 or i + 1 == len(samples):
-            log(f"loaded {i + 1}/{len(samples)} images")
-    labels = np.array([LABELS.index(s.label) for s in samples], dtype=np.int32)
-    return images, labels
+    images = np.stack([resize_for_model(rgb, spec) for rgb in photos(samples)])
+    return images, label_array(samples)
 
 
-def augmenter(seed: int) -> Any:
+def photos(samples: list[Sample]) -> list[np.ndarray]:
+    """The photos at their own size (TrashNet's are 112x84: all of them fit in memory)."""
+    return [load_image(s.path) for s in samples]
+
+
+def ood_images(rgbs: list[np.ndarray], samples: list[Sample], variant: str) -> Iterator[np.ndarray]:
+    from ecolens.convert.ood import ood_image
+
+    for rgb, sample in zip(rgbs, samples):
+        yield ood_image(rgb, sample.relative, variant)
+
+
+def select(options: TrainOptions) -> tuple[list[Sample], list[Sample]]:
+    samples = scan(options.data, options.positive_folders)
+    if options.limit:
+        rng = np.random.default_rng(options.seed)
+        samples = [samples[i] for i in sorted(rng.permutation(len(samples))[: options.limit])]
+    train_set = [s for s in samples if s.split == "train"]
+    val_set = [s for s in samples if s.split == "validation"]
+    log(
+        f"{len(samples)} images: {len(train_set)} train, {len(val_set)} validation "
+        f"({sum(s.label == POSITIVE_LABEL for s in samples)} plastic)"
+    )
+    return train_set, val_set
+
+
+# A recipe returns the image input and logits tensor of the trained graph, and a function giving
+# the logits of the validation photos and of each out-of-domain variant.
+Trained = tuple[Any, Any, dict[str, np.ndarray]]
+
+
+def train_frozen(
+    options: TrainOptions, spec: InputSpec, train_set: list[Sample], val_set: list[Sample]
+) -> Trained:
+    """Frozen Lite0 features of domain-randomised views -> linear head."""
     import keras
+    from ecolens.convert.augment import randomise
+    from ecolens.convert.backbone import load_lite0_state_dict
+    from ecolens.convert.board import item_alpha
+    from ecolens.convert.features import cached, extract, feature_model, split
+    from ecolens.convert.head import FEATURE_GROUPS, build_head, compose
+    from ecolens.convert.ood import VARIANTS
+
+    if options.backbone != "efficientnet_lite0":
+        raise EcoLensError("the frozen recipe needs the efficientnet_lite0 backbone")
+    if options.features not in FEATURE_GROUPS:
+        raise EcoLensError(f"unknown feature group {options.features!r}: one of {', '.join(FEATURE_GROUPS)}")
+    features = feature_model(options.size, load_lite0_state_dict())
+    train_rgbs, val_rgbs = photos(train_set), photos(val_set)
+    key = {"size": options.size, "resize": spec.resize, "version": 3}
+
+    def views() -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(options.seed)
+        for rgb in train_rgbs:
+            alpha = item_alpha(rgb)
+            yield rgb
+            for _ in range(options.views - 1):
+                yield randomise(rgb, alpha, rng)
+
+    count = len(train_set) * options.views
+    x_train = cached(
+        options.cache,
+        {
+            **key,
+            "what": "train",
+            "files": [s.relative for s in train_set],
+            "views": options.views,
+            "seed": options.seed,
+        },
+        lambda: extract(
+            features, views(), count, spec, f"{options.views} views of {len(train_set)} training photos"
+        ),
+    )
+    y_train = np.repeat(label_array(train_set), options.views)
+    val_keys = [s.relative for s in val_set]
+    evaluation = {
+        "validation": cached(
+            options.cache,
+            {**key, "what": "validation", "files": val_keys},
+            lambda: extract(features, iter(val_rgbs), len(val_set), spec, "validation photos"),
+        )
+    }
+    for variant in VARIANTS:
+        evaluation[variant] = cached(
+            options.cache,
+            {**key, "what": f"ood-{variant}", "files": val_keys},
+            lambda v=variant: extract(
+                features, ood_images(val_rgbs, val_set, v), len(val_set), spec, f"ood {v}"
+            ),
+        )
+
+    groups = FEATURE_GROUPS[options.features]
+
+    def inputs(x: np.ndarray) -> list[np.ndarray]:
+        parts = split(x)
+        return [parts[g] for g in groups]
+
+    train_inputs = inputs(x_train)
+    head = build_head(dict(zip(groups, train_inputs)), options.dropout, options.l2)
+    epochs = options.head_epochs if options.head_epochs is not None else 15
+    log(f"head on {options.features} features: {len(y_train)} views, {epochs} epochs, L2 {options.l2}")
+    steps = epochs * int(np.ceil(len(y_train) / 256))
+    head.compile(
+        keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=options.label_smoothing),
+    )
+    weights = class_weights(y_train)
+    sample_weights = np.array([weights[int(c)] for c in y_train], dtype=np.float32)
+    sample_weights[:: options.views] *= options.photo_weight  # view 0 of each photo is the photo itself
+    head.fit(
+        train_inputs,
+        keras.utils.to_categorical(y_train, len(LABELS)),
+        sample_weight=sample_weights,
+        batch_size=256,
+        epochs=epochs,
+        shuffle=True,
+        verbose=2,
+    )
+    logits = {
+        name: np.asarray(head.predict(inputs(x), batch_size=1024, verbose=0))
+        for name, x in evaluation.items()
+    }
+    image, class_logits = compose(features, head, groups)
+    check_graph(image, class_logits, val_rgbs[:4], spec, logits["validation"][:4])
+    return image, class_logits, logits
+
+
+def check_graph(
+    image: Any, class_logits: Any, rgbs: list[np.ndarray], spec: InputSpec, expected: np.ndarray
+) -> None:
+    """The composed graph must give the logits the head gave on cached features."""
+    import keras
+
+    if not rgbs:
+        return
+    graph = keras.Model(image, class_logits)
+    got = graph.predict(np.stack([resize_for_model(r, spec) for r in rgbs]).astype(np.float32), verbose=0)
+    gap = float(np.abs(got - expected).max())
+    if gap > 1e-2:
+        raise RuntimeError(f"trunk + head graph disagrees with the cached-feature head by {gap:.4f}")
+
+
+def train_finetune(
+    options: TrainOptions, spec: InputSpec, train_set: list[Sample], val_set: list[Sample]
+) -> Trained:
+    """Head with the trunk frozen, then the whole network at a low learning rate, BatchNorm frozen."""
+    import keras
+    import tensorflow as tf
+    from ecolens.convert.ood import VARIANTS
     from keras import layers
 
-    return keras.Sequential(
+    x_train, y_train = load_arrays(train_set, spec)
+    val_rgbs = photos(val_set)
+    x_val = np.stack([resize_for_model(rgb, spec) for rgb in val_rgbs]).astype(np.float32)
+    augment = keras.Sequential(
         [
-            layers.RandomFlip("horizontal_and_vertical", seed=seed),
-            layers.RandomRotation(0.08, fill_mode="reflect", seed=seed),
-            layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=seed),
-            layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed),
-            layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
-            layers.RandomContrast(0.15, seed=seed),
+            layers.RandomFlip("horizontal_and_vertical", seed=options.seed),
+            layers.RandomRotation(0.08, fill_mode="reflect", seed=options.seed),
+            layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=options.seed),
+            layers.RandomBrightness(0.15, value_range=(0, 255), seed=options.seed),
+            layers.RandomContrast(0.15, seed=options.seed),
         ],
         name="augmentation",
     )
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=options.seed, reshuffle_each_iteration=True)
+        .batch(options.batch_size)
+        .map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), tf.one_hot(y, len(LABELS))))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=options.label_smoothing)
+    trunk = build_trunk(options)
+    x = layers.Dropout(options.dropout, name="head_dropout")(trunk.output)
+    class_logits = layers.Dense(len(LABELS), name="class_logits")(x)
+    model = keras.Model(trunk.input, class_logits)
+    weights = class_weights(y_train)
+    head_epochs = options.head_epochs if options.head_epochs is not None else 3
+    if head_epochs > 0:
+        log(f"stage 1: head only, {head_epochs} epochs")
+        trunk.trainable = False
+        model.compile(keras.optimizers.Adam(1e-3), loss=loss)
+        model.fit(train_ds, epochs=head_epochs, class_weight=weights, verbose=2)
+    if options.fine_epochs > 0:
+        log(f"stage 2: whole network, {options.fine_epochs} epochs (BatchNorm frozen)")
+        trunk.trainable = True
+        for layer in trunk.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+        steps = options.fine_epochs * int(np.ceil(len(x_train) / options.batch_size))
+        model.compile(
+            keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(options.learning_rate, steps)),
+            loss=loss,
+        )
+        model.fit(train_ds, epochs=options.fine_epochs, class_weight=weights, verbose=2)
+    logits = {"validation": model.predict(x_val, batch_size=64, verbose=0)}
+    for variant in VARIANTS:
+        images = np.stack([resize_for_model(r, spec) for r in ood_images(val_rgbs, val_set, variant)])
+        logits[variant] = model.predict(images.astype(np.float32), batch_size=64, verbose=0)
+    return trunk.input, class_logits, logits
+
+
+def build_trunk(options: TrainOptions) -> Any:
+    if options.backbone == "efficientnet_lite0":
+        from ecolens.convert.backbone import build_lite0, load_lite0_state_dict
+
+        return build_lite0(options.size, load_lite0_state_dict())
+    if options.backbone == "scratch":
+        return scratch_trunk(options.size)
+    raise EcoLensError(f"unknown backbone {options.backbone!r}")
 
 
 def scratch_trunk(size: int) -> Any:
@@ -87,134 +312,68 @@ def scratch_trunk(size: int) -> Any:
     return keras.Model(inputs, layers.GlobalAveragePooling2D()(x), name="scratch_cnn")
 
 
-def build_model(options: TrainOptions) -> tuple[Any, Any]:
-    """(full model, trunk) with a softmax head over LABELS."""
-    import keras
-    from keras import layers
-
-    if options.backbone == "efficientnet_lite0":
-        from ecolens.convert.backbone import build_lite0, load_lite0_state_dict
-
-        trunk = build_lite0(options.size, load_lite0_state_dict())
-    elif options.backbone == "scratch":
-        trunk = scratch_trunk(options.size)
-    else:
-        raise ValueError(f"unknown backbone {options.backbone!r}")
-    x = layers.Dropout(options.dropout, name="head_dropout")(trunk.output)
-    outputs = layers.Dense(len(LABELS), activation="softmax", name="classes")(x)
-    return keras.Model(trunk.input, outputs, name=options.name.replace("-", "_")), trunk
-
-
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Inverse-frequency weights: plastic is ~1/5 of TrashNet."""
-    counts = np.bincount(labels, minlength=len(LABELS))
-    return {i: float(len(labels) / (len(LABELS) * max(1, c))) for i, c in enumerate(counts)}
-
-
-def edge_input_spec(size: int) -> InputSpec:
-    # Normalization lives inside the network (its first layer), so the edge feeds raw RGB.
-    return InputSpec(height=size, width=size, resize="stretch")
+RECIPE_FUNCTIONS: dict[str, Callable[..., Trained]] = {"frozen": train_frozen, "finetune": train_finetune}
 
 
 def train(options: TrainOptions) -> dict[str, Any]:
-    """Train, evaluate on the validation split, save HDF5 atomically; returns the metrics."""
+    """Train, calibrate, evaluate in and out of domain, save HDF5 atomically; returns the report."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    import tensorflow as tf
+    from ecolens.convert.calibration import fit_temperature
+    from ecolens.convert.head import with_temperature
 
+    recipe = options.chosen_recipe
+    if recipe not in RECIPES:
+        raise EcoLensError(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}")
     keras.utils.set_random_seed(options.seed)
     spec = edge_input_spec(options.size)
-    samples = scan(options.data, options.positive_folders)
-    if options.limit:
-        rng = np.random.default_rng(options.seed)
-        samples = [samples[i] for i in sorted(rng.permutation(len(samples))[: options.limit])]
-    train_set = [s for s in samples if s.split == "train"]
-    val_set = [s for s in samples if s.split == "validation"]
-    log(
-        f"{len(samples)} images: {len(train_set)} train, {len(val_set)} validation "
-        f"({sum(s.label == POSITIVE_LABEL for s in samples)} plastic)"
-    )
-    x_train, y_train = load_arrays(train_set, spec)
-    x_val, y_val = load_arrays(val_set, spec)
-
-    augment = augmenter(options.seed)
-    train_ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=options.seed, reshuffle_each_iteration=True)
-        .batch(options.batch_size)
-        .map(
-            lambda x, y: (augment(tf.cast(x, tf.float32), training=True), tf.one_hot(y, len(LABELS))),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    val_ds = tf.data.Dataset.from_tensor_slices(
-        (x_val.astype(np.float32), tf.one_hot(y_val, len(LABELS)))
-    ).batch(64)
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
-    weights = class_weights(y_train)
-    verbose = 1 if sys.stderr.isatty() else 2
-
-    model, trunk = build_model(options)
+    train_set, val_set = select(options)
     started = time.time()
-    if options.head_epochs > 0:
-        log(f"stage 1: head only, {options.head_epochs} epochs")
-        trunk.trainable = False
-        model.compile(
-            keras.optimizers.Adam(1e-3),
-            loss=loss,
-            metrics=["accuracy"],
-        )
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=options.head_epochs,
-            class_weight=weights,
-            verbose=verbose,
-        )
-    if options.fine_epochs > 0:
-        log(f"stage 2: whole network, {options.fine_epochs} epochs (BatchNorm frozen)")
-        trunk.trainable = True
-        for layer in trunk.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-        steps = options.fine_epochs * int(np.ceil(len(x_train) / options.batch_size))
-        schedule = keras.optimizers.schedules.CosineDecay(options.learning_rate, steps)
-        model.compile(
-            keras.optimizers.Adam(schedule),
-            loss=loss,
-            metrics=["accuracy"],
-        )
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=options.fine_epochs,
-            class_weight=weights,
-            verbose=verbose,
-        )
-    log(f"trained in {time.time() - started:.0f} s")
+    image, class_logits, logits = RECIPE_FUNCTIONS[recipe](options, spec, train_set, val_set)
+    log(f"trained ({recipe}) in {time.time() - started:.0f} s")
 
-    probabilities = model.predict(x_val.astype(np.float32), batch_size=64, verbose=0)
-    predicted = [LABELS[i] for i in probabilities.argmax(axis=1)]
-    metrics = classification_metrics([s.label for s in val_set], predicted, LABELS, POSITIVE_LABEL)
-    metrics.update(
-        split="validation",
+    y_val = label_array(val_set)
+    # Fitted on validation photos plain and transformed: a bin's photos are not TrashNet's, and a
+    # temperature fitted on TrashNet alone would stay overconfident exactly where it matters.
+    all_logits = np.concatenate(list(logits.values()))
+    temperature = fit_temperature(all_logits, np.tile(y_val, len(logits))) if len(y_val) else 1.0
+    log(f"temperature {temperature:.3f} (fitted on validation, plain and out of domain)")
+    model = with_temperature(image, class_logits, temperature, options.name.replace("-", "_"))
+
+    report = evaluation_report(logits, y_val, temperature)
+    report.update(
         train_images=len(train_set),
         backbone=options.backbone,
+        recipe=recipe,
         input_size=options.size,
+        resize=spec.resize,
         seed=options.seed,
     )
-    save_h5(model, options, spec)
-    options.out.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log(
-        f"validation: balanced accuracy {metrics['balanced_accuracy']:.3f}, plastic precision "
-        f"{metrics['precision']:.3f} recall {metrics['recall']:.3f} F1 {metrics['f1']:.3f}"
-    )
+    if recipe == "frozen":
+        report.update(
+            views=options.views, features=options.features, l2=options.l2, photo_weight=options.photo_weight
+        )
+    save_h5(model, options, spec, temperature)
+    options.out.with_suffix(".metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    if len(y_val):
+        from ecolens.convert.calibration import draw_reliability, softmax
+
+        y_ood = np.tile(y_val, len(logits) - 1)
+        ood_logits = np.concatenate([v for k, v in logits.items() if k != "validation"])
+        draw_reliability(
+            options.out.with_suffix(".reliability.png"),
+            {
+                "validation": (softmax(logits["validation"], temperature), y_val),
+                "out of domain": (softmax(ood_logits, temperature), y_ood),
+                "out of domain, T=1": (softmax(ood_logits), y_ood),
+            },
+        )
+    log_report(report)
     log(f"saved {options.out}")
-    return metrics
+    return report
 
 
-def save_h5(model: Any, options: TrainOptions, spec: InputSpec) -> None:
+def save_h5(model: Any, options: TrainOptions, spec: InputSpec, temperature: float) -> None:
     """HDF5 as the seed team saved it (model.save("x.h5")), plus EcoLens metadata, atomically."""
     options.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(suffix=".h5", dir=options.out.parent, prefix=".tmp-")
@@ -239,6 +398,9 @@ def save_h5(model: Any, options: TrainOptions, spec: InputSpec) -> None:
                     "std": list(spec.std),
                 },
                 "output": "probabilities",
+                # Already divided inside the graph (layer "temperature"): recorded, not to apply again.
+                "temperature": temperature,
+                "normalization": "inside the graph: (x - 127) / 128 on raw 0..255 RGB",
             },
         )
         os.replace(tmp, options.out)

@@ -19,7 +19,8 @@ from ecolens.core.errors import ModelError
 METADATA_MEMBER = "ecolens.json"
 METADATA_SCHEMA = "ecolens.model/1"
 
-ResizePolicy = Literal["stretch", "center_crop"]
+ResizePolicy = Literal["stretch", "center_crop", "letterbox"]
+RESIZE_POLICIES = ("stretch", "center_crop", "letterbox")
 OutputKind = Literal["probabilities", "logits", "sigmoid"]
 
 
@@ -97,7 +98,7 @@ class ModelMetadata:
         spec = self.input
         if spec.height <= 0 or spec.width <= 0 or spec.channels not in (1, 3):
             raise ModelError(f"unsupported input shape {spec.height}x{spec.width}x{spec.channels}")
-        if spec.resize not in ("stretch", "center_crop"):
+        if spec.resize not in RESIZE_POLICIES:
             raise ModelError(f"unknown resize policy {spec.resize!r}")
         if spec.color_order not in ("RGB", "BGR"):
             raise ModelError(f"unknown colour order {spec.color_order!r}")

@@ -28,6 +28,10 @@ from PIL import Image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
+# Letterbox bars: mid grey, which the reference network's first layer maps to 0, the same
+# value its convolutions pad with, so bars read as "nothing here" rather than as a black frame.
+LETTERBOX_PAD = 127
+
 # 40 MP: far above any camera a bin carries, far below what would exhaust a Pi's memory.
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -180,22 +184,39 @@ def center_crop_to_aspect(rgb: np.ndarray, width: int, height: int) -> np.ndarra
     return rgb[y0 : y0 + new_h]
 
 
-def resize_for_model(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Resize an RGB uint8 image to the model's input size following its resize policy.
+def scale_to(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear when enlarging, area averaging when shrinking (a 640x480 camera frame shrunk
+    bilinearly would alias)."""
+    h, w = rgb.shape[:2]
+    if (h, w) == (height, width):
+        return np.ascontiguousarray(rgb)
+    interpolation = cv2.INTER_AREA if h * w > height * width else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (width, height), interpolation=interpolation)
 
-    Bilinear when enlarging, area averaging when shrinking (a 640x480 camera frame shrunk
-    bilinearly would alias).
-    """
+
+def letterbox(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to fit inside width x height keeping the aspect ratio, pad the rest with
+    LETTERBOX_PAD, centred: a 16:9 camera frame is not squashed into a different object shape."""
+    h, w = rgb.shape[:2]
+    scale = min(width / w, height / h)
+    new_w = min(width, max(1, round(w * scale)))
+    new_h = min(height, max(1, round(h * scale)))
+    canvas = np.full((height, width, 3), LETTERBOX_PAD, dtype=np.uint8)
+    x0, y0 = (width - new_w) // 2, (height - new_h) // 2
+    canvas[y0 : y0 + new_h, x0 : x0 + new_w] = scale_to(rgb, new_w, new_h)
+    return canvas
+
+
+def resize_for_model(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Resize an RGB uint8 image to the model's input size following its resize policy
+    (``stretch``, ``center_crop`` or ``letterbox``, from the model's metadata)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageError(f"expected an RGB image of shape (H, W, 3), got {rgb.shape}")
+    if spec.resize == "letterbox":
+        return letterbox(rgb, spec.width, spec.height)
     if spec.resize == "center_crop":
         rgb = center_crop_to_aspect(rgb, spec.width, spec.height)
-    h, w = rgb.shape[:2]
-    if (h, w) == (spec.height, spec.width):
-        return np.ascontiguousarray(rgb)
-    shrinking = h * w > spec.height * spec.width
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (spec.width, spec.height), interpolation=interpolation)
+    return scale_to(rgb, spec.width, spec.height)
 
 
 def normalize(resized: np.ndarray, spec: InputSpec) -> np.ndarray:

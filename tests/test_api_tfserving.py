@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from ecolens.core.metadata import read_metadata
+from ecolens.models import reference_tflite
 
 from tests.support.api_server import ApiServer, auth_config, bearer
 
 NAME = "ecolens-plastic-lite0"
+# TF Serving's version of the shipped model: the major number of its metadata version.
+VERSION = read_metadata(reference_tflite()).version.split(".", 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +99,9 @@ def test_columnar_format_answers_outputs(server, images, document):
 
 
 def test_columnar_single_image_and_a_versioned_url(server, images):
-    response = post(server, f"/v1/models/{NAME}/versions/1:predict", {"inputs": {"b64": b64(images[0])}})
+    response = post(
+        server, f"/v1/models/{NAME}/versions/{VERSION}:predict", {"inputs": {"b64": b64(images[0])}}
+    )
     assert response.json() == {"outputs": [expected(server, images[0])]}
     named = post(server, f"/v1/models/{NAME}:predict", {"inputs": {"image_bytes": {"b64": b64(images[1])}}})
     assert named.json() == {"outputs": [expected(server, images[1])]}
@@ -105,13 +111,15 @@ def test_model_status_and_metadata(server):
     status = requests.get(server.url + f"/v1/models/{NAME}", headers=bearer(), timeout=10)
     assert status.json() == {
         "model_version_status": [
-            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            {"version": VERSION, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
         ]
     }
-    versioned = requests.get(server.url + f"/v1/models/{NAME}/versions/1", headers=bearer(), timeout=10)
+    versioned = requests.get(
+        server.url + f"/v1/models/{NAME}/versions/{VERSION}", headers=bearer(), timeout=10
+    )
     assert versioned.json() == status.json()
     metadata = requests.get(server.url + f"/v1/models/{NAME}/metadata", headers=bearer(), timeout=10).json()
-    assert metadata["model_spec"] == {"name": NAME, "signature_name": "", "version": "1"}
+    assert metadata["model_spec"] == {"name": NAME, "signature_name": "", "version": VERSION}
     signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert signature["method_name"] == "tensorflow/serving/predict"
     assert signature["inputs"]["image_bytes"]["dtype"] == "DT_STRING"

@@ -37,7 +37,9 @@ def test_reference_int8_agrees_with_keras(reference_model: Path, eval_dir: Path)
         loaded.model, loaded.output_kind, reference_model, eval_dir, reference_h5(), latency_repeats=3
     )
     assert report["images"] >= 150
-    assert report["agreement"] >= 0.98
+    # 2.0.0's frozen-trunk head reads small differences between many features, which the int8 trunk
+    # shifts: 96 % top-1 agreement (1.0.0: 99 %), converted with --min-agreement 0.95 (MODEL_CARD.md).
+    assert report["agreement"] >= 0.95
     assert report["tflite_metrics"]["balanced_accuracy"] >= 0.85
     assert report["size_ratio"] < 0.4
 

@@ -116,7 +116,7 @@ def test_reduced_decode_of_640x480_frames_gives_the_same_labels(classifier, samp
         image = inspect_image(data)
         reduced = decode_for_model(image, spec)
         full = resize_for_model(load_image_bytes(data), spec)
-        assert reduced.shape == full.shape == (160, 160, 3)
+        assert reduced.shape == full.shape == (spec.height, spec.width, 3)
         fast, slow = classifier.predict_resized(reduced)[0], classifier.predict_resized(full)[0]
         assert int(np.argmax(fast)) == int(np.argmax(slow)), path.name
         worst = max(worst, float(np.abs(fast - slow).max()))

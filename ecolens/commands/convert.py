@@ -10,6 +10,7 @@ from pathlib import Path
 from ecolens.convert.inputrange import RANGES
 from ecolens.convert.quantize import MODES
 from ecolens.core.errors import EcoLensError
+from ecolens.core.metadata import RESIZE_POLICIES
 
 
 def triple(text: str | None, flag: str) -> tuple[float, float, float] | None:
@@ -35,15 +36,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--data", type=Path, required=True, help="folder of class sub-folders")
     train.add_argument("--out", type=Path, required=True, help="output .h5 path")
-    train.add_argument("--size", type=int, default=160, help="square input size (default 160)")
+    train.add_argument("--size", type=int, default=224, help="square input size (default 224, letterboxed)")
     train.add_argument("--backbone", choices=("efficientnet_lite0", "scratch"), default="efficientnet_lite0")
-    train.add_argument("--head-epochs", type=int, default=3)
+    train.add_argument(
+        "--recipe",
+        choices=("frozen", "finetune"),
+        help="frozen trunk + head on ImageNet features and randomised views (default for "
+        "efficientnet_lite0), or end-to-end fine-tuning (default for scratch)",
+    )
+    train.add_argument("--head-epochs", type=int, help="default: 15 (frozen), 3 (finetune)")
     train.add_argument("--fine-epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--learning-rate", type=float, default=3e-4)
     train.add_argument("--seed", type=int, default=1234)
     train.add_argument("--label-smoothing", type=float, default=0.0)
     train.add_argument("--dropout", type=float, default=0.3, help="before the classifier")
+    train.add_argument("--views", type=int, default=12, help="frozen: views per training photo (default 12)")
+    train.add_argument(
+        "--features",
+        choices=("all", "both", "pooled", "imagenet"),
+        default="all",
+        help="frozen: head inputs (all: pooled, ImageNet logits, pooled middle stages; both: the first two)",
+    )
+    train.add_argument("--l2", type=float, default=1e-2, help="frozen: head weight decay (default 1e-2)")
+    train.add_argument(
+        "--photo-weight",
+        type=float,
+        default=8.0,
+        help="frozen: weight of each unaltered photo against one randomised view (default 8)",
+    )
+    train.add_argument("--cache", type=Path, help="frozen: folder to keep extracted features in")
     train.add_argument(
         "--positive",
         default="plastic",
@@ -105,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--mean", help="per-channel means on 0..255 pixels, e.g. 127.5,127.5,127.5")
     convert.add_argument("--std", help="per-channel stds on 0..255 pixels, e.g. 127.5,127.5,127.5")
     convert.add_argument("--color-order", choices=("RGB", "BGR"))
-    convert.add_argument("--resize", choices=("stretch", "center_crop"))
+    convert.add_argument("--resize", choices=RESIZE_POLICIES)
     convert.add_argument("--name", help="model name recorded in the metadata")
     convert.add_argument("--model-version", help="model version recorded in the metadata")
     convert.add_argument("--io-type", choices=("int8", "uint8"), default="int8", help="int8 tensor type")
@@ -121,6 +143,12 @@ def run_train(args: argparse.Namespace) -> int:
             out=args.out,
             size=args.size,
             backbone=args.backbone,
+            recipe=args.recipe,
+            views=args.views,
+            features=args.features,
+            l2=args.l2,
+            photo_weight=args.photo_weight,
+            cache=args.cache,
             head_epochs=args.head_epochs,
             fine_epochs=args.fine_epochs,
             batch_size=args.batch_size,

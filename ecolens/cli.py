@@ -26,6 +26,7 @@ COMMANDS = {
     "classify": "ecolens.commands.classify",
     "train": "ecolens.commands.convert",
     "convert": "ecolens.commands.convert",
+    "adapt": "ecolens.commands.adapt",
     "inspect": "ecolens.commands.inspect",
     "aggregate": "ecolens.commands.fleet",
     "report": "ecolens.commands.fleet",
@@ -47,6 +48,7 @@ EXTRA_OF_COMMAND = {
     "report": "fleet",
     "simulate": "fleet",
     "benchmark": "edge,convert,fleet,bench",
+    "adapt": "convert",
 }
 OPTIONAL_MODULES = {
     "tensorflow",

@@ -1,0 +1,106 @@
+"""`ecolens adapt` on a synthetic "other camera" built from the shipped photos: it must improve
+balanced accuracy on held-out frames, write an .h5 `ecolens convert` accepts, and refuse a data
+set that teaches nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ecolens.core.classifier import Classifier
+from ecolens.models import calibration_dir, eval_dir, reference_h5
+
+from tests.support.field_domain import build_field_domain, seed_of
+
+pytest.importorskip("tensorflow")
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def ecolens(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ecolens.cli", *args], capture_output=True, text=True, env=ENV, timeout=900
+    )
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def field_domain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """333 frames (60 plastic) of the shipped photos as a dark, warm-lit, far-away camera sees them."""
+    return build_field_domain([eval_dir(), calibration_dir()], tmp_path_factory.mktemp("field") / "frames")
+
+
+def test_adapt_improves_held_out_frames_and_converts(field_domain: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site.h5"
+    proc = ecolens(
+        "adapt", "--base", str(reference_h5()), "--data", str(field_domain), "--out", str(out), "--json"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    field = report["field_held_out"]
+    assert field["base"]["n"] == field["adapted"]["n"] > 80  # a third of 333, never fitted on
+    assert field["base"]["balanced_accuracy"] < 0.6  # the other camera really defeats the base model
+    assert field["adapted"]["balanced_accuracy"] >= field["base"]["balanced_accuracy"] + 0.1
+    assert field["adapted"]["plastic_f1"] > field["base"]["plastic_f1"]
+    assert report["base_drop"] <= 0.03  # mixing in base images keeps the base domain
+    assert report["written"] and report["version"] == "1.0.1"
+    assert json.loads(out.with_suffix(".adapt.json").read_text())["gain"] == report["gain"]
+
+    tflite = tmp_path / "site.tflite"
+    convert = ecolens(
+        "convert", str(out), "--quantize", "dynamic", "--out", str(tflite), "--eval", str(field_domain)
+    )
+    assert convert.returncode == 0, convert.stderr[-3000:]
+    classifier = Classifier(tflite)
+    assert classifier.metadata.version == "1.0.1"
+    assert classifier.labels == ("non_plastic", "plastic")
+
+
+def test_useless_data_is_refused(field_domain: Path, tmp_path: Path) -> None:
+    """Labels that carry no information (a hash of the file name) cannot beat the base model."""
+    shuffled = tmp_path / "shuffled"
+    for frame in sorted(field_domain.rglob("*.jpg")):
+        label = "plastic" if seed_of(frame.name) % 5 == 0 else "non_plastic"
+        (shuffled / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(frame, shuffled / label / frame.name)
+    out = tmp_path / "useless.h5"
+    proc = ecolens("adapt", "--base", str(reference_h5()), "--data", str(shuffled), "--out", str(out))
+    assert "not better" in one_error_line(proc) or "forgets" in one_error_line(proc)
+    assert "balanced acc" in proc.stdout  # the comparison is still shown
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_too_few_labelled_frames(tmp_path: Path) -> None:
+    few = tmp_path / "few"
+    for i, photo in enumerate(sorted(eval_dir().rglob("*.jpg"))[:6] + sorted(eval_dir().rglob("*.jpg"))[-6:]):
+        (few / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, few / photo.parent.name / f"{i}.jpg")
+    proc = ecolens(
+        "adapt", "--base", str(reference_h5()), "--data", str(few), "--out", str(tmp_path / "x.h5")
+    )
+    assert "at least 8 of each class" in one_error_line(proc)
+
+
+def test_missing_data_folder(tmp_path: Path) -> None:
+    proc = ecolens(
+        "adapt",
+        "--base",
+        str(reference_h5()),
+        "--data",
+        str(tmp_path / "nope"),
+        "--out",
+        str(tmp_path / "x.h5"),
+    )
+    assert "data folder not found" in one_error_line(proc)

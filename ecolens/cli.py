@@ -31,6 +31,7 @@ COMMANDS = {
     "aggregate": "ecolens.commands.fleet",
     "report": "ecolens.commands.fleet",
     "simulate": "ecolens.commands.fleet",
+    "rollout": "ecolens.commands.rollout",
     "benchmark": "ecolens.commands.benchmark",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
@@ -49,6 +50,7 @@ EXTRA_OF_COMMAND = {
     "simulate": "fleet",
     "benchmark": "edge,convert,fleet,bench",
     "adapt": "convert",
+    "rollout": "fleet",
 }
 OPTIONAL_MODULES = {
     "tensorflow",
@@ -73,6 +75,7 @@ OPTIONAL_MODULES = {
     "psycopg",
     "jsonschema",
     "requests",
+    "cryptography",
 }
 
 

@@ -1,6 +1,6 @@
 """The daemon's configuration: one section per job, each in its own module.
 
-[model] [mqtt] [source] [detect] [publish] [store] [audit] [homeassistant] [service]
+[model] [mqtt] [source] [detect] [publish] [store] [audit] [homeassistant] [service] [rollout]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ecolens.edge.daemon.config.audit import AuditSection
 from ecolens.edge.daemon.config.detect import DetectSection
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
+from ecolens.edge.daemon.config.rollout import RolloutSection
 from ecolens.edge.daemon.config.service import ServiceSection
 from ecolens.edge.daemon.config.source import SourceSection
 from ecolens.edge.daemon.config.store import StoreSection
@@ -34,6 +35,7 @@ class DaemonConfig(Section):
     audit: AuditSection = Field(default_factory=AuditSection)
     homeassistant: HomeAssistantSection = Field(default_factory=HomeAssistantSection)
     service: ServiceSection = Field(default_factory=ServiceSection)
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
 
 
 def load_daemon_config(

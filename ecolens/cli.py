@@ -32,6 +32,7 @@ COMMANDS = {
     "report": "ecolens.commands.fleet",
     "simulate": "ecolens.commands.fleet",
     "rollout": "ecolens.commands.rollout",
+    "samples": "ecolens.commands.samples",
     "benchmark": "ecolens.commands.benchmark",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
@@ -51,6 +52,7 @@ EXTRA_OF_COMMAND = {
     "benchmark": "edge,convert,fleet,bench",
     "adapt": "convert",
     "rollout": "fleet",
+    "samples": "fleet",
 }
 OPTIONAL_MODULES = {
     "tensorflow",

@@ -27,6 +27,7 @@ from ecolens.edge.daemon.config.store import default_state_dir
 from ecolens.edge.daemon.mqtt_link import MqttLink
 from ecolens.edge.daemon.pipeline import ItemPipeline, ItemResult
 from ecolens.edge.daemon.rollout import ModelUpdater
+from ecolens.edge.daemon.samples import SAMPLE, SampleKeeper
 from ecolens.edge.daemon.sdnotify import SystemdNotifier
 from ecolens.edge.daemon.sources import make_source
 from ecolens.edge.daemon.stats import DaemonStats
@@ -36,7 +37,7 @@ from ecolens.edge.daemon.tracker import State
 log = logging.getLogger("ecolens.daemon")
 
 # Sections a reload cannot apply to a running daemon (logged: restart to apply).
-RESTART_SECTIONS = ("mqtt", "source", "publish", "store", "homeassistant", "service", "rollout")
+RESTART_SECTIONS = ("mqtt", "source", "publish", "store", "homeassistant", "service", "rollout", "samples")
 FINISH_ITEM_FRAMES = 60  # on stop, at most this many more frames to finish a settling item
 
 
@@ -99,6 +100,9 @@ class Daemon:
         self.stats.count_from("skipped_uncertain", lambda: self.pipeline.skipped_uncertain)
         self.stats.count_from("source_reopens", lambda: self.source.reopens)
         self.audit = self._make_audit(cfg)
+        self.samples = (
+            SampleKeeper(cfg.samples, self.store, cfg.publish.topic(SAMPLE)) if cfg.samples.enabled else None
+        )
         self.link = MqttLink(
             cfg.mqtt,
             cfg.publish,
@@ -209,6 +213,8 @@ class Daemon:
         self.link.notify(event_id, item.read_at)
         if self.audit is not None:
             self.audit.save(item.image, result)
+        if self.samples is not None:
+            self.samples.offer(item.image, result)
         if self.keep_results:
             self.results.append(result)
         log.info(

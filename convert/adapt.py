@@ -309,8 +309,8 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
     from ecolens.models import calibration_dir, eval_dir
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not 10 <= options.holdout_percent <= 60:
-        raise EcoLensError("--holdout must be between 10 and 60 percent")
+    if not 10 <= options.holdout_percent <= 80:
+        raise EcoLensError("--holdout must be between 10 and 80 percent")
     field = scan(options.data, options.positive_folders)
     fit_set = [s for s in field if s.bucket >= options.holdout_percent]
     holdout = [s for s in field if s.bucket < options.holdout_percent]

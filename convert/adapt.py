@@ -61,7 +61,7 @@ class AdaptOptions:
     base_eval: Path | None = None  # base-domain held-out images (default: shipped eval sample)
     positive_folders: tuple[str, ...] = ("plastic",)
     holdout_percent: int = 33
-    base_share: float = 0.5  # weight of the base images relative to the field frames
+    base_share: float = 1.0  # weight of the base images relative to the field frames
     min_gain: float = 0.02  # balanced accuracy the adapted model must gain on held-out frames
     max_base_drop: float = 0.03  # balanced accuracy it may lose on held-out base images
     version: str | None = None

@@ -54,7 +54,7 @@ def test_adapt_improves_held_out_frames_and_converts(field_domain: Path, tmp_pat
     assert field["base"]["balanced_accuracy"] < 0.6  # the other camera really defeats the base model
     assert field["adapted"]["balanced_accuracy"] >= field["base"]["balanced_accuracy"] + 0.1
     assert field["adapted"]["plastic_f1"] > field["base"]["plastic_f1"]
-    assert report["base_drop"] <= 0.03  # mixing in base images keeps the base domain
+    assert report["base_drop"] <= 0.02  # mixing in base images keeps the base domain
     assert report["written"] and report["version"] == "1.0.1"
     assert json.loads(out.with_suffix(".adapt.json").read_text())["gain"] == report["gain"]
 
@@ -104,3 +104,36 @@ def test_missing_data_folder(tmp_path: Path) -> None:
         str(tmp_path / "x.h5"),
     )
     assert "data folder not found" in one_error_line(proc)
+
+
+@pytest.mark.parametrize("ending", ["dense_softmax", "dense_then_softmax", "dense_logits", "not_dense"])
+def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
+    import keras
+    import numpy as np
+    from ecolens.convert.adapt import split_head
+    from ecolens.core.errors import ModelError
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    if ending == "dense_softmax":
+        outputs = keras.layers.Dense(2, activation="softmax")(x)
+    elif ending == "dense_then_softmax":
+        outputs = keras.layers.Softmax()(keras.layers.Dense(2)(x))
+    elif ending == "dense_logits":
+        outputs = keras.layers.Dense(2)(x)
+    else:
+        outputs = keras.layers.Reshape((2,))(keras.layers.Dense(2)(x))
+    model = keras.Model(inputs, outputs)
+    if ending == "not_dense":
+        with pytest.raises(ModelError, match="last layer is Dense"):
+            split_head(model)
+        return
+    features, head, _ = split_head(model)
+    batch = np.random.default_rng(0).random((3, 16, 16, 3)).astype("float32")
+    w, b = head.get_weights()
+    logits = features.predict(batch, verbose=0) @ w + b
+    expected = model.predict(batch, verbose=0)
+    if ending != "dense_logits":
+        expected = np.log(expected)
+        logits = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)

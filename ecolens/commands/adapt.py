@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--holdout", type=int, default=33, help="percent of DIR held out (default 33)")
     parser.add_argument(
-        "--base-share", type=float, default=0.5, help="weight of base images vs field frames (default 0.5)"
+        "--base-share", type=float, default=1.0, help="weight of base images vs field frames (default 1.0)"
     )
     parser.add_argument(
         "--min-gain",

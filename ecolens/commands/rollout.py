@@ -51,6 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--promote", action="store_true", help="after a healthy canary, push to every bin")
     parser.add_argument("--min-results", type=int, default=10, help="results per group needed to judge (10)")
+    parser.add_argument(
+        "--max-share-delta",
+        type=float,
+        default=0.25,
+        help="plastic share the canary may differ from the rest by (0.25; above the change you expect)",
+    )
+    parser.add_argument(
+        "--max-uncertain-delta", type=float, default=0.15, help="uncertain rate the canary may add (0.15)"
+    )
     parser.add_argument("--out", type=Path, help="keygen: folder for rollout.key and rollout.pub")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run_rollout)
@@ -97,7 +106,14 @@ def run_rollout(args: argparse.Namespace) -> int:
     if not args.canary or args.watch <= 0:
         return 0
     verdict = rollout.watch_canary(
-        config.mqtt, prefix, devices, sha256, args.watch, min_results=args.min_results
+        config.mqtt,
+        prefix,
+        devices,
+        sha256,
+        args.watch,
+        min_results=args.min_results,
+        max_share_delta=args.max_share_delta,
+        max_uncertain_delta=args.max_uncertain_delta,
     )
     print(
         json.dumps(

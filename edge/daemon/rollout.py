@@ -137,7 +137,7 @@ class ModelUpdater:
                 self._on_manifest(payload)
             return
         pending = self.pending
-        if pending is None or not topic.startswith(pending.fetch + "/"):
+        if pending is None or not topic.startswith(chunk_topic(self.prefix, pending.sha256, "")):
             return
         try:
             index = int(topic.rsplit("/", 1)[1])

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +180,94 @@ def test_export_without_samples_is_one_line(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "no samples in" in proc.stderr
+
+
+class DevTools:
+    """A real headless Chromium driven over the DevTools protocol (real key events)."""
+
+    def __init__(self, profile: Path) -> None:
+        from tests.test_fleet_web import chromium
+
+        self.process = subprocess.Popen(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+             "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        port_file = profile / "DevToolsActivePort"
+        assert wait_until(lambda: port_file.is_file() and port_file.read_text().strip(), timeout=30)
+        port = port_file.read_text().split()[0]
+        targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
+        page = next(t for t in targets if t["type"] == "page")
+        from websockets.sync.client import connect
+
+        self.socket = connect(page["webSocketDebuggerUrl"], max_size=None)
+        self.next_id = 0
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=30))
+            if message.get("id") == self.next_id:
+                return message.get("result", {})
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def press(self, key: str) -> None:
+        codes = {"ArrowRight": 39, "ArrowLeft": 37}
+        event = {"key": key, "windowsVirtualKeyCode": codes[key] if key in codes else ord(key.upper())}
+        if len(key) == 1:
+            event["text"] = key
+        self.call("Input.dispatchKeyEvent", type="keyDown", **event)
+        self.call("Input.dispatchKeyEvent", type="keyUp", **event)
+
+    def close(self) -> None:
+        self.socket.close()
+        self.process.kill()
+        self.process.wait(10)
+
+
+def test_labelling_page_labels_with_the_keyboard(tmp_path, mosquitto, aggregator):
+    pytest.importorskip("websockets")
+    import paho.mqtt.publish as publish
+
+    base, _ = aggregator
+    crop = np.full((120, 160, 3), 90, dtype=np.uint8)
+    for i, (uncertain, confidence) in enumerate([(False, 0.99), (True, 0.55), (False, 0.7), (True, 0.51)]):
+        store = ResultQueue(tmp_path / f"q{i}.sqlite3", 10, "normal")
+        keeper = SampleKeeper(SamplesSection(enabled=True, random_share=1.0), store, "ecolens/bin-k/sample")
+        event = {"event_id": f"ev-{i}", "uncertain": uncertain, "label": "plastic", "confidence": confidence}
+        event.update(
+            model={"name": "m", "version": "1.0.0", "sha256": "0" * 64}, timestamp="2026-01-01T00:00:00Z"
+        )
+        keeper.offer(crop, event)
+        publish.single("ecolens/bin-k/sample", store.pending(1)[0].payload, qos=1, port=mosquitto.port)
+        store.close()
+
+    def count() -> int:
+        return requests.get(f"{base}/api/samples/progress", timeout=5).json()["total"]
+
+    assert wait_until(lambda: count() == 4, timeout=20)
+    browser = DevTools(tmp_path / "chromium")
+    try:
+        browser.call("Page.enable")
+        browser.call("Page.navigate", url=f"{base}/label")
+        order = "Array.from(document.querySelectorAll('.card')).map(c => c.dataset.eventId)"
+        assert wait_until(lambda: browser.evaluate(order) == ["ev-3", "ev-1", "ev-2", "ev-0"], timeout=20)
+        browser.press("p")  # ev-3 plastic, focus moves on
+        browser.press("n")  # ev-1 non-plastic
+        browser.press("ArrowRight")  # leave ev-2 alone
+        browser.press("s")  # ev-0 skipped
+        text = "document.getElementById('progress').textContent"
+        assert wait_until(lambda: (browser.evaluate(text) or "").startswith("3 of 4 labelled"), timeout=10)
+        assert "1 plastic, 1 non-plastic, 1 skipped" in browser.evaluate(text)
+    finally:
+        browser.close()
+    labelled = requests.get(f"{base}/api/samples", params={"state": "labelled"}, timeout=5).json()["samples"]
+    assert {s["event_id"]: s["human_label"] for s in labelled} == {
+        "ev-3": "plastic",
+        "ev-1": "non_plastic",
+        "ev-0": "skip",
+    }

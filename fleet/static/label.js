@@ -19,8 +19,12 @@ function fillSelect(select, values) {
   select.value = current;
 }
 
+let progressRequests = 0;
+
 async function refreshProgress() {
+  const request = ++progressRequests;
   const progress = await getJSON("/api/samples/progress");
+  if (request !== progressRequests) return; // a later answer is on its way
   const done = progress.total - progress.counts.unlabelled;
   $("bar").max = Math.max(1, progress.total);
   $("bar").value = done;
@@ -64,18 +68,23 @@ async function load() {
 }
 
 async function setLabel(label) {
+  // Move on at once, so fast typing labels the next sample, not the same one twice.
   const sample = samples[focus];
   if (!sample) return;
+  const before = sample.human_label;
+  sample.human_label = label;
+  focus = Math.min(focus + 1, samples.length - 1);
+  render();
   const response = await fetch(`/api/samples/${encodeURIComponent(sample.event_id)}/label`, {
     method: "POST",
     credentials: "same-origin",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ label }),
   });
-  if (!response.ok) return;
-  sample.human_label = label;
-  focus = Math.min(focus + 1, samples.length - 1);
-  render();
+  if (!response.ok) {
+    sample.human_label = before;
+    render();
+  }
   await refreshProgress();
 }
 

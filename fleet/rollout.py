@@ -5,6 +5,7 @@ of the fleet, rolling it back when it behaves worse.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -169,8 +170,6 @@ def pick_canaries(devices: list[str], percent: float, sha256: str) -> list[str]:
     if not devices:
         raise EcoLensError("no bins report a model state: is rollout enabled on them?")
     count = max(1, math.ceil(len(devices) * percent / 100.0))
-    import hashlib
-
     return sorted(devices, key=lambda d: hashlib.sha256(f"{sha256}/{d}".encode()).hexdigest())[:count]
 
 

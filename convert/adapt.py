@@ -75,28 +75,41 @@ def log(message: str) -> None:
 # --- the model: a frozen trunk and its final Dense layer -------------------------------------
 
 
-def split_head(model: Any) -> tuple[Any, Any, bool]:
-    """(feature extractor, final Dense layer, softmax applied after it).
+def split_head(model: Any) -> tuple[Any, Any, Any]:
+    """(feature extractor, the Dense layer to fit, a function building the adapted model).
 
-    Accepts a model ending in Dense(softmax), Dense(linear) or Dense(linear) + Softmax/Activation.
+    A model ending in Dense(softmax), Dense(logits) or Dense + Softmax/Activation gets that
+    Dense layer refitted on the features it reads. Any other model whose output is a softmax
+    (a multi-input head, a temperature layer before the softmax...) gets a new Dense layer on
+    its class logits, started at the identity: an affine recalibration of the logits
+    (threshold and temperature included), its trunk and head untouched.
     """
-    layers = model.layers
-    last = layers[-1]
-    head, softmax_after = last, False
-    if type(last).__name__ in ("Softmax", "Activation") and len(layers) > 1:
-        head, softmax_after = layers[-2], True
-    if type(head).__name__ != "Dense":
-        raise ModelError(
-            f"adapt needs a model whose last layer is Dense (optionally followed by softmax); "
-            f"this one ends in {type(head).__name__}"
-        )
-    activation = getattr(getattr(head, "activation", None), "__name__", "linear")
-    if activation not in ("softmax", "linear"):
-        raise ModelError(f"the final Dense layer uses {activation!r}; adapt supports softmax or logits")
     import keras
 
-    features = keras.Model(model.inputs, head.input)
-    return features, head, softmax_after or activation == "softmax"
+    layers = model.layers
+    last = layers[-1]
+    softmax_after = type(last).__name__ in ("Softmax", "Activation") and len(layers) > 1
+    head = layers[-2] if softmax_after else last
+    activation = getattr(getattr(head, "activation", None), "__name__", "linear")
+    if type(head).__name__ == "Dense" and activation in ("softmax", "linear"):
+        return keras.Model(model.inputs, head.input), head, lambda: model
+    if not softmax_after:
+        raise ModelError(
+            f"adapt needs a model whose output is a softmax or its last layer Dense; "
+            f"this one ends in {type(last).__name__}"
+        )
+    logits = last.input
+    classes = int(logits.shape[-1])
+    recalibration = keras.layers.Dense(
+        classes, kernel_initializer="identity", bias_initializer="zeros", name="field_recalibration"
+    )
+
+    def adapted() -> Any:
+        probabilities = keras.layers.Softmax(name="probabilities")(recalibration(logits))
+        return keras.Model(model.inputs, probabilities, name=f"{model.name}_adapted")
+
+    recalibration.build((None, classes))
+    return keras.Model(model.inputs, logits), recalibration, adapted
 
 
 def input_spec(stored: dict[str, Any], size: tuple[int, int]) -> InputSpec:
@@ -324,7 +337,7 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
             f"{options.base}: adapt needs a two-class {NEGATIVE_LABEL}/{POSITIVE_LABEL} model; "
             f"it has labels {list(labels)} and {loaded.outputs} outputs"
         )
-    features, head, _ = split_head(loaded.model)
+    features, head, build_adapted = split_head(loaded.model)
     spec = input_spec(stored, loaded.input_size)
     positive = labels.index(POSITIVE_LABEL)
 
@@ -403,7 +416,7 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
     )
     if "input" not in metadata:
         metadata["input"] = dataclasses.asdict(spec)
-    save_adapted(loaded.model, options.out, metadata)
+    save_adapted(build_adapted(), options.out, metadata)
     report.update(written=True, out=str(options.out), version=version)
     options.out.with_suffix(".adapt.json").write_text(json.dumps(report, indent=2) + "\n")
     log(f"saved {options.out} (version {version})")

@@ -123,7 +123,9 @@ def test_missing_data_folder(tmp_path: Path) -> None:
     assert "data folder not found" in one_error_line(proc)
 
 
-@pytest.mark.parametrize("ending", ["dense_softmax", "dense_then_softmax", "dense_logits", "not_dense"])
+@pytest.mark.parametrize(
+    "ending", ["dense_softmax", "dense_then_softmax", "dense_logits", "temperature_then_softmax", "not_dense"]
+)
 def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
     import keras
     import numpy as np
@@ -138,16 +140,21 @@ def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
         outputs = keras.layers.Softmax()(keras.layers.Dense(2)(x))
     elif ending == "dense_logits":
         outputs = keras.layers.Dense(2)(x)
+    elif ending == "temperature_then_softmax":  # the reference model 2.0.0's ending
+        outputs = keras.layers.Softmax()(keras.layers.Rescaling(0.5)(keras.layers.Dense(2)(x)))
     else:
         outputs = keras.layers.Reshape((2,))(keras.layers.Dense(2)(x))
     model = keras.Model(inputs, outputs)
     if ending == "not_dense":
-        with pytest.raises(ModelError, match="last layer is Dense"):
+        with pytest.raises(ModelError, match="its last layer Dense"):
             split_head(model)
         return
-    features, head, _ = split_head(model)
+    features, head, build_adapted = split_head(model)
     batch = np.random.default_rng(0).random((3, 16, 16, 3)).astype("float32")
     w, b = head.get_weights()
+    np.testing.assert_allclose(
+        build_adapted().predict(batch, verbose=0), model.predict(batch, verbose=0), atol=1e-6
+    )
     logits = features.predict(batch, verbose=0) @ w + b
     expected = model.predict(batch, verbose=0)
     if ending != "dense_logits":

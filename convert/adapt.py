@@ -75,14 +75,93 @@ def log(message: str) -> None:
 # --- the model: a frozen trunk and its final Dense layer -------------------------------------
 
 
+def producer(tensor: Any) -> Any:
+    """The layer that made this symbolic tensor."""
+    return tensor._keras_history[0]
+
+
+def is_linear_dense(layer: Any) -> bool:
+    activation = getattr(getattr(layer, "activation", None), "__name__", "")
+    return type(layer).__name__ == "Dense" and activation == "linear"
+
+
+class GroupedHead:
+    """Dense layers whose outputs are added (then scaled by a temperature) seen as ONE Dense
+    over their concatenated inputs, so adapt fits them together: W = vstack(W_g) * s,
+    b = sum(b_g) * s. Writing splits w / s by rows back into each Dense and puts the bias into
+    the Dense that has one, so the model keeps its architecture (and int8 keeps one
+    quantization range per feature group)."""
+
+    def __init__(self, denses: list[Any], scale: float) -> None:
+        self.denses = denses
+        self.scale = scale
+        self.with_bias = [d for d in denses if d.use_bias]
+
+    def get_weights(self) -> list[np.ndarray]:
+        kernels = [np.asarray(d.kernel.numpy(), dtype=np.float64) for d in self.denses]
+        bias = sum(np.asarray(d.bias.numpy(), dtype=np.float64) for d in self.with_bias)
+        return [np.vstack(kernels) * self.scale, np.asarray(bias) * self.scale]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        w, b = (np.asarray(v, dtype=np.float64) / self.scale for v in weights)
+        rows = np.cumsum([int(d.kernel.shape[0]) for d in self.denses])[:-1]
+        for dense, kernel in zip(self.denses, np.split(w, rows)):
+            dense.kernel.assign(kernel.astype(np.float32))
+        for i, dense in enumerate(self.with_bias):
+            dense.bias.assign((b if i == 0 else np.zeros_like(b)).astype(np.float32))
+
+
+class ConcatenatedFeatures:
+    """The image -> the concatenated inputs of a head's Dense layers (what GroupedHead fits on)."""
+
+    def __init__(self, *stages: Any) -> None:
+        self.stages = stages
+
+    def predict(self, batch: np.ndarray, verbose: int = 0) -> np.ndarray:
+        values: Any = batch
+        for stage in self.stages:
+            values = stage.predict(values, verbose=verbose)
+        values = values if isinstance(values, list) else [values]
+        return np.concatenate([np.asarray(v).reshape(len(batch), -1) for v in values], axis=1)
+
+
+def grouped_head(model: Any) -> tuple[Any, GroupedHead] | None:
+    """(features, head) when the softmax reads an optional Rescaling (the temperature) of one
+    Dense or an Add of Dense layers, in the model itself or inside a nested head Model; else None."""
+    import keras
+
+    logits = producer(model.layers[-1].input)
+    scale = 1.0
+    if type(logits).__name__ == "Rescaling":
+        if float(np.max(np.abs(logits.offset))) != 0.0 or np.size(logits.scale) != 1:
+            return None
+        scale = float(np.asarray(logits.scale).reshape(()))
+        logits = producer(logits.input)
+    nested = None
+    if isinstance(logits, keras.Model):
+        if len(logits._inbound_nodes) != 1 or len(logits.outputs) != 1:
+            return None
+        nested, logits = logits, producer(logits.outputs[0])
+    denses = [producer(t) for t in logits.input] if type(logits).__name__ == "Add" else [logits]
+    if not denses or not all(is_linear_dense(d) for d in denses) or not any(d.use_bias for d in denses):
+        return None
+    head = GroupedHead(denses, scale)
+    inner_outputs = [d.input for d in denses]
+    if nested is None:
+        return ConcatenatedFeatures(keras.Model(model.inputs, inner_outputs)), head
+    outer = keras.Model(model.inputs, list(nested._inbound_nodes[0].input_tensors))
+    return ConcatenatedFeatures(outer, keras.Model(nested.inputs, inner_outputs)), head
+
+
 def split_head(model: Any) -> tuple[Any, Any, Any]:
     """(feature extractor, the Dense layer to fit, a function building the adapted model).
 
     A model ending in Dense(softmax), Dense(logits) or Dense + Softmax/Activation gets that
-    Dense layer refitted on the features it reads. Any other model whose output is a softmax
-    (a multi-input head, a temperature layer before the softmax...) gets a new Dense layer on
-    its class logits, started at the identity: an affine recalibration of the logits
-    (threshold and temperature included), its trunk and head untouched.
+    Dense layer refitted on the features it reads. A softmax over an optional temperature
+    (Rescaling) of Dense layers added together (the reference model 2.0.0: a nested head with
+    one Dense per feature group) gets those Dense layers refitted as one. Any other model whose
+    output is a softmax gets a new Dense layer on its class logits, started at the identity:
+    an affine recalibration of the logits (threshold and temperature included).
     """
     import keras
 
@@ -98,6 +177,9 @@ def split_head(model: Any) -> tuple[Any, Any, Any]:
             f"adapt needs a model whose output is a softmax or its last layer Dense; "
             f"this one ends in {type(last).__name__}"
         )
+    grouped = grouped_head(model)
+    if grouped is not None:
+        return grouped[0], grouped[1], lambda: model
     logits = last.input
     classes = int(logits.shape[-1])
     recalibration = keras.layers.Dense(

@@ -124,7 +124,15 @@ def test_missing_data_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "ending", ["dense_softmax", "dense_then_softmax", "dense_logits", "temperature_then_softmax", "not_dense"]
+    "ending",
+    [
+        "dense_softmax",
+        "dense_then_softmax",
+        "dense_logits",
+        "temperature_then_softmax",
+        "added_denses_then_softmax",
+        "not_dense",
+    ],
 )
 def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
     import keras
@@ -140,8 +148,11 @@ def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
         outputs = keras.layers.Softmax()(keras.layers.Dense(2)(x))
     elif ending == "dense_logits":
         outputs = keras.layers.Dense(2)(x)
-    elif ending == "temperature_then_softmax":  # the reference model 2.0.0's ending
+    elif ending == "temperature_then_softmax":
         outputs = keras.layers.Softmax()(keras.layers.Rescaling(0.5)(keras.layers.Dense(2)(x)))
+    elif ending == "added_denses_then_softmax":  # one Dense per feature group, summed (no nesting)
+        parts = [keras.layers.Dense(2, use_bias=i == 0)(x) for i in range(2)]
+        outputs = keras.layers.Softmax()(keras.layers.Rescaling(0.5)(keras.layers.Add()(parts)))
     else:
         outputs = keras.layers.Reshape((2,))(keras.layers.Dense(2)(x))
     model = keras.Model(inputs, outputs)
@@ -161,3 +172,48 @@ def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
         expected = np.log(expected)
         logits = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_grouped_head_of_the_shipped_model_is_fitted_as_one_dense() -> None:
+    """2.0.0: frozen trunk -> nested "head" Model (one Dense per feature group, added) ->
+    temperature -> softmax. Its Dense layers are read and written as one Dense over the
+    concatenated group features, with the temperature folded in, in the model itself."""
+    import numpy as np
+    from ecolens.convert.adapt import GroupedHead, split_head
+    from ecolens.convert.loading import load_keras_model
+    from ecolens.core.preprocess import load_image, to_model_input
+
+    loaded = load_keras_model(reference_h5())
+    model = loaded.model
+    features, head, build_adapted = split_head(model)
+    assert isinstance(head, GroupedHead) and len(head.denses) == 3
+    assert [d.name for d in head.with_bias] == ["pooled_to_classes"]
+    spec = Classifier(reference_tflite()).metadata.input
+    photos = sorted(eval_dir().rglob("*.jpg"))[::7][:6]
+    batch = np.stack([to_model_input(load_image(p), spec) for p in photos])
+    x = features.predict(batch, verbose=0)
+    assert x.shape == (len(photos), 1280 + 1000 + 744)
+
+    def softmax(z: np.ndarray) -> np.ndarray:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    before = model.predict(batch, verbose=0)
+    w, b = head.get_weights()
+    assert w.shape == (3024, 2) and b.shape == (2,)
+    np.testing.assert_allclose(softmax(x @ w + b), before, atol=1e-5)
+    head.set_weights([w, b])  # unchanged weights round-trip to the same outputs
+    np.testing.assert_allclose(build_adapted().predict(batch, verbose=0), before, atol=1e-6)
+
+    rng = np.random.default_rng(0)
+    new_w, new_b = w + rng.normal(0, 0.01, w.shape), b + np.array([0.5, -0.5])
+    head.set_weights([new_w, new_b])
+    adapted = build_adapted()
+    assert adapted is model and [layer.name for layer in adapted.layers][-3:] == [
+        "head",
+        "temperature",
+        "probabilities",
+    ]
+    np.testing.assert_allclose(adapted.predict(batch, verbose=0), softmax(x @ new_w + new_b), atol=1e-5)
+    np.testing.assert_allclose(head.get_weights()[0], new_w, atol=1e-6)
+    np.testing.assert_allclose(head.get_weights()[1], new_b, atol=1e-6)

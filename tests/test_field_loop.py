@@ -20,6 +20,7 @@ from ecolens.models import calibration_dir, eval_dir, reference_h5
 
 from tests.support.daemon_helpers import Recorder, daemon_process
 from tests.support.field_domain import build_field_domain
+from tests.support.model_variants import later_version, shipped_version
 from tests.test_rollout import States, start_bin
 
 pytest.importorskip("tensorflow")
@@ -151,7 +152,7 @@ def test_samples_labels_adapt_convert_canary_promote(tmp_path, mosquitto, refere
     ]
     try:
         for name in ("bin-01", "bin-02"):
-            states.wait_for(name, lambda s: s["running"]["version"] == "1.0.0")
+            states.wait_for(name, lambda s: s["running"]["version"] == shipped_version())
         proc = ecolens(
             "rollout", str(tflite), "--canary", "50%", "--watch", "25", "--min-results", "5",
             "--max-share-delta", "0.5", "--promote",
@@ -160,9 +161,10 @@ def test_samples_labels_adapt_convert_canary_promote(tmp_path, mosquitto, refere
         print(proc.stdout)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "promoted" in proc.stdout
+        adapted_version = later_version(shipped_version())
         for name in ("bin-01", "bin-02"):
-            state = states.wait_for(name, lambda s: s["running"]["version"] == "1.0.1")
-            assert state["previous"]["version"] == "1.0.0"
+            state = states.wait_for(name, lambda s: s["running"]["version"] == adapted_version)
+            assert state["previous"]["version"] == shipped_version()
     finally:
         for daemon in bins:
             daemon.send_signal(signal.SIGTERM)

@@ -27,9 +27,12 @@ from ecolens.core.rollout import (
 )
 
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
-from tests.support.model_variants import variant
+from tests.support.model_variants import later_version, shipped_version, variant
 
 pytest.importorskip("cryptography")
+
+BASE = shipped_version()  # what the reference model runs as
+V1, V2, V3 = (later_version(BASE, n) for n in (1, 2, 3))
 
 
 def ecolens(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -141,17 +144,17 @@ def manifest_for(model: Path, device: str, serial: int, version: str | None = No
 
 def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, reference_model, keys):
     key, public = keys
-    newer = variant(reference_model, tmp_path / "v101.tflite", "1.0.1")
+    newer = variant(reference_model, tmp_path / "v101.tflite", V1)
     states = States(mosquitto.port)
     daemon = start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public)
     push = ["--broker", mosquitto.url, "--key", str(key)]
     try:
-        first = states.wait_for("bin-01", lambda s: s["running"]["version"] == "1.0.0")
+        first = states.wait_for("bin-01", lambda s: s["running"]["version"] == BASE)
         assert first["running"]["sha256"] == file_sha256(reference_model)
         topic = manifest_topic("ecolens", "bin-01")
 
         # Unsigned, tampered and foreign-key manifests: refused, the running model stays.
-        body = manifest_for(newer, "bin-01", 10**15, "1.0.1")
+        body = manifest_for(newer, "bin-01", 10**15, V1)
         n = states.count("bin-01")
         publish(
             mosquitto.port,
@@ -160,7 +163,7 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         )
         states.refused("bin-01", n, "unsigned")
         envelope = json.loads(sign(body, load_private_key(key.read_bytes())))
-        forged = body.to_bytes().replace(b'"1.0.1"', b'"7.0.0"')
+        forged = body.to_bytes().replace(f'"{V1}"'.encode(), b'"97.0.0"')
         envelope["manifest"] = base64.b64encode(forged).decode()
         n = states.count("bin-01")
         publish(mosquitto.port, topic, json.dumps(envelope).encode())
@@ -169,41 +172,41 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         other_key = load_private_key(generate_keypair()[0])
         publish(mosquitto.port, topic, sign(body, other_key))
         states.refused("bin-01", n, "signature does not verify")
-        assert states.last("bin-01")["running"]["version"] == "1.0.0"
+        assert states.last("bin-01")["running"]["version"] == BASE
 
         # A signed newer model: fetched in chunks, checked, hot-swapped, reported.
         before = len(states.recorder.on("ecolens/bin-01/result"))
         started = time.monotonic()
         proc = ecolens("rollout", str(newer), "--devices", "bin-01", *push)
         assert proc.returncode == 0, proc.stderr
-        installed = states.wait_for("bin-01", lambda s: s["running"]["version"] == "1.0.1")
+        installed = states.wait_for("bin-01", lambda s: s["running"]["version"] == V1)
         print(f"\nrollout to one bin: {time.monotonic() - started:.2f} s from command to installed")
         assert installed["running"]["sha256"] == file_sha256(newer)
         assert installed["previous"]["sha256"] == file_sha256(reference_model)
         assert installed["last_event"]["event"] == "installed"
-        assert states.recorder.wait(lambda: "1.0.1" in states.versions_after("bin-01", before), 30)
+        assert states.recorder.wait(lambda: V1 in states.versions_after("bin-01", before), 30)
 
-        # Older version, replayed serial, a model that does not load: refused, 1.0.1 keeps running.
+        # Older version, replayed serial, a model that does not load: refused, V1 keeps running.
         n = states.count("bin-01")
         proc = ecolens("rollout", str(reference_model), "--devices", "bin-01", *push)
         assert proc.returncode == 0, proc.stderr
-        states.refused("bin-01", n, "not newer than the running 1.0.1")
+        states.refused("bin-01", n, f"not newer than the running {V1}")
         n = states.count("bin-01")
-        even_newer = variant(reference_model, tmp_path / "v102.tflite", "1.0.2")
+        even_newer = variant(reference_model, tmp_path / "v102.tflite", V2)
         publish(
             mosquitto.port,
             topic,
-            sign(manifest_for(even_newer, "bin-01", 5, "1.0.2"), load_private_key(key.read_bytes())),
+            sign(manifest_for(even_newer, "bin-01", 5, V2), load_private_key(key.read_bytes())),
         )
         states.refused("bin-01", n, "replayed")
         garbage = tmp_path / "garbage.tflite"
         garbage.write_bytes(b"not a model at all" * 100)
-        bad = manifest_for(garbage, "bin-01", int(time.time() * 1000) + 1, "1.0.3")
+        bad = manifest_for(garbage, "bin-01", int(time.time() * 1000) + 1, V3)
         publish(mosquitto.port, chunk_topic("ecolens", bad.sha256, 0), garbage.read_bytes())
         n = states.count("bin-01")
         publish(mosquitto.port, topic, sign(bad, load_private_key(key.read_bytes())))
         states.refused("bin-01", n, "does not load")
-        assert states.last("bin-01")["running"]["version"] == "1.0.1"
+        assert states.last("bin-01")["running"]["version"] == V1
         assert daemon.poll() is None
 
         # A restart keeps the installed model; a signed rollback returns to the previous one.
@@ -212,17 +215,15 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         n = states.count("bin-01")
         daemon = start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public)
         assert states.recorder.wait(lambda: states.count("bin-01") > n, 60)
-        assert states.last("bin-01")["running"]["version"] == "1.0.1"
+        assert states.last("bin-01")["running"]["version"] == V1
         proc = ecolens("rollout", "rollback", "--devices", "bin-01", *push)
         assert proc.returncode == 0, proc.stderr
-        back = states.wait_for("bin-01", lambda s: s["running"]["version"] == "1.0.0")
+        back = states.wait_for("bin-01", lambda s: s["running"]["version"] == BASE)
         assert back["running"]["sha256"] == file_sha256(reference_model)
         assert back["last_event"]["event"] == "rolled_back"
 
         status = ecolens("rollout", "status", "--broker", mosquitto.url)
-        assert status.returncode == 0 and "bin-01" in status.stdout and "1.0.0" in status.stdout, (
-            status.stdout
-        )
+        assert status.returncode == 0 and "bin-01" in status.stdout and BASE in status.stdout, status.stdout
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
@@ -231,8 +232,8 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
 
 def test_bad_canary_is_rolled_back_and_a_good_one_promoted(tmp_path, mosquitto, reference_model, keys):
     key, public = keys
-    one_class = variant(reference_model, tmp_path / "one-class.tflite", "1.0.1", one_class=True)
-    good = variant(reference_model, tmp_path / "good.tflite", "1.0.2")
+    one_class = variant(reference_model, tmp_path / "one-class.tflite", V1, one_class=True)
+    good = variant(reference_model, tmp_path / "good.tflite", V2)
     states = States(mosquitto.port)
     bins = [
         start_bin(tmp_path, mosquitto.url, reference_model, name, public) for name in ("bin-01", "bin-02")
@@ -240,7 +241,7 @@ def test_bad_canary_is_rolled_back_and_a_good_one_promoted(tmp_path, mosquitto, 
     push = ["--broker", mosquitto.url, "--key", str(key)]
     try:
         for name in ("bin-01", "bin-02"):
-            states.wait_for(name, lambda s: s["running"]["version"] == "1.0.0")
+            states.wait_for(name, lambda s: s["running"]["version"] == BASE)
         proc = ecolens(
             "rollout", str(one_class), "--canary", "50%", "--watch", "25", "--min-results", "5", *push
         )
@@ -252,15 +253,15 @@ def test_bad_canary_is_rolled_back_and_a_good_one_promoted(tmp_path, mosquitto, 
         other = "bin-02" if canary == "bin-01" else "bin-01"
         assert verdict["canary"]["plastic_share"] in (0.0, 1.0)  # it answers one class
         back = states.wait_for(canary, lambda s: s["last_event"]["event"] == "rolled_back")
-        assert back["running"]["version"] == "1.0.0"
-        assert states.last(other)["running"]["version"] == "1.0.0"  # never touched
+        assert back["running"]["version"] == BASE
+        assert states.last(other)["running"]["version"] == BASE  # never touched
 
         proc = ecolens(
             "rollout", str(good), "--canary", "50%", "--watch", "25", "--min-results", "5", "--promote", *push
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         for name in ("bin-01", "bin-02"):
-            states.wait_for(name, lambda s: s["running"]["version"] == "1.0.2")
+            states.wait_for(name, lambda s: s["running"]["version"] == V2)
     finally:
         for daemon in bins:
             daemon.send_signal(signal.SIGTERM)

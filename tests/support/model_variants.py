@@ -7,7 +7,21 @@ import dataclasses
 import zipfile
 from pathlib import Path
 
+from ecolens.convert.adapt import next_version
 from ecolens.core.metadata import embed_metadata, read_metadata
+from ecolens.models import reference_tflite
+
+
+def shipped_version() -> str:
+    """The version the shipped .tflite carries (tests follow the model, not a hard-coded number)."""
+    return read_metadata(reference_tflite()).version
+
+
+def later_version(version: str, steps: int = 1) -> str:
+    """``steps`` patch releases after ``version`` (2.0.0 -> 2.0.1 -> 2.0.2)."""
+    for _ in range(steps):
+        version = next_version(version)
+    return version
 
 
 def flatbuffer_of(path: Path) -> bytes:

@@ -11,6 +11,17 @@ from ecolens.convert.adapt import next_version
 from ecolens.core.metadata import embed_metadata, read_metadata
 from ecolens.models import reference_tflite
 
+PREVIOUS_MODEL = Path(__file__).resolve().parent.parent / "data" / "model-1.0.0"
+# The reference model 1.0.0 (trained on the white board only; the same blobs as in the git history
+# of models/): the base that a dark, warm-lit, far-away camera really defeats. 2.0.0 was trained
+# with domain randomisation against that shift and gains only ~0.02 from `ecolens adapt` there.
+PREVIOUS_H5 = PREVIOUS_MODEL / "ecolens-plastic-lite0.h5"
+PREVIOUS_TFLITE = PREVIOUS_MODEL / "ecolens-plastic-lite0.int8.tflite"
+
+
+def version_of(model: Path) -> str:
+    return read_metadata(model).version
+
 
 def shipped_version() -> str:
     """The version the shipped .tflite carries (tests follow the model, not a hard-coded number)."""

@@ -26,10 +26,13 @@ COMMANDS = {
     "classify": "ecolens.commands.classify",
     "train": "ecolens.commands.convert",
     "convert": "ecolens.commands.convert",
+    "adapt": "ecolens.commands.adapt",
     "inspect": "ecolens.commands.inspect",
     "aggregate": "ecolens.commands.fleet",
     "report": "ecolens.commands.fleet",
     "simulate": "ecolens.commands.fleet",
+    "rollout": "ecolens.commands.rollout",
+    "samples": "ecolens.commands.samples",
     "benchmark": "ecolens.commands.benchmark",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
@@ -47,6 +50,9 @@ EXTRA_OF_COMMAND = {
     "report": "fleet",
     "simulate": "fleet",
     "benchmark": "edge,convert,fleet,bench",
+    "adapt": "convert",
+    "rollout": "fleet",
+    "samples": "fleet",
 }
 OPTIONAL_MODULES = {
     "tensorflow",
@@ -71,6 +77,7 @@ OPTIONAL_MODULES = {
     "psycopg",
     "jsonschema",
     "requests",
+    "cryptography",
 }
 
 

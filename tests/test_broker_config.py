@@ -28,7 +28,12 @@ from tests.test_fleet_ingest import LABELS, MODEL, stored_event_ids
 
 REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "systemd" / "mosquitto" / "install.sh"
-PASSWORDS = {"ecolens-aggregator": "agg-secret", "bin-1": "one-secret", "bin-2": "two-secret"}
+PASSWORDS = {
+    "ecolens-aggregator": "agg-secret",
+    "ecolens-rollout": "rollout-secret",
+    "bin-1": "one-secret",
+    "bin-2": "two-secret",
+}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="install.sh runs as root (chgrp mosquitto)")
 
@@ -188,3 +193,33 @@ def test_a_stopped_aggregator_gets_more_than_1000_results_across_a_broker_restar
         assert wait_until(lambda: len(stored_event_ids(url)) == 2500, timeout=60)
     finally:
         agg.stop()
+
+
+def test_rollout_topics_only_the_rollout_user_may_write(broker):
+    """A bin reads its own manifest and the shared chunks; only ecolens-rollout writes chunks and
+    other bins' manifests (a bin's own manifest is below its own id: the signature guards it)."""
+    received: list[tuple[str, bytes]] = []
+    bin_one, _ = broker.client("bin-1", PASSWORDS["bin-1"])
+    bin_two, _ = broker.client("bin-2", PASSWORDS["bin-2"])
+    rollout, reason = broker.client("ecolens-rollout", PASSWORDS["ecolens-rollout"])
+    assert not reason.is_failure
+    try:
+        bin_one.on_message = lambda c, u, m: received.append((m.topic, m.payload))
+        for topic in ("ecolens/bin-1/model/manifest", "ecolens/models/#", "ecolens/bin-2/model/manifest"):
+            bin_one.subscribe(topic, qos=1)
+        time.sleep(0.5)
+        bin_two.publish("ecolens/bin-1/model/manifest", b"from bin-2", qos=1).wait_for_publish(10)
+        bin_two.publish("ecolens/models/abc/0", b"chunk from bin-2", qos=1).wait_for_publish(10)
+        rollout.publish("ecolens/bin-2/model/manifest", b"for bin-2", qos=1).wait_for_publish(10)
+        rollout.publish("ecolens/models/abc/0", b"chunk", qos=1, retain=True).wait_for_publish(10)
+        rollout.publish("ecolens/bin-1/model/manifest", b"signed", qos=1, retain=True).wait_for_publish(10)
+        assert wait_until(lambda: len(received) >= 2, timeout=10)
+        time.sleep(1)
+    finally:
+        for client in (bin_one, bin_two, rollout):
+            client.disconnect()
+            client.loop_stop()
+    assert sorted(received) == [
+        ("ecolens/bin-1/model/manifest", b"signed"),
+        ("ecolens/models/abc/0", b"chunk"),
+    ]

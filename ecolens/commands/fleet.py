@@ -49,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     aggregate.add_argument("--http-port", type=int, help="dashboard/API port (default 8090)")
     aggregate.add_argument("--no-http", action="store_true", help="do not serve HTTP")
+    aggregate.add_argument(
+        "--samples-dir",
+        type=Path,
+        help="receive the bins' samples into DIR and serve the labelling page (/label) and API",
+    )
     aggregate.set_defaults(func=run_aggregate)
 
     report = subparsers.add_parser(
@@ -131,6 +136,17 @@ def require_ingest_modules() -> None:
     _result_validator()
 
 
+def _start_samples(folder: Path | None, config: Any) -> Any:
+    """The bins' samples for labelling (``--samples-dir``), or None."""
+    if folder is None:
+        return None
+    from ecolens.fleet.samples import SampleStore, SampleSubscriber
+
+    subscriber = SampleSubscriber(config.mqtt, config.subscriber.prefix, SampleStore(folder))
+    subscriber.start()
+    return subscriber
+
+
 def run_aggregate(args: argparse.Namespace) -> int:
     from ecolens.core.errors import EcoLensError
     from ecolens.fleet.storage import open_database
@@ -157,6 +173,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
         keys = KeyStore.from_settings(config.auth)
         check_exposure(config.http, keys.enabled, "the dashboard", "http")
     open_database(url).close()  # create/migrate the schema once, with a clear error if unusable
+    samples = _start_samples(args.samples_dir, config)
     aggregator = Aggregator(config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)).start()
     server = None
     if config.http.enabled:
@@ -165,6 +182,10 @@ def run_aggregate(args: argparse.Namespace) -> int:
         app = create_app(
             lambda: open_database(url, migrate=False), config.report, aggregator.stats.snapshot, keys
         )
+        if samples is not None:
+            from ecolens.fleet.labelling import labelling_blueprint
+
+            app.register_blueprint(labelling_blueprint(samples.store))
         try:
             server = BackgroundServer(app, config.http).start()
         except Exception:
@@ -183,6 +204,8 @@ def run_aggregate(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
         aggregator.stop()
+        if samples is not None:
+            samples.stop()
         stats = aggregator.stats.snapshot()
         log.info(
             "stopped: %d stored, %d duplicates, %d rejected, %d status messages",

@@ -26,6 +26,8 @@ from ecolens.edge.daemon.config import DaemonConfig, load_daemon_config
 from ecolens.edge.daemon.config.store import default_state_dir
 from ecolens.edge.daemon.mqtt_link import MqttLink
 from ecolens.edge.daemon.pipeline import ItemPipeline, ItemResult
+from ecolens.edge.daemon.rollout import ModelUpdater
+from ecolens.edge.daemon.samples import SAMPLE, SampleKeeper
 from ecolens.edge.daemon.sdnotify import SystemdNotifier
 from ecolens.edge.daemon.sources import make_source
 from ecolens.edge.daemon.stats import DaemonStats
@@ -35,12 +37,13 @@ from ecolens.edge.daemon.tracker import State
 log = logging.getLogger("ecolens.daemon")
 
 # Sections a reload cannot apply to a running daemon (logged: restart to apply).
-RESTART_SECTIONS = ("mqtt", "source", "publish", "store", "homeassistant", "service")
+RESTART_SECTIONS = ("mqtt", "source", "publish", "store", "homeassistant", "service", "rollout", "samples")
 FINISH_ITEM_FRAMES = 60  # on stop, at most this many more frames to finish a settling item
 
 
-def load_classifier(config: DaemonConfig) -> Classifier:
-    return Classifier.from_settings(config.model)
+def load_classifier(config: DaemonConfig, path: Path | None = None) -> Classifier:
+    """The configured model, or ``path`` (a model a signed rollout installed)."""
+    return Classifier.from_settings(config.model, path=path)
 
 
 def file_signature(path: Path | None) -> tuple[float, int] | None:
@@ -69,12 +72,14 @@ class Daemon:
         self.keep_results = False
         self.ready = threading.Event()
         self._heartbeat = time.monotonic()
+        self.updater: ModelUpdater | None = None
 
     # --- start-up ---------------------------------------------------------------------------
     def start(self) -> None:
         """Everything that must work before the daemon reports ready."""
         cfg = self.config
-        self.classifier = load_classifier(cfg)
+        self.updater = self._make_updater(cfg)
+        self.classifier = load_classifier(cfg, self._rollout_model())
         log.info(
             "model %s %s (%s) loaded",
             self.classifier.metadata.name,
@@ -95,6 +100,9 @@ class Daemon:
         self.stats.count_from("skipped_uncertain", lambda: self.pipeline.skipped_uncertain)
         self.stats.count_from("source_reopens", lambda: self.source.reopens)
         self.audit = self._make_audit(cfg)
+        self.samples = (
+            SampleKeeper(cfg.samples, self.store, cfg.publish.topic(SAMPLE)) if cfg.samples.enabled else None
+        )
         self.link = MqttLink(
             cfg.mqtt,
             cfg.publish,
@@ -106,6 +114,8 @@ class Daemon:
             on_failure=self.stop_event.set,
         )
         self.link.start()
+        if self.updater is not None:
+            self.updater.start()
         self._signatures = self._watched()
         self._start_watchdog()
         self.ready.set()
@@ -117,6 +127,34 @@ class Daemon:
             return False
         log.info("reading frames from %s", self.source.name, extra={"event": "source_open"})
         return True
+
+    def _make_updater(self, cfg: DaemonConfig) -> ModelUpdater | None:
+        if not cfg.rollout.enabled:
+            return None
+        return ModelUpdater(
+            cfg.rollout,
+            cfg.mqtt,
+            cfg.publish.topic_prefix,
+            cfg.publish.device_id,
+            cfg.rollout.dir or default_state_dir() / "models",
+            current=lambda: self.classifier,
+            load=lambda path: load_classifier(self.config, path),
+            install=self.install_model,
+        )
+
+    def _rollout_model(self) -> Path | None:
+        return self.updater.active_path() if self.updater is not None else None
+
+    def install_model(self, classifier: Classifier) -> None:
+        """Swap in a model a signed rollout delivered (already loaded, so it works)."""
+        self.classifier = classifier
+        log.info(
+            "rollout installed model %s %s (sha256 %s)",
+            classifier.metadata.name,
+            classifier.metadata.version,
+            classifier.sha256[:12],
+            extra={"event": "model_installed"},
+        )
 
     def _make_audit(self, cfg: DaemonConfig) -> AuditWriter | None:
         if not cfg.audit.enabled:
@@ -175,6 +213,8 @@ class Daemon:
         self.link.notify(event_id, item.read_at)
         if self.audit is not None:
             self.audit.save(item.image, result)
+        if self.samples is not None:
+            self.samples.offer(item.image, result)
         if self.keep_results:
             self.results.append(result)
         log.info(
@@ -216,7 +256,7 @@ class Daemon:
                     if self.config_path is not None
                     else self.config
                 )
-                classifier = load_classifier(config)
+                classifier = load_classifier(config, self._rollout_model())
             except EcoLensError as exc:
                 log.error(
                     "reload refused, still running model %s: %s",
@@ -275,6 +315,8 @@ class Daemon:
             log.info("stopping: flushing %d queued results", self.store.depth())
         except sqlite3.Error as exc:
             log.error("stopping; the queue cannot be read: %s", exc)
+        if self.updater is not None:
+            self.updater.stop()
         self.link.stop(drain)
         self.source.close()
         self.store.close()

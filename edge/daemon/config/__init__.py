@@ -1,6 +1,6 @@
 """The daemon's configuration: one section per job, each in its own module.
 
-[model] [mqtt] [source] [detect] [publish] [store] [audit] [homeassistant] [service]
+[model] [mqtt] [source] [detect] [publish] [store] [audit] [homeassistant] [service] [rollout] [samples]
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from ecolens.edge.daemon.config.audit import AuditSection
 from ecolens.edge.daemon.config.detect import DetectSection
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
+from ecolens.edge.daemon.config.rollout import RolloutSection
+from ecolens.edge.daemon.config.samples import SamplesSection
 from ecolens.edge.daemon.config.service import ServiceSection
 from ecolens.edge.daemon.config.source import SourceSection
 from ecolens.edge.daemon.config.store import StoreSection
@@ -34,6 +36,8 @@ class DaemonConfig(Section):
     audit: AuditSection = Field(default_factory=AuditSection)
     homeassistant: HomeAssistantSection = Field(default_factory=HomeAssistantSection)
     service: ServiceSection = Field(default_factory=ServiceSection)
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    samples: SamplesSection = Field(default_factory=SamplesSection)
 
 
 def load_daemon_config(

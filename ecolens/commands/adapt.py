@@ -1,0 +1,88 @@
+"""`ecolens adapt`: fit a model's final layer, threshold and temperature to one site's labelled
+frames (needs the convert extra at run time only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ecolens.core.errors import EcoLensError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "adapt",
+        help="adapt a trained .h5 to a site's camera from a few hundred labelled frames",
+        description="Fine-tunes only what a few hundred frames support (the final Dense layer, a "
+        "decision threshold and a temperature) on DIR/<class>/*.jpg mixed with base training "
+        "images, holds out part of DIR, and writes NEW.h5 only when it beats the base model "
+        "there without forgetting the base domain. Convert the result with `ecolens convert`.",
+    )
+    parser.add_argument(
+        "--base", type=Path, required=True, help="the trained model (.h5 with EcoLens metadata)"
+    )
+    parser.add_argument("--data", type=Path, required=True, help="labelled field frames in class sub-folders")
+    parser.add_argument("--out", type=Path, required=True, help="the adapted .h5 to write")
+    parser.add_argument(
+        "--base-data",
+        type=Path,
+        help="base-domain training images mixed in so the model does not forget "
+        "(default: the shipped sample, models/samples/calibration)",
+    )
+    parser.add_argument(
+        "--base-eval",
+        type=Path,
+        help="base-domain held-out images for the forgetting check (default: models/samples/eval)",
+    )
+    parser.add_argument(
+        "--positive",
+        default="plastic",
+        help="comma-separated folder names that are plastic (default: plastic)",
+    )
+    parser.add_argument("--holdout", type=int, default=33, help="percent of DIR held out (default 33)")
+    parser.add_argument(
+        "--base-share", type=float, default=1.0, help="weight of base images vs field frames (default 1.0)"
+    )
+    parser.add_argument(
+        "--min-gain",
+        type=float,
+        default=0.02,
+        help="balanced accuracy to gain on held-out frames (default 0.02)",
+    )
+    parser.add_argument(
+        "--max-base-drop",
+        type=float,
+        default=0.03,
+        help="balanced accuracy it may lose on held-out base images (default 0.03)",
+    )
+    parser.add_argument("--model-version", help="version of the adapted model (default: base version + 1)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=run_adapt)
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    from ecolens.convert.adapt import AdaptOptions, NotBetter, adapt, format_report
+
+    options = AdaptOptions(
+        base=args.base,
+        data=args.data,
+        out=args.out,
+        base_data=args.base_data,
+        base_eval=args.base_eval,
+        positive_folders=tuple(f.strip() for f in args.positive.split(",") if f.strip()),
+        holdout_percent=args.holdout,
+        base_share=args.base_share,
+        min_gain=args.min_gain,
+        max_base_drop=args.max_base_drop,
+        version=args.model_version,
+    )
+    try:
+        report = adapt(options)
+    except NotBetter as exc:
+        print(json.dumps(exc.report, indent=2) if args.json else format_report(exc.report))
+        sys.stdout.flush()
+        raise EcoLensError(str(exc)) from exc
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,263 @@
+"""The bin's side of a signed rollout: verify the manifest, fetch the chunks, check the hash,
+load the model (a model that does not load is refused and the running one stays), swap it in,
+keep the previous one for rollback, and report the running model on ``<id>/model/state``.
+
+It has its own MQTT connection, so a large model download never delays results on the
+daemon's link, and a worker thread, so verification and loading never block paho's loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ecolens.core.classifier import Classifier, file_sha256
+from ecolens.core.contract import utc_timestamp
+from ecolens.core.errors import EcoLensError
+from ecolens.core.mqtt import BrokerSection, make_client
+from ecolens.core.rollout import (
+    Manifest,
+    RolloutError,
+    chunk_topic,
+    load_public_key,
+    manifest_topic,
+    state_topic,
+    verify,
+    version_key,
+)
+from ecolens.edge.daemon.config.rollout import RolloutSection
+
+log = logging.getLogger("ecolens.daemon.rollout")
+STATE_FILE = "rollout-state.json"
+
+
+class ModelUpdater:
+    """Receives signed manifests for one device and installs the models they name."""
+
+    def __init__(
+        self,
+        settings: RolloutSection,
+        broker: BrokerSection,
+        prefix: str,
+        device_id: str,
+        folder: Path,
+        current: Callable[[], Classifier],
+        load: Callable[[Path], Classifier],
+        install: Callable[[Classifier], None],
+    ) -> None:
+        self.settings = settings
+        self.public_key = load_public_key(settings.public_key or "")
+        self.broker = broker
+        self.prefix = prefix
+        self.device_id = device_id
+        self.folder = folder
+        self.current = current
+        self.load = load
+        self.install = install
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EcoLensError(f"rollout.dir {folder} is not usable: {exc.strerror or exc}") from exc
+        self.state = self._read_state()
+        self.jobs: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.pending: Manifest | None = None
+        self.chunks: dict[int, bytes] = {}
+        self.client: Any = None
+        self._stop = threading.Event()
+
+    # --- persistent state: last serial, active and previous model --------------------------------
+    def _read_state(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.folder / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return {"serial": 0, "active": None, "previous": None, "last_event": None}
+
+    def _write_state(self) -> None:
+        tmp = self.folder / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(self.state, indent=2))
+        os.replace(tmp, self.folder / STATE_FILE)
+
+    def active_path(self) -> Path | None:
+        """The model a rollout installed, if its file is still intact (used at start-up)."""
+        active = self.state.get("active")
+        if not active:
+            return None
+        path = Path(active["path"])
+        if path.is_file() and file_sha256(path) == active["sha256"]:
+            return path
+        log.error("installed model %s is missing or damaged; using the configured model", path)
+        return None
+
+    # --- MQTT --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.client = make_client(self.broker, f"{self.device_id}-rollout")
+        self.client.on_connect = self._on_connect
+        self.client.on_message = lambda c, u, message: self.jobs.put(("message", message))
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        self.client.loop_start()
+        threading.Thread(target=self._work, name="rollout", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.jobs.put(("stop", None))
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            return
+        client.subscribe(manifest_topic(self.prefix, self.device_id), qos=1)
+        if self.pending is not None:
+            client.subscribe(chunk_topic(self.prefix, self.pending.sha256, "+"), qos=1)
+        self.jobs.put(("report", None))
+
+    # --- the worker ---------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            kind, message = self.jobs.get()
+            try:
+                if kind == "report":
+                    self.report()
+                elif kind == "message":
+                    self._handle(message.topic, message.payload)
+            except Exception:  # a bad message must never stop the updater
+                log.exception("rollout message on %s failed", getattr(message, "topic", "?"))
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        if topic == manifest_topic(self.prefix, self.device_id):
+            if payload:
+                self._on_manifest(payload)
+            return
+        pending = self.pending
+        if pending is None or not topic.startswith(chunk_topic(self.prefix, pending.sha256, "")):
+            return
+        try:
+            index = int(topic.rsplit("/", 1)[1])
+        except ValueError:
+            return
+        if 0 <= index < pending.chunks:
+            self.chunks[index] = bytes(payload)
+        if len(self.chunks) == pending.chunks:
+            self.client.unsubscribe(chunk_topic(self.prefix, pending.sha256, "+"))
+            data = b"".join(self.chunks[i] for i in range(pending.chunks))
+            self.pending, self.chunks = None, {}
+            self._install_bytes(pending, data)
+
+    def _on_manifest(self, payload: bytes) -> None:
+        try:
+            manifest = self.check(payload)
+        except RolloutError as exc:
+            self._event("refused", str(exc))
+            return
+        if manifest is None:
+            return  # the manifest this bin already applied, seen again on reconnect
+        if manifest.action == "rollback":
+            previous = self.state.get("previous") or {}
+            path = Path(previous.get("path", ""))
+            if previous.get("sha256") != manifest.sha256 or not path.is_file():
+                self._event("refused", "rollback target is not this bin's previous model", manifest)
+                return
+            self._install_file(manifest, path)
+            return
+        existing = self.folder / f"{manifest.sha256}.tflite"
+        if existing.is_file() and file_sha256(existing) == manifest.sha256:
+            self._install_file(manifest, existing)
+            return
+        if self.pending is not None:
+            self.client.unsubscribe(chunk_topic(self.prefix, self.pending.sha256, "+"))
+        self.pending, self.chunks = manifest, {}
+        log.info("fetching model %s (%d chunks)", manifest.sha256[:12], manifest.chunks)
+        self.client.subscribe(chunk_topic(self.prefix, manifest.sha256, "+"), qos=1)
+
+    def check(self, payload: bytes) -> Manifest | None:
+        """The manifest if this bin must act on it; None if already applied; else RolloutError."""
+        manifest = verify(payload, self.public_key)
+        if manifest.device_id != self.device_id:
+            raise RolloutError(f"manifest is for {manifest.device_id!r}, not this bin")
+        serial = int(self.state.get("serial", 0))
+        if manifest.serial == serial:
+            return None
+        if manifest.serial < serial:
+            raise RolloutError(f"replayed manifest (serial {manifest.serial} <= {serial})")
+        if manifest.size > self.settings.max_model_mb * 1024 * 1024:
+            raise RolloutError(f"model of {manifest.size} bytes is over max_model_mb")
+        running = self.current().metadata.version
+        if manifest.action == "install" and version_key(manifest.version) <= version_key(running):
+            raise RolloutError(f"version {manifest.version} is not newer than the running {running}")
+        return manifest
+
+    def _install_bytes(self, manifest: Manifest, data: bytes) -> None:
+        if len(data) != manifest.size or hashlib.sha256(data).hexdigest() != manifest.sha256:
+            self._event("refused", "downloaded model does not match the manifest's size and sha256", manifest)
+            return
+        path = self.folder / f"{manifest.sha256}.tflite"
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self._install_file(manifest, path)
+
+    def _install_file(self, manifest: Manifest, path: Path) -> None:
+        try:
+            classifier = self.load(path)
+        except EcoLensError as exc:
+            self._event("refused", f"model does not load: {exc}", manifest)
+            return
+        if classifier.metadata.version != manifest.version:
+            self._event("refused", "model metadata version differs from the manifest", manifest)
+            return
+        running = self.current()
+        self.install(classifier)
+        self.state["previous"] = {
+            "path": str(running.path),
+            "sha256": running.sha256,
+            "version": running.metadata.version,
+        }
+        self.state["active"] = {"path": str(path), "sha256": manifest.sha256, "version": manifest.version}
+        self._event("installed" if manifest.action == "install" else "rolled_back", None, manifest)
+        self._prune(keep={manifest.sha256, self.state["previous"]["sha256"]})
+
+    def _prune(self, keep: set[str]) -> None:
+        """Only the running and the previous model stay on disk."""
+        for path in self.folder.glob("*.tflite"):
+            if path.stem not in keep:
+                path.unlink(missing_ok=True)
+
+    def _event(self, event: str, reason: str | None, manifest: Manifest | None = None) -> None:
+        if manifest is not None and event != "refused":
+            self.state["serial"] = manifest.serial
+        self.state["last_event"] = {
+            "event": event,
+            "reason": reason,
+            "at": utc_timestamp(),
+            "serial": manifest.serial if manifest else None,
+            "rollout_id": manifest.rollout_id if manifest else None,
+        }
+        self._write_state()
+        level = logging.WARNING if event == "refused" else logging.INFO
+        log.log(
+            level, "rollout %s%s", event, f": {reason}" if reason else "", extra={"event": f"rollout_{event}"}
+        )
+        self.report()
+
+    def report(self) -> None:
+        """The running model, retained, for `ecolens rollout status` and the fleet."""
+        running = self.current()
+        body = {
+            "device_id": self.device_id,
+            "running": dict(running.model_info),
+            "previous": self.state.get("previous"),
+            "serial": self.state.get("serial", 0),
+            "last_event": self.state.get("last_event"),
+        }
+        if self.client is not None:
+            self.client.publish(
+                state_topic(self.prefix, self.device_id), json.dumps(body), qos=1, retain=True
+            )

@@ -1,0 +1,240 @@
+"""Samples the bins send for labelling: stored as JPEG files plus one SQLite table (bin, time,
+model version, predicted label and confidence, human label), received from
+``<prefix>/+/sample`` and exported as class folders for `ecolens adapt`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecolens.core.errors import ConfigError, EcoLensError
+from ecolens.core.mqtt import BrokerSection, make_client
+
+HUMAN_LABELS = ("plastic", "non_plastic", "skip")
+SAMPLE_LEAF = "sample"
+SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    event_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    model_version TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    predicted TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    uncertain INTEGER NOT NULL,
+    human_label TEXT,
+    labelled_ms INTEGER,
+    file TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_queue ON samples (human_label, uncertain DESC, confidence);
+"""
+
+
+class SampleRejected(EcoLensError):
+    """A sample message that is not stored, with the reason."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    event_id: str
+    device_id: str
+    seen_at: str
+    model_version: str
+    model_sha256: str
+    predicted: str
+    confidence: float
+    uncertain: bool
+    human_label: str | None
+    file: str
+
+    def public(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data.pop("file")
+        return data
+
+
+def parse_sample(device_id: str, payload: bytes) -> tuple[dict[str, Any], bytes]:
+    """(result, jpeg bytes) from a sample message; SampleRejected for anything else."""
+    try:
+        body = json.loads(payload)
+        result, jpeg = body["result"], base64.b64decode(body["jpeg"], validate=True)
+        event_id = str(result["event_id"])
+        float(result["confidence"])
+        str(result["label"]), str(result["model"]["version"]), str(result["model"]["sha256"])
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise SampleRejected(f"malformed sample: {exc!r}") from exc
+    if not SAFE_ID.match(event_id) or not SAFE_ID.match(device_id):
+        raise SampleRejected("sample event or device id has unexpected characters")
+    if not jpeg.startswith(JPEG_MAGIC):
+        raise SampleRejected("sample image is not a JPEG")
+    return result, jpeg
+
+
+class SampleStore:
+    """Files under ``folder/<device>/<event_id>.jpg`` and ``folder/samples.sqlite3``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(
+                folder / "samples.sqlite3", check_same_thread=False, isolation_level=None
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"samples folder {folder} is not usable: {exc}") from exc
+        self.lock = threading.Lock()
+
+    def add(self, device_id: str, payload: bytes) -> bool:
+        """Store one sample message; False when it was already stored (QoS 1 may repeat)."""
+        result, jpeg = parse_sample(device_id, payload)
+        relative = f"{device_id}/{result['event_id']}.jpg"
+        path = self.folder / relative
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(jpeg)
+        with self.lock:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO samples (event_id, device_id, seen_at, received_ms, model_version, "
+                "model_sha256, predicted, confidence, uncertain, file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result["event_id"],
+                    device_id,
+                    str(result.get("timestamp", "")),
+                    int(time.time() * 1000),
+                    str(result["model"]["version"]),
+                    str(result["model"]["sha256"]),
+                    str(result["label"]),
+                    float(result["confidence"]),
+                    int(bool(result.get("uncertain"))),
+                    relative,
+                ),
+            )
+        return cursor.rowcount == 1
+
+    def list(
+        self,
+        device: str | None = None,
+        model_version: str | None = None,
+        state: str = "unlabelled",
+        limit: int = 200,
+    ) -> list[Sample]:
+        """Uncertain first, then least confident first: the frames that teach the model most."""
+        where, params = [], []
+        if device:
+            where.append("device_id = ?")
+            params.append(device)
+        if model_version:
+            where.append("model_version = ?")
+            params.append(model_version)
+        if state == "unlabelled":
+            where.append("human_label IS NULL")
+        elif state == "labelled":
+            where.append("human_label IS NOT NULL")
+        elif state != "all":
+            raise ConfigError("state must be unlabelled, labelled or all")
+        sql = (
+            "SELECT event_id, device_id, seen_at, model_version, model_sha256, predicted, confidence, "
+            "uncertain, human_label, file FROM samples"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY uncertain DESC, confidence ASC, event_id LIMIT ?"
+        )
+        with self.lock:
+            rows = self.db.execute(sql, (*params, max(1, min(limit, 1000)))).fetchall()
+        return [Sample(*row[:7], bool(row[7]), row[8], row[9]) for row in rows]
+
+    def label(self, event_id: str, human_label: str) -> bool:
+        if human_label not in HUMAN_LABELS:
+            raise ConfigError(f"label must be one of {', '.join(HUMAN_LABELS)}")
+        with self.lock:
+            cursor = self.db.execute(
+                "UPDATE samples SET human_label = ?, labelled_ms = ? WHERE event_id = ?",
+                (human_label, int(time.time() * 1000), event_id),
+            )
+        return cursor.rowcount == 1
+
+    def image(self, event_id: str) -> Path | None:
+        with self.lock:
+            row = self.db.execute("SELECT file FROM samples WHERE event_id = ?", (event_id,)).fetchone()
+        return self.folder / row[0] if row else None
+
+    def progress(self) -> dict[str, Any]:
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT coalesce(human_label, 'unlabelled'), count(*) FROM samples GROUP BY 1"
+            ).fetchall()
+            devices = [r[0] for r in self.db.execute("SELECT DISTINCT device_id FROM samples ORDER BY 1")]
+            versions = [
+                r[0] for r in self.db.execute("SELECT DISTINCT model_version FROM samples ORDER BY 1")
+            ]
+        counts = {name: 0 for name in ("unlabelled", *HUMAN_LABELS)}
+        counts.update(dict(rows))
+        return {
+            "total": sum(counts.values()),
+            "counts": counts,
+            "devices": devices,
+            "model_versions": versions,
+        }
+
+    def export(self, out: Path, device: str | None = None) -> dict[str, int]:
+        """Labelled samples (not skipped) as ``out/plastic/*.jpg`` and ``out/non_plastic/*.jpg``."""
+        counts = {"plastic": 0, "non_plastic": 0}
+        for sample in self.list(device=device, state="labelled", limit=1000000):
+            if sample.human_label not in counts:
+                continue
+            target = out / sample.human_label / f"{sample.device_id}_{sample.event_id}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.folder / sample.file, target)
+            counts[sample.human_label] += 1
+        return counts
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+class SampleSubscriber:
+    """Receives ``<prefix>/+/sample`` (QoS 1, persistent session, so samples sent while this
+    server was down arrive when it is back) into a SampleStore."""
+
+    def __init__(
+        self, broker: BrokerSection, prefix: str, store: SampleStore, client_id: str | None = None
+    ) -> None:
+        self.prefix = prefix
+        self.store = store
+        self.stored = 0
+        self.rejected = 0
+        self.client = make_client(broker, client_id or "ecolens-samples", clean_session=False)
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/+/{SAMPLE_LEAF}", qos=1)
+        self.client.on_message = self._on_message
+        self.broker = broker
+
+    def _on_message(self, client, userdata, message) -> None:
+        parts = message.topic.split("/")
+        try:
+            if self.store.add(parts[-2], message.payload):
+                self.stored += 1
+        except SampleRejected:
+            self.rejected += 1
+
+    def start(self) -> None:
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

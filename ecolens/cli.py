@@ -46,6 +46,7 @@ EXTRA_OF_COMMAND = {
     "convert": "convert",
     "inspect": "convert",
     "train": "train",
+    "evaluate": "plots",
     "aggregate": "fleet",
     "report": "fleet",
     "simulate": "fleet",
@@ -78,6 +79,7 @@ OPTIONAL_MODULES = {
     "jsonschema",
     "requests",
     "cryptography",
+    "matplotlib",
 }
 
 
@@ -126,6 +128,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                 continue  # that command's module is not part of this build
             raise
         module.register(subparsers)
+    for command in subparsers.choices.values():
+        # `ecolens classify -v` as well as `ecolens -v classify` (SUPPRESS: absent here keeps
+        # the top level's value)
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+        )
     return parser
 
 

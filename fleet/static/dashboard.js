@@ -328,6 +328,13 @@ function renderBin(page) {
   document.title = `${page.device_id} · EcoLens fleet`;
 }
 
+// What the tests read to check nothing pushes the page wider than the window (kept current
+// through resizes, so it describes the window's final size).
+function checkFit() {
+  document.body.dataset.fits = String(document.documentElement.scrollWidth <= window.innerWidth);
+  document.body.dataset.width = String(window.innerWidth);
+}
+
 // ---- routing and refresh -------------------------------------------------------------------
 function route() {
   const match = location.hash.match(/^#\/bin\/(.+)$/);
@@ -351,8 +358,7 @@ async function refresh() {
     }
     error.hidden = true;
     document.body.dataset.ready = "true";
-    // What the tests read to check nothing pushes the page wider than the window.
-    document.body.dataset.fits = String(document.documentElement.scrollWidth <= window.innerWidth);
+    checkFit();
   } catch (exc) {
     error.textContent = "Cannot load the report: " + exc.message;
     error.hidden = false;
@@ -379,7 +385,10 @@ document.querySelectorAll("#bins-table th[data-key]").forEach((th) => th.addEven
 }));
 // Chart.js follows its box with a ResizeObserver; a window resize also resizes at once (a
 // phone turned sideways, a headless browser settling its window size before a screenshot).
-window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
+window.addEventListener("resize", () => {
+  Object.values(charts).forEach((c) => c.resize());
+  requestAnimationFrame(checkFit);
+});
 $("#controls").addEventListener("change", refresh);
 window.addEventListener("hashchange", () => { window.scrollTo(0, 0); refresh(); });
 refresh();

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import cv2
@@ -14,7 +15,7 @@ from ecolens.core.http.keys import hash_key
 from ecolens.edge.daemon.config import load_daemon_config
 
 from tests.support.bin_daemon import Running, write_config
-from tests.support.chromium import render, screenshot
+from tests.support.chromium import DevToolsPage, evaluate_at, render, screenshot
 from tests.support.promtool import promtool_check, samples
 
 KEY = "bin-installer-key-0123456789"
@@ -117,3 +118,37 @@ def test_keys_and_lan_refusal(tmp_path, mosquitto, reference_model):
         assert requests.get(base + "/", auth=("installer", KEY), timeout=10).status_code == 200
     finally:
         guarded.stop()
+
+
+def test_region_drawn_with_the_mouse_is_saved_and_applied(running, tmp_path):
+    """The editor end to end in a real browser: Edit region, a mouse drag on the picture, Save;
+    the daemon runs with the new region and the config file holds it."""
+    running.wait_items(1)
+    with DevToolsPage(tmp_path / "cdp", 1200, 900) as page:
+        page.open(running.url + "/")
+        page.wait_for("document.getElementById('frame').naturalWidth > 0")
+        area = json.loads(
+            page.evaluate("JSON.stringify(document.getElementById('overlay').getBoundingClientRect())")
+        )
+        page.evaluate("document.getElementById('edit').click()")
+        left, top, width, height = area["left"], area["top"], area["width"], area["height"]
+        page.drag((left + 0.2 * width, top + 0.25 * height), (left + 0.8 * width, top + 0.9 * height))
+        drawn = page.evaluate("document.getElementById('roi-text').textContent")
+        page.evaluate("document.getElementById('save').click()")
+        saved = page.wait_for(
+            "!document.getElementById('saved').hidden && document.getElementById('saved').textContent"
+        )
+    assert drawn == "[0.20, 0.25, 0.80, 0.90]", drawn
+    assert saved.startswith("Saved [0.20, 0.25, 0.80, 0.90]") and "applied" in saved, saved
+    roi = running.daemon.config.detect.roi
+    assert roi is not None and max(abs(a - b) for a, b in zip(roi, (0.2, 0.25, 0.8, 0.9))) < 0.005
+    assert "roi = [0.2" in running.daemon.config_path.read_text()
+
+
+def test_bin_page_fits_a_phone(running, tmp_path):
+    probe = """JSON.stringify({width: innerWidth, scrollWidth: document.documentElement.scrollWidth,
+      sticking_out: [...document.querySelectorAll('.card, img, svg, dl')]
+        .filter((e) => e.getBoundingClientRect().right > innerWidth + 0.5)
+        .map((e) => e.id || e.tagName)})"""
+    layout = json.loads(evaluate_at(running.url + "/", tmp_path / "phone", 390, 900, probe))
+    assert layout["width"] == 390 and layout["scrollWidth"] <= 390 and not layout["sticking_out"], layout

@@ -42,60 +42,97 @@ def screenshot(page_url: str, out: Path, profile: Path, width: int, height: int)
     return out
 
 
-def evaluate_at(
-    page_url: str, profile: Path, width: int, height: int, expression: str, timeout: float = 60
-) -> Any:
-    """``expression``'s value in the page once it is ready (``body[data-ready]`` set), the
-    viewport emulated at exactly ``width`` x ``height`` CSS pixels as a phone would have it
-    (a headless window cannot be narrower than 500 px, so --window-size cannot test a phone).
-    Drives Chromium over the DevTools protocol."""
-    import json
-    import time
-    import urllib.request
+class DevToolsPage:
+    """One page of a headless Chromium driven over the DevTools protocol, its viewport emulated
+    at exactly ``width`` x ``height`` CSS pixels as a phone or desktop would have it (a headless
+    window cannot be narrower than 500 px, so --window-size cannot test a phone)."""
 
-    from websockets.sync.client import connect
+    def __init__(self, profile: Path, width: int, height: int, timeout: float = 60) -> None:
+        self.profile, self.width, self.height, self.timeout = profile, width, height, timeout
 
-    profile.mkdir(parents=True, exist_ok=True)
-    command = [chromium(), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
-    browser = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
+    def __enter__(self) -> DevToolsPage:
+        import json
+        import time
+        import urllib.request
+
+        from websockets.sync.client import connect
+
+        self.profile.mkdir(parents=True, exist_ok=True)
+        command = [chromium(), *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0"]
+        self._browser = subprocess.Popen(
+            [*command, "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        port_file = self.profile / "DevToolsActivePort"
+        deadline = time.monotonic() + self.timeout
         while not (port_file.exists() and port_file.read_text().strip()):
             assert time.monotonic() < deadline, "Chromium did not open its DevTools port"
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
             target = next(t for t in json.load(answer) if t["type"] == "page")
-        with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as socket:
-            ids = iter(range(1, 1_000_000))
+        self._socket = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self._ids = iter(range(1, 1_000_000))
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=self.width, height=self.height, deviceScaleFactor=1, mobile=self.width < 600,
+        )  # fmt: skip
+        return self
 
-            def call(method: str, **params: Any) -> dict[str, Any]:
-                number = next(ids)
-                socket.send(json.dumps({"id": number, "method": method, "params": params}))
-                while True:
-                    message = json.loads(socket.recv(timeout=timeout))
-                    if message.get("id") == number:
-                        assert "error" not in message, message
-                        return message["result"]
-
-            call(
-                "Emulation.setDeviceMetricsOverride",
-                width=width, height=height, deviceScaleFactor=1, mobile=width < 600,
-            )  # fmt: skip
-            call("Page.navigate", url=page_url)
-            ready = "document.body && document.body.dataset.ready"
-            while (state := call("Runtime.evaluate", expression=ready)["result"].get("value")) not in (
-                "true", "error",
-            ):  # fmt: skip
-                assert time.monotonic() < deadline, f"page not ready: {state}"
-                time.sleep(0.2)
-            time.sleep(0.5)  # a frame for the charts to settle
-            result = call("Runtime.evaluate", expression=expression, returnByValue=True)
-            return result["result"].get("value")
-    finally:
-        browser.terminate()
+    def __exit__(self, *exc: object) -> None:
+        self._socket.close()
+        self._browser.terminate()
         try:
-            browser.wait(10)
+            self._browser.wait(10)
         except subprocess.TimeoutExpired:
-            browser.kill()
+            self._browser.kill()
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        import json
+
+        number = next(self._ids)
+        self._socket.send(json.dumps({"id": number, "method": method, "params": params}))
+        while True:
+            message = json.loads(self._socket.recv(timeout=self.timeout))
+            if message.get("id") == number:
+                assert "error" not in message, message
+                return message["result"]
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float | None = None) -> Any:
+        """Polls until ``expression`` is truthy; returns its value."""
+        import time
+
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not (value := self.evaluate(expression)):
+            assert time.monotonic() < deadline, f"never true: {expression}"
+            time.sleep(0.2)
+        return value
+
+    def open(self, url: str) -> None:
+        """Navigates and waits for the page's own readiness flag (``body[data-ready]``)."""
+        import time
+
+        self.call("Page.navigate", url=url)
+        self.wait_for("document.body && ['true', 'error'].includes(document.body.dataset.ready)")
+        time.sleep(0.5)  # a frame for the charts to settle
+
+    def drag(self, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
+        """A real mouse drag (pressed, moved, released) in CSS pixels of the viewport."""
+        x0, y0 = start
+        x1, y1 = end
+        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x0, y=y0)
+        self.call("Input.dispatchMouseEvent", type="mousePressed", x=x0, y=y0, button="left", clickCount=1)
+        for i in range(1, steps + 1):
+            x, y = x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps
+            self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y, button="left", buttons=1)
+        self.call("Input.dispatchMouseEvent", type="mouseReleased", x=x1, y=y1, button="left", clickCount=1)
+
+
+def evaluate_at(page_url: str, profile: Path, width: int, height: int, expression: str) -> Any:
+    """``expression``'s value once the page at ``page_url`` is ready, at exactly that viewport."""
+    with DevToolsPage(profile, width, height) as page:
+        page.open(page_url)
+        return page.evaluate(expression)

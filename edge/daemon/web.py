@@ -135,12 +135,19 @@ def save_roi(daemon: Daemon, roi: tuple[float, float, float, float] | None) -> d
         raise EcoLensError("the daemon was started without --config: there is no file to save the region to")
     text = with_detect_roi(path.read_text(encoding="utf-8"), roi)
     candidate = path.with_name(f".{path.name}.check")
-    candidate.write_text(text, encoding="utf-8")
     try:
-        load_daemon_config(candidate)  # the same validation as at start-up and reload
-    finally:
-        candidate.unlink(missing_ok=True)
-    replace_file(path, text)
+        candidate.write_text(text, encoding="utf-8")
+        try:
+            load_daemon_config(candidate)  # the same validation as at start-up and reload
+        finally:
+            candidate.unlink(missing_ok=True)
+        replace_file(path, text)
+    except OSError as exc:
+        line = "roi = [" + ", ".join(f"{v:.4f}" for v in roi) + "]" if roi else "no roi line (whole frame)"
+        raise EcoLensError(
+            f"cannot write {path} ({exc.strerror}); the shipped systemd unit keeps /etc read-only "
+            f"for the daemon. Put this in [detect] yourself and reload: {line}"
+        ) from None
     daemon.reload_event.set()
     deadline = time.monotonic() + 3.0
     wanted = None if roi is None else tuple(roi)

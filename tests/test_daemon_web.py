@@ -152,3 +152,27 @@ def test_bin_page_fits_a_phone(running, tmp_path):
         .map((e) => e.id || e.tagName)})"""
     layout = json.loads(evaluate_at(running.url + "/", tmp_path / "phone", 390, 900, probe))
     assert layout["width"] == 390 and layout["scrollWidth"] <= 390 and not layout["sticking_out"], layout
+
+
+def test_a_config_the_service_may_not_write_gets_the_line_to_paste(tmp_path, mosquitto, reference_model):
+    """As under the shipped unit (/etc read-only for the daemon): one clear answer with the
+    roi line, nothing changed. The folder is made immutable (root ignores permission bits)."""
+    import subprocess
+
+    config_dir = tmp_path / "etc"
+    config_dir.mkdir()
+    config = write_config(config_dir, mosquitto, reference_model, state=tmp_path)
+    before = config.read_text()
+    bin_daemon = Running(config)
+    locked = subprocess.run(["chattr", "+i", str(config_dir)], capture_output=True).returncode == 0
+    try:
+        if not locked:
+            pytest.skip("chattr +i is not permitted here")
+        answer = requests.post(f"{bin_daemon.url}/api/roi", json={"roi": [0.1, 0.2, 0.9, 0.95]}, timeout=10)
+    finally:
+        subprocess.run(["chattr", "-i", str(config_dir)], capture_output=True)
+        bin_daemon.stop()
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]["message"]
+    assert "cannot write" in message and "roi = [0.1000, 0.2000, 0.9000, 0.9500]" in message, message
+    assert config.read_text() == before and bin_daemon.daemon.config.detect.roi is None

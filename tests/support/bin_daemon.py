@@ -17,7 +17,9 @@ from tests.support.daemon_helpers import clip_path
 from tests.support.toml_files import write_toml
 
 
-def write_config(tmp_path: Path, broker, model: Path, speed: float = 1.0, **web) -> Path:
+def write_config(
+    tmp_path: Path, broker, model: Path, speed: float = 1.0, state: Path | None = None, **web
+) -> Path:
     return write_toml(
         tmp_path / "edge.toml",
         {
@@ -25,7 +27,7 @@ def write_config(tmp_path: Path, broker, model: Path, speed: float = 1.0, **web)
             "mqtt": {"port": broker.port},
             "source": {"uri": clip_path(), "loop": True, "speed": speed},
             "publish": {"device_id": "bin-web", "stats_interval_s": 0},
-            "store": {"path": tmp_path / "queue.sqlite3"},
+            "store": {"path": (state or tmp_path) / "queue.sqlite3"},
             "service": {"drain_timeout_s": 5, "watch_interval_s": 0},
             "web": {"enabled": True, "port": 0, "frame_interval_s": 0.5, **web},
         },

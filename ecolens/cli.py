@@ -28,6 +28,7 @@ COMMANDS = {
     "convert": "ecolens.commands.convert",
     "adapt": "ecolens.commands.adapt",
     "inspect": "ecolens.commands.inspect",
+    "evaluate": "ecolens.commands.convert",
     "aggregate": "ecolens.commands.fleet",
     "report": "ecolens.commands.fleet",
     "simulate": "ecolens.commands.fleet",
@@ -128,10 +129,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                 continue  # that command's module is not part of this build
             raise
         module.register(subparsers)
-    for command in subparsers.choices.values():
+    for subcommand in subparsers.choices.values():
         # `ecolens classify -v` as well as `ecolens -v classify` (SUPPRESS: absent here keeps
         # the top level's value)
-        command.add_argument(
+        subcommand.add_argument(
             "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
         )
     return parser

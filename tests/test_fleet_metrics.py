@@ -65,10 +65,13 @@ def test_every_rejection_reason_has_a_kind():
         ("ecolens/a/status", b"maybe"),
         ("ecolens/a/status", b"{bad"),
         ("elsewhere/a/result", b"{}"),
+        ("ecolens/a/result", b"\xef\xbb\xbf{}"),
+        ("ecolens/a/result", b"[" * 100 + b"]" * 100),
+        ("ecolens/a/result", b"x" * 70_000),
     ]
     kinds = []
     for topic, payload in cases:
-        parsed = parse_message("ecolens", topic, payload, 0)
+        parsed = parse_message("ecolens", topic, payload, 0, 65_536)
         assert isinstance(parsed, Rejected), parsed
         kinds.append(reason_kind(parsed.reason))
     assert "other" not in kinds, kinds

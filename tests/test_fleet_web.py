@@ -46,6 +46,8 @@ def fleet_database(tmp_path) -> str:
             model_version="1",
             model_sha256="a" * 64,
             payload="{}",
+            # bin-2 numbers its results 1..21 and number 7 never arrived: one result missing
+            seq=(i // 3 + 1 + (i // 3 >= 6)) if i % 3 == 2 else None,
         )  # fmt: skip
         for i in range(60)
     ]
@@ -142,10 +144,13 @@ def test_dashboard_renders_with_data_in_headless_chromium(server, tmp_path):
     assert counts["attention"] == 1, counts
     assert re.search(r'href="#/bin/bin-2">bin-2</a></span><span class="why">offline, last seen just now', dom)
     assert '<div class="name">Items</div><div class="value">60</div>' in dom
-    # The table row of bin-2: status pill, "just now", 20 items, 25.0 % plastic, model 1.
+    assert "offline, last seen just now; 1 results missing" in dom
+    assert '<div class="name">Results missing</div><div class="value">1</div>' in dom
+    # The table row of bin-2: status pill, "just now", 20 items, 25.0 % plastic, 0 % uncertain,
+    # 1 result missing, model 1.
     row = re.search(r"<tr><td><a [^>]*>bin-2</a></td>(.*?)</tr>", dom).group(1)
     cells = re.findall(r"<td[^>]*>(?:<span[^>]*>)?([^<]*)", row)
-    assert cells == ["offline", "just now", "20", "25.0 %", "0.0 %", "1"], cells
+    assert cells == ["offline", "just now", "20", "25.0 %", "0.0 %", "1", "1"], cells
 
 
 def test_ranking_is_sorted_by_plastic_share_with_item_counts(tmp_path):

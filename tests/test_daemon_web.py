@@ -58,6 +58,9 @@ def test_state_frame_crops_and_metrics_over_http(running):
     assert values[("ecolens_daemon_frame_to_puback_seconds_count", ())] >= published
     assert values[("ecolens_daemon_frames_total", ())] > items
     assert values[("ecolens_daemon_mqtt_connected", ())] == 1
+    assert values[("ecolens_daemon_camera_state", (("state", "up"),))] == 1
+    assert values[("ecolens_daemon_camera_state", (("state", "down"),))] == 0
+    assert values[("ecolens_daemon_unqueued_total", ())] == 0
     assert values[("ecolens_daemon_queue_depth", ())] >= 0
     model_labels = [labels for (name, labels), _ in values.items() if name == "ecolens_daemon_model_info"]
     assert dict(model_labels[0])["version"] == state["model"]["version"]

@@ -97,6 +97,7 @@ def known_metric_names() -> set[str]:
             "frames_read": 1, "published": 1, "queue_dropped": 0, "skipped_uncertain": 0,
             "source_reopens": 0, "items_by_label": {"plastic": 1}, "uncertain": 0, "queue_depth": 0,
             "mqtt_connected": True, "uptime_s": 1.0, "model": {"name": "m", "version": "1"},
+            "store_errors": 0, "unqueued": 0, "camera": "up",
         }
     )  # fmt: skip
     text = fleet_text.decode() + daemon.render()[0].decode()

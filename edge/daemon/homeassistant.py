@@ -126,6 +126,7 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
         ),
         Entity(
             "camera",
+            "binary_sensor",
             "Camera problem",
             "status",
             {

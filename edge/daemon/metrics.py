@@ -59,6 +59,8 @@ class DaemonCollector(Collector):
             ("queue_dropped", "queue_dropped", "Results dropped because the offline queue was full"),
             ("skipped_uncertain", "skipped_uncertain", "Uncertain results not published ([detect])"),
             ("source_reopens", "source_reopens", "Times the frame source was reopened after a failure"),
+            ("store_errors", "store_errors", "Queue reads or writes that failed (disk full, I/O), retried"),
+            ("unqueued", "unqueued", "Results lost because the queue could not take them"),
         )
         for name, key, text in counters:
             yield CounterMetricFamily(f"ecolens_daemon_{name}", text, value=figures[key])
@@ -79,6 +81,14 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily(
             "ecolens_daemon_uptime_seconds", "Seconds since the daemon started", value=figures["uptime_s"]
         )
+        camera = GaugeMetricFamily(
+            "ecolens_daemon_camera_state",
+            "1 for the camera's current state (starting, up, down), 0 for the others",
+            labels=["state"],
+        )
+        for state in ("starting", "up", "down"):
+            camera.add_metric([state], 1 if figures.get("camera") == state else 0)
+        yield camera
         model = figures["model"]
         info = InfoMetricFamily("ecolens_daemon_model", "The model the daemon runs")
         info.add_metric([], {k: str(model.get(k, "")) for k in ("name", "version", "sha256", "quantization")})

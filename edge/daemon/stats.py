@@ -86,6 +86,8 @@ class DaemonStats:
                 "items_by_label": dict(self.items_by_label),
                 "uncertain": self.uncertain,
                 "published": self.published,
+                "store_errors": self.store_errors,
+                "unqueued": self.unqueued,
                 **{name: read() for name, read in self._counters.items()},
             }
 

@@ -1,6 +1,7 @@
 """A realistic fleet in a real database, for the dashboard's tests and its screenshots in the
 docs: 51 bins over the last 24 h with daily rhythms, different plastic rates, two model
-versions mid-rollout, some offline or silent, one with a dirty lens (many uncertain)."""
+versions mid-rollout, some offline or silent, one with a dirty lens (many uncertain), one whose
+camera is down, one that lost results on the way (gaps in its seq numbers)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def demo_fleet(url: str, bins: int = 51, seed: int = 7, now_ms: int | None = Non
         busy = rng.uniform(4, 40)  # items per hour at the daily peak
         silent_from = now - rng.randint(3, 9) * HOUR_MS if state in ("offline", "stale") else now
         results = []
+        lost = {5, 6, 9} if n == 12 else set()  # bin-012's results 5, 6 and 9 never arrived
         for hour in range(24):
             start = now - (24 - hour) * HOUR_MS
             if start >= silent_from:
@@ -59,17 +61,25 @@ def demo_fleet(url: str, bins: int = 51, seed: int = 7, now_ms: int | None = Non
                         payload="{}",
                     )
                 )
+        results.sort(key=lambda r: r.seen_ms)
+        numbered = [r._replace(seq=i) for i, r in enumerate(results, start=1)]
+        results = [r for r in numbered if r.seq not in lost]
         if state in ("online", "unknown"):  # heard from within the last minutes: not stale
             seen = now - rng.randint(1, 20) * 60_000
-            results.append(results[-1]._replace(event_id=f"{device_id}-last", seen_ms=seen, received_ms=seen))
+            last = results[-1]
+            results.append(
+                last._replace(event_id=f"{device_id}-last", seen_ms=seen, received_ms=seen, seq=last.seq + 1)
+            )
         statuses = []
         if state != "unknown":
-            statuses.append(StatusUpdate(device_id, "online", now - 30 * HOUR_MS))
+            statuses.append(StatusUpdate(device_id, "online", now - 30 * HOUR_MS, "up"))
             if n % 10 == 4:  # a reboot yesterday evening
                 statuses.append(StatusUpdate(device_id, "offline", now - 14 * HOUR_MS))
                 statuses.append(StatusUpdate(device_id, "online", now - 13 * HOUR_MS + 7 * 60_000))
             if state == "offline":
                 statuses.append(StatusUpdate(device_id, "offline", silent_from))
+            if n == 28:  # the camera was unplugged 2 h ago; the bin still sends its queue
+                statuses.append(StatusUpdate(device_id, "online", now - 2 * HOUR_MS, "down"))
         # status rows arrive in order, one batch each, as the subscriber would store them
         for status in statuses:
             store.write((), [status])

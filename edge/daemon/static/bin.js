@@ -55,7 +55,8 @@ async function loadFrame() {
 
 function renderStats(s, model) {
   const rows = [
-    ["Source", s.source.split("/").pop()], ["Uptime", s.uptime_s < 120 ? `${Math.round(s.uptime_s)} s` : `${Math.round(s.uptime_s / 60)} min`],
+    ["Source", s.source.split("/").pop()],
+    ["Camera", s.camera + (s.camera_error ? `: ${s.camera_error}` : "")], ["Uptime", s.uptime_s < 120 ? `${Math.round(s.uptime_s)} s` : `${Math.round(s.uptime_s / 60)} min`],
     ["Frames read", s.frames_read], ["Items", s.items], ["Published (PUBACK)", s.published],
     ["Uncertain", s.uncertain], ["Queue", `${s.queue_depth} waiting, ${s.queue_dropped} dropped`],
     ["Inference p50 / p95", `${ms(s.inference_ms_p50)} / ${ms(s.inference_ms_p95)} ms`],
@@ -66,6 +67,9 @@ function renderStats(s, model) {
   const mqtt = $("#mqtt");
   mqtt.textContent = s.mqtt_connected ? "MQTT connected" : "MQTT disconnected";
   mqtt.className = "chip " + (s.mqtt_connected ? "ok" : "bad");
+  const camera = $("#camera");
+  camera.textContent = `camera ${s.camera}`;
+  camera.className = "chip " + (s.camera === "up" ? "ok" : s.camera === "down" ? "bad" : "");
   $("#model").textContent = `${model.name} ${model.version}`;
 }
 

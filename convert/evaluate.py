@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 from ecolens.convert.metrics import classification_metrics
-from ecolens.convert.validate import eval_images
+from ecolens.convert.validate import truth_for
 from ecolens.core.classifier import Classifier
 from ecolens.core.errors import EcoLensError, ImageError
+from ecolens.core.preprocess import find_images
 
 RELIABILITY_BINS = 10
 
@@ -65,9 +66,30 @@ def reliability(
     return {"bins": rows, "ece": float(ece)}
 
 
+@dataclass(frozen=True)
+class LabelledImage:
+    path: Path
+    truth: str | None  # None where the folder does not name a label
+
+
+def labelled_images(folder: Path, labels: tuple[str, ...]) -> list[LabelledImage]:
+    """Images under ``folder`` with the label their first sub-folder names (the converter's
+    rule, ``truth_for``); not decoded here, so one bad file cannot stop the evaluation."""
+    if not folder.is_dir():
+        raise EcoLensError(f"evaluation folder not found: {folder}")
+    images = []
+    for path in find_images(folder):
+        relative = path.relative_to(folder)
+        truth = truth_for(relative.parts[0], labels) if len(relative.parts) > 1 else None
+        images.append(LabelledImage(path, truth))
+    if not images:
+        raise EcoLensError(f"evaluation folder {folder} holds no images")
+    return images
+
+
 def predict(classifier: Classifier, data: Path) -> tuple[list[Prediction], int]:
     """Every labelled image under ``data``; bad images get one line on stderr and are skipped."""
-    images = eval_images(data, classifier.labels)
+    images = labelled_images(data, classifier.labels)
     unlabelled = [image.path for image in images if image.truth is None]
     if len(unlabelled) == len(images):
         raise EcoLensError(

@@ -56,7 +56,7 @@ def reliability_png(report: dict[str, Any], path: Path) -> Path:
     top.legend(loc="lower right", fontsize=8)
     top.set_title(f"Reliability, ECE {report['reliability']['ece']:.3f}\n{_title(report)}", fontsize=10)
     bottom.bar(centers, [b["count"] for b in bins], width=width * 0.9, color="#999")
-    bottom.set_yscale("log")
+    bottom.yaxis.get_major_locator().set_params(integer=True)
     bottom.set_ylabel("images")
     bottom.set_xlabel("confidence")
     bottom.set_xlim(low, 1)

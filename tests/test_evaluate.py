@@ -33,7 +33,7 @@ def test_table_json_and_pictures_agree_with_classify(tmp_path, eval_dir, referen
     matrix = report["confusion_matrix"]
     assert sum(map(sum, matrix)) == report["n"] == len(report["predictions"]) >= 150
     assert report["accuracy"] == (matrix[0][0] + matrix[1][1]) / report["n"]
-    assert report["accuracy"] > 0.9  # the model card's figure is 95.7 % on the full validation split
+    assert report["balanced_accuracy"] > 0.75  # always answering the majority class scores 0.5
     assert sum(b["count"] for b in report["reliability"]["bins"]) == report["n"]
     assert 0 <= report["reliability"]["ece"] < 0.2
     assert f"accuracy {report['accuracy']:.1%}" in done.stdout

@@ -39,7 +39,15 @@ log = logging.getLogger("ecolens.daemon")
 
 # Sections a reload cannot apply to a running daemon (logged: restart to apply).
 RESTART_SECTIONS = (
-    "mqtt", "source", "publish", "store", "homeassistant", "service", "rollout", "samples", "web",
+    "mqtt",
+    "source",
+    "publish",
+    "store",
+    "homeassistant",
+    "service",
+    "rollout",
+    "samples",
+    "web",
 )
 FINISH_ITEM_FRAMES = 60  # on stop, at most this many more frames to finish a settling item
 

@@ -6,7 +6,9 @@ Prints, all from this run:
   medians of --runs runs, with ratios;
 - CPU % busy (clip played in real time, items arriving) and idle (an empty scene in real
   time: no motion), frame-to-publish latency p50/p95 (frame read -> PUBACK from a local
-  Mosquitto) and the daemon's RSS.
+  Mosquitto) and the daemon's RSS;
+- the bin page's cost: idle CPU with ``[web]`` enabled and nobody watching, and with one page
+  open (frame and state every second), against idle without it (medians of --runs).
 """
 
 from __future__ import annotations
@@ -76,8 +78,31 @@ def _empty_clip(folder: Path, seconds: float) -> Path:
     return path
 
 
-def _daemon_run(source: str, broker_url: str, state: Path, model, threads, synchronous: str = "full") -> dict:
-    """The whole daemon in real time; CPU from the process's own CPU time over the run."""
+def _watch(url: str, stop: threading.Event, interval: float) -> None:
+    """What one open bin page asks for, every ``interval`` seconds."""
+    import urllib.request
+
+    while not stop.wait(interval):
+        for path in ("/api/state", "/frame.jpg"):
+            try:
+                with urllib.request.urlopen(url + path, timeout=5) as response:
+                    response.read()
+            except OSError:
+                pass
+
+
+def _daemon_run(
+    source: str,
+    broker_url: str,
+    state: Path,
+    model,
+    threads,
+    synchronous: str = "full",
+    web: bool = False,
+    viewer: bool = False,
+) -> dict:
+    """The whole daemon in real time; CPU from the process's own CPU time over the run (the
+    viewer's requests run in this process too, so their client side is counted: an upper bound)."""
     import psutil
     from ecolens.core.mqtt import broker_overrides
     from ecolens.edge.daemon.app import Daemon
@@ -92,17 +117,23 @@ def _daemon_run(source: str, broker_url: str, state: Path, model, threads, synch
         "store.synchronous": synchronous,
         "publish.stats_interval_s": 0,
         "service.watch_interval_s": 0,
+        "web.enabled": web,
+        "web.port": 0,
         **broker_overrides(broker_url),
     }
     daemon = Daemon(load_daemon_config(None, overrides, environ={}))
     process = psutil.Process()
     daemon.start()
     daemon.link.connected.wait(10)
+    stop_viewer = threading.Event()
+    if viewer:
+        threading.Thread(target=_watch, args=(daemon.web.url, stop_viewer, 1.0), daemon=True).start()
     cpu_before, wall_before = process.cpu_times(), time.perf_counter()
     try:
         daemon.loop()
     finally:
         cpu_after, wall_after = process.cpu_times(), time.perf_counter()
+        stop_viewer.set()
         rss_mb = process.memory_info().rss / 2**20
         daemon.shutdown()
     busy = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
@@ -154,6 +185,17 @@ def run(args: argparse.Namespace) -> int:
         busy = _daemon_run(clip, broker.url, Path(state), args.model, args.threads, args.synchronous)
         idle_clip = _empty_clip(Path(state), args.idle_seconds)
         idle = _daemon_run(str(idle_clip), broker.url, Path(state), args.model, args.threads)
+        page: dict[str, list[float]] = {"off": [], "on, nobody watching": [], "on, one page open": []}
+        for _ in range(args.runs):
+            for name, web, viewer in (
+                ("off", False, False),
+                ("on, nobody watching", True, False),
+                ("on, one page open", True, True),
+            ):
+                figures = _daemon_run(
+                    str(idle_clip), broker.url, Path(state), args.model, args.threads, web=web, viewer=viewer
+                )
+                page[name].append(figures["cpu_percent"])
     fps = busy["frames"] / busy["seconds"]
     print(
         f"  busy (clip, {busy['items']} items, {busy['frames']} frames at {fps:.1f} fps): "
@@ -170,4 +212,10 @@ def run(args: argparse.Namespace) -> int:
         f"p95 {percentile(busy['latency'], 95):.1f} ms"
     )
     print(f"  daemon RSS: {busy['rss_mb']:.0f} MB (benchmark process, model loaded)")
+    baseline = statistics.median(page["off"])
+    print(f"\nbin page ([web]), idle scene, CPU % of one core (median of {args.runs}):")
+    for name, values in page.items():
+        value = statistics.median(values)
+        extra = "baseline" if name == "off" else f"{value - baseline:+.1f} points, x{value / baseline:.2f}"
+        print(f"  {name:<22} {value:5.1f}%   ({extra})")
     return 0

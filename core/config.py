@@ -93,11 +93,15 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def format_validation_error(exc: ValidationError, origin: str) -> str:
+def format_validation_error(exc: ValidationError, origin: str, schema: type[BaseModel] | None = None) -> str:
+    from ecolens.core.config_check import did_you_mean
+
     problems = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting" + (did_you_mean(schema, error["loc"]) if schema else "")
         problems.append(f"{where}: {message}")
     return f"{origin}: " + "; ".join(problems)
 
@@ -118,4 +122,4 @@ def load_config(
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path or "configuration"))) from exc
+        raise ConfigError(format_validation_error(exc, str(path or "configuration"), schema)) from exc

@@ -6,13 +6,17 @@ already in the input's dtype (see ``preprocess.quantized_model_input``), and get
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ecolens.core.errors import MissingDependencyError, ModelError
+from ecolens.core.native_stderr import native_info_to_debug
 from ecolens.core.preprocess import InputQuantization
+
+log = logging.getLogger(__name__)
 
 
 def interpreter_class() -> tuple[type, str]:
@@ -43,8 +47,9 @@ class TFLiteModel:
             raise ModelError(f"model file not found: {path}")
         interpreter_cls, self.runtime = interpreter_class()
         try:
-            self._interpreter: Any = interpreter_cls(model_path=str(path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with native_info_to_debug(log):
+                self._interpreter: Any = interpreter_cls(model_path=str(path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path} is not a valid TFLite model: {exc}") from exc
         inputs = self._interpreter.get_input_details()

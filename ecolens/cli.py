@@ -28,6 +28,7 @@ COMMANDS = {
     "convert": "ecolens.commands.convert",
     "adapt": "ecolens.commands.adapt",
     "inspect": "ecolens.commands.inspect",
+    "evaluate": "ecolens.commands.convert",
     "aggregate": "ecolens.commands.fleet",
     "report": "ecolens.commands.fleet",
     "simulate": "ecolens.commands.fleet",
@@ -46,6 +47,7 @@ EXTRA_OF_COMMAND = {
     "convert": "convert",
     "inspect": "convert",
     "train": "train",
+    "evaluate": "plots",
     "aggregate": "fleet",
     "report": "fleet",
     "simulate": "fleet",
@@ -78,6 +80,7 @@ OPTIONAL_MODULES = {
     "jsonschema",
     "requests",
     "cryptography",
+    "matplotlib",
 }
 
 
@@ -126,6 +129,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                 continue  # that command's module is not part of this build
             raise
         module.register(subparsers)
+    for subcommand in subparsers.choices.values():
+        # `ecolens classify -v` as well as `ecolens -v classify` (SUPPRESS: absent here keeps
+        # the top level's value)
+        subcommand.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+        )
     return parser
 
 

@@ -1,25 +1,45 @@
 """``GET /metrics`` of the aggregator: Prometheus text, so that alerting sees lost results
-(``ecolens_fleet_results_missing > 0``) and a stuck or dead writer without parsing JSON."""
+(``ecolens_fleet_results_missing > 0``), a stuck or dead writer, rejections by reason and bins
+that went quiet, without parsing JSON. Built at scrape time from what the aggregator already
+keeps (nothing extra per message)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ecolens.fleet.queries import BinStatus
+from ecolens.fleet.rejections import REASON_KINDS, reason_kind
+
 COUNTERS = ("received", "stored", "duplicates", "rejected", "statuses", "write_errors", "refused_by_storage")
+STATES = ("online", "stale", "offline", "unknown")
+
+__all__ = ["REASON_KINDS", "FleetCollector", "reason_kind", "render"]
+
+
+def _epoch_s(iso_time: str | None) -> float | None:
+    if iso_time is None:
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
 
 
 class FleetCollector:
-    """Read at every scrape: the database's gap counts and the writer's counters."""
+    """Read at every scrape: the database's gap counts and bin states, the writer's counters."""
 
     def __init__(
-        self, missing: Callable[[], dict[str, int]], ingest: Callable[[], dict[str, Any]] | None
+        self,
+        missing: Callable[[], dict[str, int]],
+        ingest: Callable[[], dict[str, Any]] | None,
+        bins: Callable[[], list[BinStatus]] = list,
     ) -> None:
         self.missing = missing
         self.ingest = ingest
+        self.bins = bins
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily
 
         missing = GaugeMetricFamily(
             "ecolens_fleet_results_missing",
@@ -29,14 +49,56 @@ class FleetCollector:
         for device_id, count in self.missing().items():
             missing.add_metric([device_id], count)
         yield missing
-        if self.ingest is None:
-            return
-        stats = self.ingest()
+        yield from self._bins(self.bins())
+        if self.ingest is not None:
+            yield from self._ingest(self.ingest())
+
+    def _bins(self, bins: list[BinStatus]) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        last_seen = GaugeMetricFamily(
+            "ecolens_fleet_bin_last_seen_timestamp_seconds",
+            "When each bin was last heard from (status or result), Unix time",
+            labels=["device_id"],
+        )
+        online = GaugeMetricFamily(
+            "ecolens_fleet_bin_online",
+            "1 when the bin is online (its status says so and it is not silent), else 0",
+            labels=["device_id"],
+        )
+        for status in bins:
+            seen = _epoch_s(status.last_seen)
+            if seen is not None:
+                last_seen.add_metric([status.device_id], seen)
+            online.add_metric([status.device_id], 1 if status.state == "online" else 0)
+        yield last_seen
+        yield online
+        counts = GaugeMetricFamily("ecolens_fleet_bins", "Bins by state", labels=["state"])
+        for name in STATES:
+            counts.add_metric([name], sum(s.state == name for s in bins))
+        yield counts
+
+    def _ingest(self, stats: dict[str, Any]) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         for name in COUNTERS:
             yield CounterMetricFamily(
                 f"ecolens_fleet_ingest_{name}", f"messages {name} since start", stats[name]
             )
+        by_reason = CounterMetricFamily(
+            "ecolens_fleet_ingest_rejected_by_reason",
+            "Messages rejected, by reason: " + ", ".join(kind for _, kind in REASON_KINDS) + ", other",
+            labels=["reason"],
+        )
+        for kind, count in sorted(stats.get("rejected_by_reason", {}).items()):
+            by_reason.add_metric([kind], count)
+        yield by_reason
         yield GaugeMetricFamily("ecolens_fleet_ingest_lag", "received but not yet stored", stats["lag"])
+        yield GaugeMetricFamily(
+            "ecolens_fleet_writer_lag_seconds",
+            "Age of the last committed batch's oldest message when it was committed",
+            stats.get("lag_s", 0.0),
+        )
         yield GaugeMetricFamily(
             "ecolens_fleet_broker_connected", "1 while subscribed", int(stats["connected"])
         )
@@ -48,11 +110,13 @@ class FleetCollector:
 
 
 def render(
-    missing: Callable[[], dict[str, int]], ingest: Callable[[], dict[str, Any]] | None
+    missing: Callable[[], dict[str, int]],
+    ingest: Callable[[], dict[str, Any]] | None,
+    bins: Callable[[], list[BinStatus]] = list,
 ) -> tuple[bytes, str]:
     """(body, content type) for one scrape."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(missing, ingest))  # type: ignore[arg-type]
+    registry.register(FleetCollector(missing, ingest, bins))  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -18,6 +18,8 @@ class BinSummary:
     plastic_share: float | None
     uncertain: int
     labels: dict[str, int]
+    uncertain_share: float | None = None
+    model_version: str | None = None  # the newest result's, in the window
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,23 @@ class BinStatus:
     status_since: str | None
     last_result: str | None
     camera: str | None  # up, down, starting: as the bin reports it while online
+    last_seen: str | None = None  # the later of status_since and last_result
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    at: str
+    status: str
+
+
+@dataclass(frozen=True)
+class RecentResult:
+    seen: str
+    label: str
+    confidence: float
+    uncertain: bool
+    inference_ms: float
+    model_version: str
 
 
 def _share(plastic: int, items: int) -> float | None:
@@ -55,8 +74,24 @@ def label_counts(db: Database, window: TimeWindow) -> list[tuple[str, str, int, 
     return [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in rows]
 
 
+def newest_model_versions(db: Database, window: TimeWindow) -> dict[str, str]:
+    """Per bin, the model version of its newest result in the window (a fleet mid-rollout
+    shows which bins still run the old model)."""
+    rows = db.query(
+        """SELECT device_id, model_version, MAX(seen_ms) FROM results
+           WHERE seen_ms >= ? AND seen_ms < ? GROUP BY device_id, model_version""",
+        (window.since_ms, window.until_ms),
+    )
+    newest: dict[str, tuple[int, str]] = {}
+    for device_id, version, seen_ms in rows:
+        if device_id not in newest or int(seen_ms) > newest[device_id][0]:
+            newest[device_id] = (int(seen_ms), version)
+    return {device_id: version for device_id, (_, version) in newest.items()}
+
+
 def bin_summaries(db: Database, window: TimeWindow, plastic_label: str) -> list[BinSummary]:
-    """Per bin: items, items per label, plastic count and share."""
+    """Per bin: items, items per label, plastic count and share, uncertain share, model."""
+    versions = newest_model_versions(db, window)
     by_bin: dict[str, dict[str, Any]] = {}
     for device_id, label, items, uncertain in label_counts(db, window):
         entry = by_bin.setdefault(device_id, {"labels": {}, "uncertain": 0})
@@ -74,6 +109,8 @@ def bin_summaries(db: Database, window: TimeWindow, plastic_label: str) -> list[
                 _share(plastic, items),
                 entry["uncertain"],
                 entry["labels"],
+                _share(entry["uncertain"], items),
+                versions.get(device_id),
             )
         )
     return summaries
@@ -119,7 +156,10 @@ def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatu
             heard = max(x for x in (status_ms, last_result_ms) if x is not None)
             silent = stale_after_s and now_ms - heard > stale_after_s * 1000
             state = "stale" if silent else "online"
-        statuses.append(BinStatus(device_id, state, status, iso(status_ms), iso(last_result_ms), camera))
+        heard_ms = max((x for x in (status_ms, last_result_ms) if x is not None), default=None)
+        statuses.append(
+            BinStatus(device_id, state, status, iso(status_ms), iso(last_result_ms), camera, iso(heard_ms))
+        )
     return statuses
 
 
@@ -138,6 +178,39 @@ def missing_results(db: Database, device_id: str | None = None, complete_too: bo
         params,
     )
     return {row[0]: int(row[1]) for row in rows if row[1] or complete_too}
+
+
+def status_history(db: Database, device_id: str, window: TimeWindow, limit: int = 200) -> list[StatusEvent]:
+    """A bin's status changes in the window and the status it had when the window began,
+    newest first. A retained status delivered again (an aggregator restart) repeats the last
+    one and is folded into it."""
+    before = db.query(
+        """SELECT at_ms, status FROM status_events WHERE device_id = ? AND at_ms < ?
+           ORDER BY at_ms DESC LIMIT 1""",
+        (device_id, window.since_ms),
+    )
+    rows = db.query(
+        """SELECT at_ms, status FROM status_events
+           WHERE device_id = ? AND at_ms >= ? AND at_ms < ? ORDER BY at_ms""",
+        (device_id, window.since_ms, window.until_ms),
+    )
+    changes: list[StatusEvent] = []
+    for at_ms, status in [*before, *rows]:
+        if not changes or changes[-1].status != status:
+            changes.append(StatusEvent(iso(int(at_ms)), status))
+    return changes[::-1][:limit]
+
+
+def recent_results(db: Database, device_id: str, limit: int = 20) -> list[RecentResult]:
+    """A bin's newest results, for spot checks on its page."""
+    rows = db.query(
+        """SELECT seen_ms, label, confidence, uncertain, inference_ms, model_version
+           FROM results WHERE device_id = ? ORDER BY seen_ms DESC LIMIT ?""",
+        (device_id, int(limit)),
+    )
+    return [
+        RecentResult(iso(int(r[0])), r[1], round(float(r[2]), 4), bool(r[3]), float(r[4]), r[5]) for r in rows
+    ]
 
 
 def rejected_count(db: Database, window: TimeWindow) -> int:

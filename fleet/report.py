@@ -46,3 +46,22 @@ def build_report(
         report["totals"]["stale"] = sum(s.state == "stale" for s in statuses)
         report["totals"]["camera_down"] = sum(s.camera == "down" and s.state != "offline" for s in statuses)
     return report
+
+
+def build_bin_page(
+    db: Database,
+    window: TimeWindow,
+    bucket: str,
+    plastic_label: str,
+    stale_after_s: int,
+    device_id: str,
+) -> dict[str, Any] | None:
+    """One bin: the report restricted to it, plus its status history and newest results.
+    None when the bin was never heard from."""
+    report = build_report(db, window, bucket, plastic_label, stale_after_s, VIEWS, device_id)
+    if not report["status"] and not report["bins"]:
+        return None
+    report["device_id"] = device_id
+    report["status_history"] = queries.as_dicts(queries.status_history(db, device_id, window))
+    report["recent"] = queries.as_dicts(queries.recent_results(db, device_id))
+    return report

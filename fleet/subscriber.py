@@ -23,6 +23,7 @@ from ecolens.core.mqtt import BrokerSection, make_client
 from ecolens.core.topics import result_topic, status_topic, subscriptions
 from ecolens.fleet.config.subscriber import SubscriberSection
 from ecolens.fleet.messages import make_rejected, parse_message
+from ecolens.fleet.rejections import reason_kind
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult, WriteOutcome
 
@@ -65,6 +66,8 @@ class IngestStats:
     connected: bool = False
     writer: str = "starting"  # running, stopped, or dead (the process then exits non-zero)
     last_error: str | None = None  # the current problem; cleared once it is over
+    lag_s: float = 0.0  # age of the last batch's oldest message when it was committed
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **deltas: int) -> None:
@@ -72,9 +75,14 @@ class IngestStats:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
 
+    def rejected_as(self, kind: str) -> None:
+        with self._lock:
+            self.rejected_by_reason[kind] = self.rejected_by_reason.get(kind, 0) + 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             snap = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+            snap["rejected_by_reason"] = dict(self.rejected_by_reason)
         # received but not yet stored, counted or rejected: grows when the writer is stuck
         snap["lag"] = snap["received"] - (
             snap["stored"] + snap["duplicates"] + snap["rejected"] + snap["statuses"]
@@ -209,6 +217,7 @@ class Aggregator:
         for item in parsed:
             if isinstance(item, Rejected):
                 log.warning("rejected message on %s: %s", item.topic, item.reason)
+                self.stats.rejected_as(reason_kind(item.reason))
         backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:
             try:
@@ -230,6 +239,7 @@ class Aggregator:
         for message in batch:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)
+        self.stats.lag_s = round(now_ms() / 1000 - min(m.received_ms for m in batch) / 1000, 3)
         self.stats.add(
             stored=outcome.stored,
             duplicates=outcome.duplicates,

@@ -1,23 +1,23 @@
 """Read-only HTTP JSON API and the dashboard page (Flask). Assets are packaged in
 fleet/static (Chart.js vendored), so the page works without internet.
 
-Keys are the API's (hashed, constant-time): scripts send ``Authorization: Bearer <key>`` or
-``X-API-Key``; a browser gets a Basic prompt and sends the key as the password, which it then
-repeats for the page's own requests. A LAN address without keys is refused at start-up.
+Keys are the API's (see ecolens.core.http.webserver.require_keys). A LAN address without keys is
+refused at start-up.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ecolens.core.errors import ConfigError
-from ecolens.core.http.errors import Unauthorized, error_body
-from ecolens.core.http.keys import KeyStore, presented_key
-from ecolens.fleet.config.http import HttpSection
+from ecolens.core.http.errors import error_body
+from ecolens.core.http.keys import KeyStore
+from ecolens.core.http.webserver import BackgroundServer, require_keys
 from ecolens.fleet.config.report import ReportSection
-from ecolens.fleet.report import VIEWS, build_report
+from ecolens.fleet.report import VIEWS, build_bin_page, build_report
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.timewindow import BUCKETS_MS, parse_bucket, parse_window
 
@@ -34,25 +34,7 @@ def create_app(
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.json.sort_keys = False
-    keys = keys or KeyStore()
-
-    @app.before_request
-    def require_key() -> Any:
-        if not keys.enabled:
-            return None
-        credentials = request.authorization
-        if credentials is not None and credentials.type == "basic":
-            presented = credentials.password or None
-        else:
-            presented = presented_key(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
-        try:
-            keys.check(presented)
-        except Unauthorized as exc:
-            response = jsonify(error_body(exc.code, exc.message))
-            response.status_code = exc.status
-            response.headers["WWW-Authenticate"] = 'Basic realm="ecolens fleet", charset="UTF-8"'
-            return response
-        return None
+    require_keys(app, keys or KeyStore(), "ecolens fleet")
 
     state: dict[str, Any] = {"db": None}
     lock = threading.Lock()
@@ -68,22 +50,18 @@ def create_app(
                 state["db"] = None
                 raise
 
-    def run_report(views: tuple[str, ...]) -> dict[str, Any]:
+    def in_window(build: Callable[..., Any], **kwargs: Any) -> Any:
+        """``build(db, window, bucket, plastic_label, stale_after_s, **kwargs)`` with the
+        request's window and bucket, on the shared connection."""
         args = request.args
         window = parse_window(args.get("since", report_settings.window), args.get("until", "now"))
         bucket = args.get("bucket", report_settings.bucket)
         parse_bucket(bucket)
-        return with_database(
-            lambda db: build_report(
-                db,
-                window,
-                bucket.lower(),
-                report_settings.plastic_label,
-                report_settings.stale_after_s,
-                views=views,
-                device_id=args.get("device"),
-            )
-        )
+        settings = (report_settings.plastic_label, report_settings.stale_after_s)
+        return with_database(lambda db: build(db, window, bucket.lower(), *settings, **kwargs))
+
+    def run_report(views: tuple[str, ...]) -> dict[str, Any]:
+        return in_window(build_report, views=views, device_id=request.args.get("device"))
 
     @app.errorhandler(ConfigError)
     def bad_request(exc: ConfigError) -> Any:
@@ -106,14 +84,26 @@ def create_app(
     def report_status() -> Any:
         return jsonify(run_report(("status",)))
 
+    @app.get("/api/bin/<device_id>")
+    def bin_page(device_id: str) -> Any:
+        """One bin: its totals, series, status now and history, newest results."""
+        page = in_window(build_bin_page, device_id=device_id)
+        if page is None:
+            return jsonify(error_body("not_found", f"no bin {device_id!r} has been heard from")), 404
+        return jsonify(page)
+
     @app.get("/metrics")
     def metrics() -> Any:
         """Prometheus text: results missing per bin, ingest counters, lag, writer state."""
         from ecolens.fleet.metrics import render
-        from ecolens.fleet.queries import missing_results
+        from ecolens.fleet.queries import bin_statuses, missing_results
 
         body, content_type = render(
-            lambda: with_database(lambda db: missing_results(db, complete_too=True)), ingest_stats
+            lambda: with_database(lambda db: missing_results(db, complete_too=True)),
+            ingest_stats,
+            lambda: with_database(
+                lambda db: bin_statuses(db, int(time.time() * 1000), report_settings.stale_after_s)
+            ),
         )
         return body, 200, {"Content-Type": content_type}
 
@@ -132,28 +122,4 @@ def create_app(
     return app
 
 
-class BackgroundServer:
-    """Serves the app from a thread beside the subscriber (werkzeug's threaded server:
-    enough for a handful of operators on a read-only dashboard)."""
-
-    def __init__(self, app: Any, http: HttpSection) -> None:
-        from werkzeug.serving import make_server
-
-        host, port, tls = http.host, http.port, http.tls
-        ssl_context = (str(http.tls_cert), str(http.tls_key)) if tls else None
-        try:
-            self._server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
-        except OSError as exc:
-            raise ConfigError(f"http: cannot listen on {host}:{port}: {exc.strerror}") from exc
-        self.port = self._server.server_port
-        self.host = host
-        self.scheme = "https" if tls else "http"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fleet-http", daemon=True)
-
-    def start(self) -> BackgroundServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)
+__all__ = ["BackgroundServer", "create_app"]

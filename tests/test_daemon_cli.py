@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -123,11 +124,19 @@ def test_demo_prints_every_result_of_the_clip_and_exits(broker_flag):
         pytest.importorskip("amqtt")
     done = ecolens("demo", "--speed", "0", *broker_flag)
     assert done.returncode == 0, done.stderr
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert [r["label"] for r in results] == [i["label"] for i in clip_manifest()["items"]]
+    expected = [i["label"] for i in clip_manifest()["items"]]
+    # One readable line per result, no JSON and nothing on stderr (no native INFO, no broker ERROR).
+    lines = re.findall(r"^#(\d+) +\S+ +(\S+) +[\d.]+% +3 frames", done.stdout, flags=re.M)
+    assert [label for _, label in lines] == expected, done.stdout
+    assert not any(line.startswith("{") for line in done.stdout.splitlines())
+    assert done.stderr == "", done.stderr
     assert "(amqtt)" in done.stdout if broker_flag else "(mosquitto)" in done.stdout
-    assert f"done: {len(results)} results" in done.stdout
+    assert f"done: {len(expected)} results" in done.stdout
     assert str(clip_path()) in done.stdout
+    if not broker_flag:
+        as_json = ecolens("demo", "--speed", "0", "--json")
+        results = [json.loads(line) for line in as_json.stdout.splitlines()]
+        assert [r["label"] for r in results] == expected
 
 
 def test_demo_subscribes_with_the_brokers_credentials(tmp_path):

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
+import struct
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from ecolens.fleet.storage import open_database
 from ecolens.fleet.storage.store import ResultStore, StatusUpdate, StoredResult
 from ecolens.fleet.web import BackgroundServer, create_app
 
+from tests.support.chromium import evaluate_at, render, screenshot
+from tests.support.fleet_data import demo_fleet
 from tests.test_api_security import make_certificate
 
 HOUR = 3_600_000
@@ -45,6 +46,8 @@ def fleet_database(tmp_path) -> str:
             model_version="1",
             model_sha256="a" * 64,
             payload="{}",
+            # bin-2 numbers its results 1..21 and number 7 never arrived: one result missing
+            seq=(i // 3 + 1 + (i // 3 >= 6)) if i % 3 == 2 else None,
         )  # fmt: skip
         for i in range(60)
     ]
@@ -124,32 +127,100 @@ def test_assets_are_served_locally(server):
     assert chart.status_code == 200 and "Chart.js v4" in chart.text[:200]
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("headless Chromium not installed: apt-get install chromium")
+def data_rows(dom: str) -> dict[str, int]:
+    """The counts the page writes beside what it drew: chart points, ranking and table rows."""
+    points = {k: int(v) for k, v in re.findall(r'id="([a-z-]+-chart)" data-points="(\d+)"', dom)}
+    rows = {k: int(v) for k, v in re.findall(r'id="([a-z-]+)"[^>]*? data-rows="(\d+)"', dom)}
+    return {**points, **rows}
 
 
-def render(page_url: str, profile: Path) -> str:
-    """The page's DOM after its scripts ran, as a real headless Chromium sees it."""
-    command = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-        "--virtual-time-budget=10000", "--dump-dom", page_url,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=90).stdout
-
-
-def test_dashboard_renders_charts_with_data_in_headless_chromium(server, tmp_path):
+def test_dashboard_renders_with_data_in_headless_chromium(server, tmp_path):
     dom = render(server + "/", tmp_path / "chromium")
     assert 'data-ready="true"' in dom, dom[:2000]
-    points = dict(re.findall(r'id="([a-z]+-chart)" data-points="(\d+)"', dom))
-    # 3 bins x 1 bucket each; the fleet has 3 hourly buckets; 3 bins in the status chart.
-    assert points == {"share-chart": "3", "items-chart": "3", "status-chart": "3"}, points
-    assert "60 items from 3 bins" in dom
-    assert re.search(r"<td>bin-2</td><td>offline</td>", dom)
+    counts = data_rows(dom)
+    # The fleet has 3 hourly buckets; all 3 bins ranked and in the table; one needs attention.
+    assert counts["fleet-series-chart"] == 3, counts
+    assert counts["ranking"] == counts["bins-table"] == 3, counts
+    assert counts["attention"] == 1, counts
+    assert re.search(r'href="#/bin/bin-2">bin-2</a></span><span class="why">offline, last seen just now', dom)
+    assert '<div class="name">Items</div><div class="value">60</div>' in dom
+    assert "offline, last seen just now; 1 results missing" in dom
+    assert '<div class="name">Results missing</div><div class="value">1</div>' in dom
+    # The table row of bin-2: status pill, "just now", 20 items, 25.0 % plastic, 0 % uncertain,
+    # 1 result missing, model 1.
+    row = re.search(r"<tr><td><a [^>]*>bin-2</a></td>(.*?)</tr>", dom).group(1)
+    cells = re.findall(r"<td[^>]*>(?:<span[^>]*>)?([^<]*)", row)
+    assert cells == ["offline", "just now", "20", "25.0 %", "0.0 %", "1", "1"], cells
+
+
+def test_ranking_is_sorted_by_plastic_share_with_item_counts(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    demo_fleet(url, bins=12)
+    with serving(url) as base:
+        report = requests.get(f"{base}/api/report", timeout=10).json()
+        dom = render(base + "/", tmp_path / "chromium")
+    ranked = re.findall(
+        r'<li[^>]*><a href="#/bin/([^"]+)">.*?<span class="share">([^<]+)</span>'
+        r'<span class="items">([^<]+)<',
+        dom,
+    )
+    assert len(ranked) == 12
+    expected = sorted(report["bins"], key=lambda b: (-(b["plastic_share"] or -1), -b["items"]))
+    assert [r[0] for r in ranked] == [b["device_id"] for b in expected]
+    assert [r[1] for r in ranked] == [f"{b['plastic_share'] * 100:.1f} %" for b in expected]
+    assert [int(r[2].replace("\u202f", "")) for r in ranked] == [b["items"] for b in expected]
+
+
+def test_bin_page_shows_its_series_status_history_and_newest_results(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    demo_fleet(url, bins=12)
+    with serving(url) as base:
+        page = requests.get(f"{base}/api/bin/bin-004", timeout=10).json()
+        missing = requests.get(f"{base}/api/bin/bin-999", timeout=10)
+        dom = render(base + "/#/bin/bin-004", tmp_path / "chromium")
+    # bin-004 rebooted 14 h ago: online -> offline -> online, newest first.
+    assert [h["status"] for h in page["status_history"]] == ["online", "offline", "online"]
+    assert len(page["recent"]) == 20 and page["recent"][0]["seen"] >= page["recent"][-1]["seen"]
+    assert page["bins"][0]["model_version"] == "1.1.0"
+    assert missing.status_code == 404 and "bin-999" in missing.json()["error"]["message"]
+    assert 'data-view="bin"' in dom and 'data-ready="true"' in dom, dom[:2000]
+    counts = data_rows(dom)
+    assert counts["history-table"] == 3 and counts["recent-table"] == 20, counts
+    assert counts["bin-series-chart"] == len({p["bucket_start"] for p in page["series"]}) > 10
+    assert '<span id="bin-name">bin-004</span>' in dom
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+LAYOUT_PROBE = """JSON.stringify({
+  width: innerWidth,
+  scrollWidth: document.documentElement.scrollWidth,
+  rows: Number(document.querySelector("#bins-table").dataset.rows),
+  sticking_out: [...document.querySelectorAll(".card, .kpi, canvas, .ranking li")]
+    .filter((e) => e.getBoundingClientRect().right > innerWidth + 0.5)
+    .map((e) => e.id || e.className),
+})"""
+
+
+@pytest.mark.parametrize(("width", "query"), [(1400, ""), (1920, "?theme=dark"), (390, "")])
+def test_no_sideways_scroll_and_a_screenshot_at_each_width(tmp_path, width, query):
+    """At desktop and phone widths (the viewport emulated exactly, as on a phone) nothing is
+    wider than the window: the wide table scrolls inside its card, charts fit their cards. And
+    Chromium takes a screenshot of it (what docs/img holds, from the same demo fleet)."""
+    import json
+
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    demo_fleet(url, bins=51)
+    with serving(url) as base:
+        layout = json.loads(evaluate_at(base + "/" + query, tmp_path / "probe", width, 1200, LAYOUT_PROBE))
+        shot = screenshot(base + "/" + query, tmp_path / "shot.png", tmp_path / "chromium", width, 1200)
+    assert layout["width"] == width and layout["rows"] == 51, layout
+    assert layout["scrollWidth"] <= width and not layout["sticking_out"], layout
+    assert png_size(shot) == (width, 1200)
 
 
 def test_keys_guard_every_route(keyed_server):
@@ -176,7 +247,7 @@ def test_browser_with_the_key_sees_the_dashboard(keyed_server, tmp_path):
     assert 'data-ready="true"' not in locked
     dom = render(keyed_server.replace("http://", f"http://operator:{KEY}@") + "/", tmp_path / "operator")
     assert 'data-ready="true"' in dom, dom[:2000]
-    assert "60 items from 3 bins" in dom
+    assert '<div class="name">Items</div><div class="value">60</div>' in dom
 
 
 def test_https_dashboard(tmp_path):

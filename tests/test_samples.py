@@ -20,9 +20,9 @@ from ecolens.edge.daemon.config.samples import SamplesSection
 from ecolens.edge.daemon.samples import SampleKeeper
 from ecolens.edge.daemon.store import ResultQueue
 
+from tests.support.chromium import render
 from tests.support.daemon_helpers import clip_path, daemon_process
 from tests.support.model_variants import shipped_version
-from tests.test_fleet_web import render
 
 
 def result(event_id: str, uncertain: bool) -> dict:
@@ -188,7 +188,7 @@ class DevTools:
     """A real headless Chromium driven over the DevTools protocol (real key events)."""
 
     def __init__(self, profile: Path) -> None:
-        from tests.test_fleet_web import chromium
+        from tests.support.chromium import chromium
 
         self.process = subprocess.Popen(
             [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

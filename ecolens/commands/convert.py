@@ -133,6 +133,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--io-type", choices=("int8", "uint8"), default="int8", help="int8 tensor type")
     convert.set_defaults(func=run_convert)
 
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="accuracy table, confusion matrix and reliability diagram of a .tflite on labelled images",
+        description="Classifies DIR/<label>/*.jpg with the edge runtime (as a bin would) and writes "
+        "evaluation.json, confusion_matrix.png and reliability.png (PNGs need the 'plots' extra).",
+    )
+    evaluate.add_argument("--model", type=Path, help="the .tflite (default: shipped reference model)")
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        help="labelled images in sub-folders named after labels or TrashNet materials "
+        "(default: the shipped evaluation sample)",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)"
+    )
+    evaluate.add_argument("--threads", type=int, help="interpreter threads")
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ecolens.convert.evaluate import evaluate, format_table, write
+    from ecolens.models import eval_dir, reference_tflite
+
+    report = evaluate(args.model or reference_tflite(), args.data or eval_dir(), args.threads)
+    print(format_table(report))
+    for path in write(report, args.out):
+        print(f"wrote {path}")
+    return 1 if report["skipped_images"] else 0
+
 
 def run_train(args: argparse.Namespace) -> int:
     from ecolens.convert.train import TrainOptions, train

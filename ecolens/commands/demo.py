@@ -1,5 +1,6 @@
 """`ecolens demo`: the daemon on the shipped sample clip as its camera, publishing to a local
-broker this command starts, with every result printed as it arrives."""
+broker this command starts, with every result printed as it arrives (one readable line each,
+or the JSON with --json)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="use the embedded amqtt broker even where Mosquitto is installed",
     )
-    parser.add_argument("--json", action="store_true", help="print only the JSON results")
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON results, one per line, instead of readable lines"
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,9 +75,10 @@ class ResultPrinter:
     def _on_message(self, client, userdata, message) -> None:
         result = json.loads(message.payload)
         self.count += 1
-        if not self.json_only:
+        if self.json_only:
+            print(json.dumps(result), flush=True)
+        else:
             print(f"#{self.count:<3} {describe(result)}", flush=True)
-        print(json.dumps(result), flush=True)
 
     def stop(self) -> None:
         self.client.disconnect()

@@ -54,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="receive the bins' samples into DIR and serve the labelling page (/label) and API",
     )
+    aggregate.add_argument(
+        "--validate-config",
+        action="store_true",
+        help="check the configuration and the files it names, print the effective settings, exit",
+    )
     aggregate.set_defaults(func=run_aggregate)
 
     report = subparsers.add_parser(
@@ -163,6 +168,8 @@ def run_aggregate(args: argparse.Namespace) -> int:
             "http.insecure": True if args.http_insecure else None,
         },
     )
+    if args.validate_config:
+        return validate_fleet_config(config)
     url = config.storage.url
     require_ingest_modules()
     keys = None
@@ -216,6 +223,25 @@ def run_aggregate(args: argparse.Namespace) -> int:
         )
     if aggregator.failure:  # non-zero: systemd restarts it, the broker resends what is unacked
         raise EcoLensError(aggregator.failure)
+    return 0
+
+
+def validate_fleet_config(config: Any) -> int:
+    """Settings, named files, the dashboard's exposure rules, the database URL's form."""
+    from ecolens.core.config_check import validate_and_print
+    from ecolens.core.errors import ConfigError
+    from ecolens.core.http.exposure import check_exposure
+    from ecolens.core.http.keys import KeyStore
+    from ecolens.fleet.storage.database import parse_database_url
+
+    line = validate_and_print(config)
+    try:
+        parse_database_url(config.storage.url)
+    except ValueError as exc:
+        raise ConfigError(f"storage.url: {exc}") from exc
+    if config.http.enabled:
+        check_exposure(config.http, KeyStore.from_settings(config.auth).enabled, "the dashboard", "http")
+    print(line)
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +72,10 @@ def validate(config) -> int:
     files the settings name must exist (TLS files, a video file or image folder source)."""
     import threading
 
-    from ecolens.core.metadata import read_metadata
+    from ecolens.core.config_check import validate_and_print
     from ecolens.edge.daemon.sources import make_source
 
-    meta = read_metadata(config.model.resolved_path())
     config.mqtt.check_files()
     make_source(config.source, threading.Event())  # a missing video file is refused here
-    effective = config.model_dump(mode="json")
-    if effective["mqtt"].get("password"):
-        effective["mqtt"]["password"] = "***"
-    print(json.dumps(effective, indent=2))
-    print(f"configuration OK; model {meta.name} {meta.version}, labels {', '.join(meta.labels)}")
+    print(validate_and_print(config, config.model.resolved_path()))
     return 0

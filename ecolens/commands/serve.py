@@ -16,6 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "environment variables, then these flags. See docs/api.md.",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+    parser.add_argument(
+        "--validate-config",
+        action="store_true",
+        help="check the configuration, the files it names and the model, print the effective settings, exit",
+    )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8080)")
     parser.add_argument("--model", type=Path, help="the .tflite (default: reference model)")
@@ -80,4 +85,10 @@ def run(args: argparse.Namespace) -> int:
         "server.wait_for_model": args.wait_for_model,
         "model.path": args.model and str(args.model),
     }
-    return serve(load_api_config(args.config, overrides))
+    config = load_api_config(args.config, overrides)
+    if args.validate_config:
+        from ecolens.core.config_check import validate_and_print
+
+        print(validate_and_print(config, config.model.resolved_path()))
+        return 0
+    return serve(config)

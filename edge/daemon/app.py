@@ -33,11 +33,22 @@ from ecolens.edge.daemon.sources import make_source
 from ecolens.edge.daemon.stats import DaemonStats
 from ecolens.edge.daemon.store import ResultQueue, explain, is_damage
 from ecolens.edge.daemon.tracker import State
+from ecolens.edge.daemon.web import LiveView
 
 log = logging.getLogger("ecolens.daemon")
 
 # Sections a reload cannot apply to a running daemon (logged: restart to apply).
-RESTART_SECTIONS = ("mqtt", "source", "publish", "store", "homeassistant", "service", "rollout", "samples")
+RESTART_SECTIONS = (
+    "mqtt",
+    "source",
+    "publish",
+    "store",
+    "homeassistant",
+    "service",
+    "rollout",
+    "samples",
+    "web",
+)
 FINISH_ITEM_FRAMES = 60  # on stop, at most this many more frames to finish a settling item
 
 
@@ -73,11 +84,18 @@ class Daemon:
         self.ready = threading.Event()
         self._heartbeat = time.monotonic()
         self.updater: ModelUpdater | None = None
+        self.live = LiveView(config.web.frame_interval_s / 2)
+        self.web: Any = None
 
     # --- start-up ---------------------------------------------------------------------------
     def start(self) -> None:
         """Everything that must work before the daemon reports ready."""
         cfg = self.config
+        keys = None
+        if cfg.web.enabled:
+            from ecolens.edge.daemon.web import web_keys
+
+            keys = web_keys(cfg.web)  # a LAN address without keys stops start-up here
         self.updater = self._make_updater(cfg)
         self.classifier = load_classifier(cfg, self._rollout_model())
         log.info(
@@ -112,10 +130,17 @@ class Daemon:
             lambda: self.classifier.model_info,
             self.source.camera,
             on_failure=self.stop_event.set,
+            labels=lambda: self.classifier.labels,
         )
         self.link.start()
         if self.updater is not None:
             self.updater.start()
+        self.stats.metrics.watch(self.figures)
+        if keys is not None:
+            from ecolens.edge.daemon.web import start_web
+
+            self.web = start_web(self, cfg.web, keys)
+            log.info("bin page and /metrics on %s/", self.web.url, extra={"event": "web_started"})
         self._signatures = self._watched()
         self._start_watchdog()
         self.ready.set()
@@ -156,6 +181,20 @@ class Daemon:
             extra={"event": "model_installed"},
         )
 
+    def figures(self) -> dict[str, Any]:
+        """What /metrics and the bin page show: totals since start and the state now."""
+        figures = self.stats.counters()
+        figures.update(
+            queue_depth=self.store.depth(),
+            queue_dropped=self.store.dropped(),
+            mqtt_connected=self.link.connected.is_set(),
+            model=self.classifier.model_info,
+            source=self.source.name,
+            camera=self.source.camera.state,
+            camera_error=self.source.camera.error,
+        )
+        return figures
+
     def _make_audit(self, cfg: DaemonConfig) -> AuditWriter | None:
         if not cfg.audit.enabled:
             return None
@@ -186,6 +225,7 @@ class Daemon:
             self.stats.frame()
             for item in self.pipeline.process(frame):
                 self._publish(item)
+            self.live.frame(frame, self.pipeline.last_box)
             interval = self.config.service.watch_interval_s
             if interval and time.monotonic() >= next_watch:
                 next_watch = time.monotonic() + interval
@@ -196,7 +236,7 @@ class Daemon:
 
     def _publish(self, item: ItemResult) -> None:
         result = item.result
-        self.stats.item(result["inference_ms"])
+        self.stats.item(result["inference_ms"], result["label"], result["uncertain"])
         event_id = result["event_id"]
         try:
             self.store.put_result(result, self.config.publish.topic("result"), 1)
@@ -215,6 +255,7 @@ class Daemon:
             self.audit.save(item.image, result)
         if self.samples is not None:
             self.samples.offer(item.image, result)
+        self.live.result(result, item.image)
         if self.keep_results:
             self.results.append(result)
         log.info(
@@ -318,6 +359,8 @@ class Daemon:
         if self.updater is not None:
             self.updater.stop()
         self.link.stop(drain)
+        if self.web is not None:
+            self.web.stop()
         self.source.close()
         self.store.close()
         log.info("stopped", extra={"event": "stopped"})

@@ -1,51 +1,146 @@
-"""Home Assistant MQTT discovery: each bin becomes a device with sensors for the last label,
-its confidence and the items count, a problem sensor that is on while its camera is down,
-available while its status topic says ``online`` (a JSON object with ``status`` and
-``camera``; the last will is the plain word ``offline``)."""
+"""Home Assistant MQTT discovery (the 2026 form): each bin is one device, announced with an
+``origin`` block, entity ids suggested with ``default_entity_id`` (``object_id`` was deprecated
+in HA 2025.10 and removed in 2026.4), the last label as an ``enum`` sensor with its options and
+the scores as attributes, plastic count and share, a connectivity binary sensor and a problem
+sensor that is on while the camera is down. The bin's status is JSON while it runs
+(``{"status": "online", "camera": "up", ...}``) and the plain word ``offline`` from its last
+will, which the templates read both ways.
+
+Per-entity discovery topics (``<prefix>/<component>/ecolens_<device_id>/<key>/config``), so an
+upgrade overwrites the retained configs an older version left instead of duplicating them.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
 
 from ecolens import __version__
 
-SENSORS = (
-    # object id, name, state topic leaf, value template, extra fields
-    ("label", "Last item", "result", "{{ value_json.label }}", {"icon": "mdi:recycle"}),
-    (
-        "confidence",
-        "Last item confidence",
-        "result",
-        "{{ (value_json.confidence * 100) | round(1) }}",
-        {"unit_of_measurement": "%", "state_class": "measurement"},
-    ),
-    (
-        "items",
-        "Items classified",
-        "stats",
-        "{{ value_json.items }}",
-        {"state_class": "total_increasing"},
-    ),
-    (
-        "queue",
-        "Results waiting",
-        "stats",
-        "{{ value_json.queue_depth }}",
-        {"state_class": "measurement", "entity_category": "diagnostic"},
-    ),
-)
-
-
+ORIGIN = {"name": "EcoLens", "sw_version": __version__}
 # The status payload is JSON while the bin runs, the plain word "offline" from its last will.
-AVAILABILITY_TEMPLATE = "{{ value_json.status if value_json is defined else value }}"
-CAMERA_PROBLEM = (
-    "camera",
-    "Camera problem",
-    "{{ 'ON' if value_json is defined and value_json.camera == 'down' else 'OFF' }}",
+STATUS_TEMPLATE = "{{ value_json.status if value_json is defined else value }}"
+ATTRIBUTES_TEMPLATE = (
+    "{{ {'scores': value_json.scores, 'uncertain': value_json.uncertain, "
+    "'confidence': value_json.confidence, 'event_id': value_json.event_id, "
+    "'timestamp': value_json.timestamp} | tojson }}"
 )
+
+
+@dataclass(frozen=True)
+class Entity:
+    key: str  # last part of the unique id and of the discovery topic
+    component: str  # sensor, binary_sensor
+    name: str
+    leaf: str  # which of the bin's topics holds its state: result, stats, status
+    fields: dict[str, Any] = field(default_factory=dict)
+    available_when_online: bool = True  # the connectivity sensor must not go unavailable itself
+
+
+def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entity]:
+    plastic = json.dumps(section.plastic_label)  # a JSON string is a valid Jinja string literal
+    count = f"value_json.items_by_label.get({plastic}, 0)"
+    label: dict[str, Any] = {"value_template": "{{ value_json.label }}", "icon": "mdi:recycle"}
+    if labels:
+        label.update(device_class="enum", options=list(labels))
+    return [
+        Entity(
+            "label",
+            "sensor",
+            "Last item",
+            "result",
+            {**label, "json_attributes_topic": None, "json_attributes_template": ATTRIBUTES_TEMPLATE},
+        ),
+        Entity(
+            "confidence",
+            "sensor",
+            "Last item confidence",
+            "result",
+            {
+                "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
+                "unit_of_measurement": "%",
+                "state_class": "measurement",
+            },
+        ),
+        Entity(
+            "items",
+            "sensor",
+            "Items classified",
+            "stats",
+            # value_json['items'], not value_json.items: Jinja would find the dict's items() method
+            {"value_template": "{{ value_json['items'] }}", "state_class": "total_increasing"},
+        ),
+        Entity(
+            "plastic_items",
+            "sensor",
+            "Plastic items",
+            "stats",
+            {
+                "value_template": "{{ " + count + " }}",
+                "state_class": "total_increasing",
+                "icon": "mdi:bottle-soda",
+            },
+        ),
+        Entity(
+            "plastic_share",
+            "sensor",
+            "Plastic share",
+            "stats",
+            {
+                "value_template": "{{ ((" + count + " / value_json['items'] * 100) | round(1)) "
+                "if value_json['items'] else 0 }}",
+                "unit_of_measurement": "%",
+                "state_class": "measurement",
+                "icon": "mdi:chart-pie",
+            },
+        ),
+        Entity(
+            "queue",
+            "sensor",
+            "Results waiting",
+            "stats",
+            {
+                "value_template": "{{ value_json.queue_depth }}",
+                "state_class": "measurement",
+                "entity_category": "diagnostic",
+            },
+        ),
+        Entity(
+            "connectivity",
+            "binary_sensor",
+            "Connected",
+            "status",
+            {
+                "device_class": "connectivity",
+                "value_template": STATUS_TEMPLATE,
+                "payload_on": "online",
+                "payload_off": "offline",
+                "entity_category": "diagnostic",
+            },
+            available_when_online=False,
+        ),
+        Entity(
+            "camera",
+            "binary_sensor",
+            "Camera problem",
+            "status",
+            {
+                "device_class": "problem",
+                "value_template": "{{ 'ON' if value_json is defined and value_json.camera == 'down' "
+                "else 'OFF' }}",
+                "json_attributes_topic": None,
+                "json_attributes_template": "{{ {'camera': value_json.camera, 'camera_error': "
+                "value_json.camera_error, 'camera_since': value_json.camera_since} | tojson "
+                "if value_json is defined else '{}' }}",
+                "entity_category": "diagnostic",
+            },
+        ),
+    ]
 
 
 def birth_topic(section: HomeAssistantSection) -> str:
@@ -53,52 +148,44 @@ def birth_topic(section: HomeAssistantSection) -> str:
     return f"{section.discovery_prefix}/status"
 
 
-def discovery_messages(section: HomeAssistantSection, publish: PublishSection) -> list[tuple[str, str]]:
-    """(topic, retained JSON payload) per sensor."""
-    device_id = publish.device_id
+def node_id(publish: PublishSection) -> str:
+    """The discovery topic's node id: only [a-zA-Z0-9_-] are allowed there."""
+    return "ecolens_" + "".join(c if c.isalnum() or c in "_-" else "_" for c in publish.device_id)
+
+
+def discovery_messages(
+    section: HomeAssistantSection, publish: PublishSection, labels: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+    """(topic, retained JSON payload) per entity."""
+    node = node_id(publish)
     device = {
-        "identifiers": [f"ecolens_{device_id}"],
-        "name": section.name or f"EcoLens bin {device_id}",
+        "identifiers": [node],
+        "name": section.name or f"EcoLens bin {publish.device_id}",
         "manufacturer": "EcoLens",
         "model": "smart bin classifier",
         "sw_version": __version__,
     }
+    slug = node.lower().replace("-", "_")
     messages = []
-    for object_id, name, leaf, template, extra in SENSORS:
-        config = {
-            "name": name,
-            "unique_id": f"ecolens_{device_id}_{object_id}",
-            "object_id": f"ecolens_{device_id}_{object_id}",
-            "state_topic": publish.topic(leaf),
-            "value_template": template,
-            **_availability(publish),
+    for entity in entities(section, labels):
+        config: dict[str, Any] = {
+            "name": entity.name,
+            "unique_id": f"{node}_{entity.key}",
+            "default_entity_id": f"{entity.component}.{slug}_{entity.key}",
+            "state_topic": publish.topic(entity.leaf),
+            **{k: v for k, v in entity.fields.items() if v is not None},
             "device": device,
-            **extra,
+            "origin": ORIGIN,
         }
-        topic = f"{section.discovery_prefix}/sensor/ecolens_{device_id}/{object_id}/config"
+        if "json_attributes_template" in config:
+            config["json_attributes_topic"] = publish.topic(entity.leaf)
+        if entity.available_when_online:
+            config.update(
+                availability_topic=publish.topic("status"),
+                availability_template=STATUS_TEMPLATE,
+                payload_available="online",
+                payload_not_available="offline",
+            )
+        topic = f"{section.discovery_prefix}/{entity.component}/{node}/{entity.key}/config"
         messages.append((topic, json.dumps(config)))
-    object_id, name, template = CAMERA_PROBLEM
-    problem = {
-        "name": name,
-        "unique_id": f"ecolens_{device_id}_{object_id}",
-        "object_id": f"ecolens_{device_id}_{object_id}",
-        "device_class": "problem",
-        "entity_category": "diagnostic",
-        "state_topic": publish.topic("status"),
-        "value_template": template,
-        "json_attributes_topic": publish.topic("status"),
-        **_availability(publish),
-        "device": device,
-    }
-    topic = f"{section.discovery_prefix}/binary_sensor/ecolens_{device_id}/{object_id}/config"
-    messages.append((topic, json.dumps(problem)))
     return messages
-
-
-def _availability(publish: PublishSection) -> dict[str, str]:
-    return {
-        "availability_topic": publish.topic("status"),
-        "availability_template": AVAILABILITY_TEMPLATE,
-        "payload_available": "online",
-        "payload_not_available": "offline",
-    }

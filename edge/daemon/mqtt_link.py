@@ -20,7 +20,7 @@ import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -70,6 +70,7 @@ class MqttLink(threading.Thread):
         model_info: Callable[[], dict[str, Any]],
         camera: CameraState | None = None,
         on_failure: Callable[[], None] = lambda: None,
+        labels: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         super().__init__(name="mqtt", daemon=True)
         self.broker = broker
@@ -85,6 +86,7 @@ class MqttLink(threading.Thread):
         self.failure: str | None = None  # why this thread stopped for good (the daemon exits)
         self._to_delete: list[tuple[int, str]] = []  # acknowledged, not yet deleted (row, event)
         self._store_backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
+        self.labels = labels
         self.where = f"{'mqtts' if broker.tls else 'mqtt'}://{broker.host}:{broker.port}"
         self.client_id = broker.client_id or f"ecolens-{publish.device_id}-{secrets.token_hex(4)}"
         self.client = make_client(broker, self.client_id, clean_session=True)
@@ -366,7 +368,7 @@ class MqttLink(threading.Thread):
         self.client.publish(self.publish.topic("stats"), json.dumps(snapshot), qos=0)
 
     def _announce(self) -> None:
-        for topic, payload in discovery_messages(self.homeassistant, self.publish):
+        for topic, payload in discovery_messages(self.homeassistant, self.publish, self.labels()):
             self.client.publish(topic, payload, qos=1, retain=True)
 
     def _shutdown(self, socket_open: bool) -> None:

@@ -49,6 +49,7 @@ class ItemPipeline:
         self.source_name = source_name
         self.frames_classified = 0
         self.skipped_uncertain = 0
+        self.last_box: Box | None = None  # the current item's box (the bin page draws it)
         self.configure(detect)
 
     def configure(self, detect: DetectSection) -> None:
@@ -66,6 +67,7 @@ class ItemPipeline:
         if self.detect.mode == "continuous":
             return self._continuous(frame)
         observation = self.gate.observe(frame, learn=self.tracker.learning)
+        self.last_box = observation.box
         step = self.tracker.update(observation, frame.t)
         if step in (Step.COLLECT, Step.COMPLETE):
             self._collect(frame, observation.box)

@@ -32,6 +32,13 @@ class DaemonStats:
         self.store_errors = 0  # queue reads/writes that failed (disk full, I/O ...), retried
         self.store_error: str | None = None  # the current one; None once the queue works again
         self.unqueued = 0  # results lost because the queue could not take them
+        self.items_by_label: dict[str, int] = {}
+        self.uncertain = 0
+        # The histograms of /metrics, fed below (prometheus_client, the edge extra: imported here
+        # so that `percentile` stays importable without it).
+        from ecolens.edge.daemon.metrics import DaemonMetrics
+
+        self.metrics = DaemonMetrics()
         self.inference_ms: deque[float] = deque(maxlen=window)
         self.latency_ms: deque[float] = deque(maxlen=window)
         self._fps_mark = (time.monotonic(), 0)
@@ -52,16 +59,37 @@ class DaemonStats:
         with self._lock:
             self.frames_read += 1
 
-    def item(self, inference_ms: float) -> None:
+    def item(self, inference_ms: float, label: str | None = None, uncertain: bool = False) -> None:
         with self._lock:
             self.items += 1
             self.inference_ms.append(inference_ms)
+            if label is not None:
+                self.items_by_label[label] = self.items_by_label.get(label, 0) + 1
+            self.uncertain += bool(uncertain)
+        self.metrics.inference.observe(inference_ms / 1000.0)
 
     def acknowledged(self, latency_ms: float | None) -> None:
         with self._lock:
             self.published += 1
             if latency_ms is not None:
                 self.latency_ms.append(latency_ms)
+        if latency_ms is not None:
+            self.metrics.frame_to_puback.observe(latency_ms / 1000.0)
+
+    def counters(self) -> dict[str, Any]:
+        """Totals since start, without touching the fps/CPU marks of ``snapshot``."""
+        with self._lock:
+            return {
+                "uptime_s": round(time.monotonic() - self.started, 1),
+                "frames_read": self.frames_read,
+                "items": self.items,
+                "items_by_label": dict(self.items_by_label),
+                "uncertain": self.uncertain,
+                "published": self.published,
+                "store_errors": self.store_errors,
+                "unqueued": self.unqueued,
+                **{name: read() for name, read in self._counters.items()},
+            }
 
     def store_failed(self, error: str) -> None:
         with self._lock:
@@ -84,6 +112,7 @@ class DaemonStats:
                 "frames_read": self.frames_read,
                 "fps": round(fps, 2),
                 "items": self.items,
+                "items_by_label": dict(self.items_by_label),
                 "published": self.published,
                 "inference_ms_p50": percentile(self.inference_ms, 50),
                 "inference_ms_p95": percentile(self.inference_ms, 95),

@@ -60,6 +60,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 4: the camera state a bin reports in its status (up, down, starting; NULL: not reported)
     ("ALTER TABLE devices ADD COLUMN camera TEXT",),
+    # 5: every status message as received, for a bin's status history on the dashboard
+    (
+        """CREATE TABLE status_events (
+            device_id TEXT NOT NULL,
+            at_ms BIGINT NOT NULL,
+            status TEXT NOT NULL
+        )""",
+        "CREATE INDEX status_events_device ON status_events (device_id, at_ms)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -80,6 +80,8 @@ UPSERT_DEVICE = """INSERT INTO devices (device_id, status, status_ms, last_resul
                 THEN excluded.last_result_ms
             ELSE devices.last_result_ms END"""
 
+INSERT_STATUS_EVENT = "INSERT INTO status_events (device_id, at_ms, status) VALUES (?, ?, ?)"
+
 INSERT_REJECTED = "INSERT INTO rejected (received_ms, topic, reason, payload) VALUES (?, ?, ?, ?)"
 
 
@@ -107,6 +109,7 @@ class ResultStore:
             # ON CONFLICT DO NOTHING: the row count is the number of new event ids.
             stored = db.executemany(INSERT_RESULT, results)
             db.executemany(UPSERT_DEVICE, [(d, *news[d]) for d in sorted(news)])
+            db.executemany(INSERT_STATUS_EVENT, [(s.device_id, s.at_ms, s.status) for s in statuses])
             db.executemany(INSERT_REJECTED, rejected)
         return WriteOutcome(
             stored=stored,

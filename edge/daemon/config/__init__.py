@@ -1,6 +1,6 @@
 """The daemon's configuration: one section per job, each in its own module.
 
-[model] [mqtt] [source] [detect] [publish] [store] [audit] [homeassistant] [service] [rollout] [samples]
+[model] [mqtt] [source] [detect] [publish] [store] [audit] [homeassistant] [service] [rollout] [samples] [web]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ecolens.edge.daemon.config.samples import SamplesSection
 from ecolens.edge.daemon.config.service import ServiceSection
 from ecolens.edge.daemon.config.source import SourceSection
 from ecolens.edge.daemon.config.store import StoreSection
+from ecolens.edge.daemon.config.web import WebSection
 from pydantic import Field
 
 __all__ = ["DaemonConfig", "load_daemon_config"]
@@ -38,6 +39,7 @@ class DaemonConfig(Section):
     service: ServiceSection = Field(default_factory=ServiceSection)
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     samples: SamplesSection = Field(default_factory=SamplesSection)
+    web: WebSection = Field(default_factory=WebSection)
 
 
 def load_daemon_config(

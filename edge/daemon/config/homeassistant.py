@@ -7,9 +7,10 @@ from pydantic import Field
 
 
 class HomeAssistantSection(Section):
-    """Announces sensors under ``<discovery_prefix>/sensor/<device_id>/.../config`` (retained)
-    and again whenever ``<discovery_prefix>/status`` says ``online``."""
+    """Announces the bin's entities under ``<discovery_prefix>/<component>/ecolens_<device_id>/
+    <entity>/config`` (retained), and again whenever ``<discovery_prefix>/status`` says ``online``."""
 
     enabled: bool = Field(False, description="publish Home Assistant discovery messages")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix")
     name: str | None = Field(None, description="device name shown in Home Assistant")
+    plastic_label: str = Field("plastic", description="the label counted by the plastic sensors")

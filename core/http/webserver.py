@@ -1,0 +1,74 @@
+"""The small threaded HTTP server and API-key guard shared by the read-only web pages (the fleet
+dashboard, the bin page): werkzeug's threaded server is enough for a handful of people looking,
+and the keys are the API's (hashed, constant-time)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ecolens.core.errors import ConfigError
+from ecolens.core.http.errors import Unauthorized, error_body
+from ecolens.core.http.exposure import ListenSection
+from ecolens.core.http.keys import KeyStore, presented_key
+
+
+def require_keys(app: Any, keys: KeyStore, realm: str) -> None:
+    """Every route of the Flask ``app`` needs one of ``keys`` (when any are set): scripts send
+    ``Authorization: Bearer <key>`` or ``X-API-Key``; a browser gets a Basic prompt and sends the
+    key as the password, which it then repeats for the page's own requests."""
+    from flask import jsonify, request
+
+    @app.before_request
+    def check_key() -> Any:
+        if not keys.enabled:
+            return None
+        credentials = request.authorization
+        if credentials is not None and credentials.type == "basic":
+            presented = credentials.password or None
+        else:
+            presented = presented_key(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
+        try:
+            keys.check(presented)
+        except Unauthorized as exc:
+            response = jsonify(error_body(exc.code, exc.message))
+            response.status_code = exc.status
+            response.headers["WWW-Authenticate"] = f'Basic realm="{realm}", charset="UTF-8"'
+            return response
+        return None
+
+
+class BackgroundServer:
+    """Serves a WSGI app from a daemon thread beside the process's real work."""
+
+    def __init__(self, app: Any, listen: ListenSection, name: str = "http") -> None:
+        from werkzeug.serving import make_server
+
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            # One access line per request (a page polls every second) is noise in the journal.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        host, port = listen.host, listen.port
+        ssl_context = (str(listen.tls_cert), str(listen.tls_key)) if listen.tls else None
+        try:
+            self._server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot listen on {host}:{port}: {exc.strerror}") from exc
+        self.port = self._server.server_port
+        self.host = host
+        self.scheme = "https" if listen.tls else "http"
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

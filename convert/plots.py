@@ -90,3 +90,29 @@ def ratio_bars_png(title: str, baseline: str, panels: Mapping[str, Mapping[str, 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def training_curves_png(epochs: list[dict[str, Any]], title: str, path: Path) -> Path:
+    """Loss and accuracy per epoch, training solid and validation dashed, stages one after another."""
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), dpi=150)
+    x = list(range(1, len(epochs) + 1))
+    for ax, measure in zip(axes, ("loss", "accuracy")):
+        for key, style, label in ((measure, "-", "training"), (f"val_{measure}", "--", "validation")):
+            points = [(i, e[key]) for i, e in zip(x, epochs) if key in e]
+            if points:
+                ax.plot(*zip(*points), style, marker="o", markersize=3, label=label)
+        for i in range(1, len(epochs)):
+            if epochs[i]["stage"] != epochs[i - 1]["stage"]:
+                ax.axvline(i + 0.5, color="#888", linewidth=1, linestyle=":")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(measure)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=8)
+    if any("accuracy" in e or "val_accuracy" in e for e in epochs):
+        axes[1].set_ylim(0, 1.02)
+    stages = " then ".join(dict.fromkeys(e["stage"] for e in epochs))
+    fig.suptitle(f"Training curves, {title} ({stages})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -12,6 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ecolens.bench.figures import Figures
+
+RETURNS_FIGURES = True
+
 BARE_SCRIPT = """
 import sys
 import cv2
@@ -36,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=15, help="runs of each (median)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Figures:
     from ecolens.models import eval_dir, reference_tflite
 
     model = args.model or reference_tflite()
@@ -62,4 +66,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<20} median {statistics.median(values):.3f} s   min {min(values):.3f} s")
     difference = statistics.median(times["ecolens classify"]) - statistics.median(times["bare LiteRT script"])
     print(f"  ecolens classify - bare script: {difference * 1000:+.0f} ms (medians)")
-    return 0
+    baseline = statistics.median(times["bare LiteRT script"])
+    return Figures(
+        title=f"cold start, one image, {args.runs} runs each (median)",
+        baseline="bare LiteRT script",
+        panels={
+            "wall time vs bare script (lower is better)": {
+                name: statistics.median(values) / baseline for name, values in times.items()
+            }
+        },
+    )

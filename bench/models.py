@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ecolens.bench.figures import Figures
+
+RETURNS_FIGURES = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +40,7 @@ def round_medians(run: Callable[[Any], Any], inputs: list[Any], rounds: int) -> 
     return medians
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Figures:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         f"{'size MB':>8} {'size ratio':>10} {'agreement':>10}"
     )
     baseline_ms = None
+    speed_ups: dict[str, float] = {}
+    size_ratios: dict[str, float] = {}
     for name, engine in engines.items():
         medians = round_medians(engine, rgbs, args.rounds)
         median = statistics.median(medians)
@@ -101,4 +106,11 @@ def run(args: argparse.Namespace) -> int:
             f"{baseline_ms / median:>8.1f}x {sizes[name] / 1e6:>8.2f} "
             f"{sizes[name] / h5.stat().st_size:>10.3f} {agreement:>10.1%}"
         )
-    return 0
+        speed_ups[name] = baseline_ms / median
+        size_ratios[name] = sizes[name] / h5.stat().st_size
+    baseline = next(iter(engines))
+    return Figures(
+        title=f"models: {len(rgbs)} images x {args.rounds} rounds, single image (median)",
+        baseline=baseline,
+        panels={"speed-up (higher is better)": speed_ups, "size (lower is better)": size_ratios},
+    )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ecolens.convert.curves import write_curves
 from ecolens.convert.dataset import LABELS, POSITIVE_LABEL, Sample, scan
 from ecolens.convert.h5meta import write_h5_metadata
 from ecolens.convert.report import evaluation_report, log_report
@@ -113,9 +114,9 @@ def select(options: TrainOptions) -> tuple[list[Sample], list[Sample]]:
     return train_set, val_set
 
 
-# A recipe returns the image input and logits tensor of the trained graph, and a function giving
-# the logits of the validation photos and of each out-of-domain variant.
-Trained = tuple[Any, Any, dict[str, np.ndarray]]
+# A recipe returns the image input and logits tensor of the trained graph, the logits of the
+# validation photos and of each out-of-domain variant, and its per-epoch curves (convert/curves.py).
+Trained = tuple[Any, Any, dict[str, np.ndarray], list[dict[str, Any]]]
 
 
 def train_frozen(
@@ -126,6 +127,7 @@ def train_frozen(
     from ecolens.convert.augment import randomise
     from ecolens.convert.backbone import load_lite0_state_dict
     from ecolens.convert.board import item_alpha
+    from ecolens.convert.curves import epochs_of
     from ecolens.convert.features import cached, extract, feature_model, split
     from ecolens.convert.head import FEATURE_GROUPS, build_head, compose
     from ecolens.convert.ood import VARIANTS
@@ -192,17 +194,20 @@ def train_frozen(
     head.compile(
         keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=options.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     weights = class_weights(y_train)
     sample_weights = np.array([weights[int(c)] for c in y_train], dtype=np.float32)
     sample_weights[:: options.views] *= options.photo_weight  # view 0 of each photo is the photo itself
-    head.fit(
+    y_val = keras.utils.to_categorical(label_array(val_set), len(LABELS))
+    history = head.fit(
         train_inputs,
         keras.utils.to_categorical(y_train, len(LABELS)),
         sample_weight=sample_weights,
         batch_size=256,
         epochs=epochs,
         shuffle=True,
+        validation_data=(inputs(evaluation["validation"]), y_val) if len(val_set) else None,
         verbose=2,
     )
     logits = {
@@ -211,7 +216,7 @@ def train_frozen(
     }
     image, class_logits = compose(features, head, groups)
     check_graph(image, class_logits, val_rgbs[:4], spec, logits["validation"][:4])
-    return image, class_logits, logits
+    return image, class_logits, logits, epochs_of(history, "head")
 
 
 def check_graph(
@@ -235,6 +240,7 @@ def train_finetune(
     """Head with the trunk frozen, then the whole network at a low learning rate, BatchNorm frozen."""
     import keras
     import tensorflow as tf
+    from ecolens.convert.curves import epochs_of
     from ecolens.convert.ood import VARIANTS
     from keras import layers
 
@@ -258,7 +264,14 @@ def train_finetune(
         .map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), tf.one_hot(y, len(LABELS))))
         .prefetch(tf.data.AUTOTUNE)
     )
+    val_ds = (
+        tf.data.Dataset.from_tensor_slices((x_val, tf.one_hot(label_array(val_set), len(LABELS)))).batch(64)
+        if len(val_set)
+        else None
+    )
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=options.label_smoothing)
+    accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    curves: list[dict[str, Any]] = []
     trunk = build_trunk(options)
     x = layers.Dropout(options.dropout, name="head_dropout")(trunk.output)
     class_logits = layers.Dense(len(LABELS), name="class_logits")(x)
@@ -268,8 +281,11 @@ def train_finetune(
     if head_epochs > 0:
         log(f"stage 1: head only, {head_epochs} epochs")
         trunk.trainable = False
-        model.compile(keras.optimizers.Adam(1e-3), loss=loss)
-        model.fit(train_ds, epochs=head_epochs, class_weight=weights, verbose=2)
+        model.compile(keras.optimizers.Adam(1e-3), loss=loss, metrics=[accuracy])
+        history = model.fit(
+            train_ds, epochs=head_epochs, class_weight=weights, validation_data=val_ds, verbose=2
+        )
+        curves += epochs_of(history, "head")
     if options.fine_epochs > 0:
         log(f"stage 2: whole network, {options.fine_epochs} epochs (BatchNorm frozen)")
         trunk.trainable = True
@@ -280,13 +296,17 @@ def train_finetune(
         model.compile(
             keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(options.learning_rate, steps)),
             loss=loss,
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
-        model.fit(train_ds, epochs=options.fine_epochs, class_weight=weights, verbose=2)
+        history = model.fit(
+            train_ds, epochs=options.fine_epochs, class_weight=weights, validation_data=val_ds, verbose=2
+        )
+        curves += epochs_of(history, "whole network")
     logits = {"validation": model.predict(x_val, batch_size=64, verbose=0)}
     for variant in VARIANTS:
         images = np.stack([resize_for_model(r, spec) for r in ood_images(val_rgbs, val_set, variant)])
         logits[variant] = model.predict(images.astype(np.float32), batch_size=64, verbose=0)
-    return trunk.input, class_logits, logits
+    return trunk.input, class_logits, logits, curves
 
 
 def build_trunk(options: TrainOptions) -> Any:
@@ -329,7 +349,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
     spec = edge_input_spec(options.size)
     train_set, val_set = select(options)
     started = time.time()
-    image, class_logits, logits = RECIPE_FUNCTIONS[recipe](options, spec, train_set, val_set)
+    image, class_logits, logits, curves = RECIPE_FUNCTIONS[recipe](options, spec, train_set, val_set)
     log(f"trained ({recipe}) in {time.time() - started:.0f} s")
 
     y_val = label_array(val_set)
@@ -355,6 +375,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
         )
     save_h5(model, options, spec, temperature)
     options.out.with_suffix(".metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_curves(options.out, curves, f"{options.name} {options.version}, {recipe}")
     if len(y_val):
         from ecolens.convert.calibration import draw_reliability, softmax
 

@@ -38,7 +38,26 @@ def test_benchmark_api_against_the_plain_app(tmp_path: Path) -> None:
         assert row["throughput_vs_plain"] > 0
 
 
-def test_benchmark_coldstart() -> None:
-    proc = ecolens("benchmark", "coldstart", "--runs", "1")
+def test_benchmark_coldstart_and_its_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import cv2
+
+    plot = tmp_path / "coldstart.png"
+    proc = ecolens("benchmark", "coldstart", "--runs", "1", "--plot", str(plot))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "bare LiteRT script" in proc.stdout and "ecolens classify - bare script:" in proc.stdout
+    assert f"plot: {plot}" in proc.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    picture = cv2.imread(str(plot))
+    assert picture is not None and picture.shape[0] > 200 and picture.shape[1] > 500
+
+
+def test_benchmark_plot_refuses_a_bad_file_name_before_running(tmp_path: Path) -> None:
+    proc = ecolens("benchmark", "coldstart", "--plot", str(tmp_path / "chart.jpg"), timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"ecolens benchmark: error: --plot {tmp_path / 'chart.jpg'}: give a .png file name"
+    ]
+    assert "machine: " not in proc.stdout  # refused before the benchmark started
+    proc = ecolens("benchmark", "daemon", "--plot", str(tmp_path / "chart.png"), timeout=60)
+    assert proc.returncode == 2 and "unrecognized arguments: --plot" in proc.stderr

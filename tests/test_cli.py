@@ -91,3 +91,26 @@ def test_classify_imports_only_its_own_command(eval_dir: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0 ['ecolens.commands.classify']", proc.stdout
+
+
+def serve_settings(*flags: str) -> tuple[dict, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecolens.cli", "serve", "--validate-config", *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout[: proc.stdout.rindex("}") + 1]), proc.stderr
+
+
+def test_serve_threads_flags_say_which_threads() -> None:
+    settings, stderr = serve_settings("--request-threads", "3", "--model-threads", "2")
+    assert settings["server"]["threads"] == 3 and settings["model"]["threads"] == 2
+    assert "deprecated" not in stderr
+    settings, stderr = serve_settings("--threads", "4")
+    assert settings["server"]["threads"] == 4 and settings["model"]["threads"] is None
+    assert [line for line in stderr.splitlines() if "deprecated" in line] == [
+        "ecolens serve: --threads is deprecated, use --request-threads "
+        "(or --model-threads for the interpreter)"
+    ]

@@ -49,6 +49,16 @@ def test_train_records_letterbox_temperature_and_ood_metrics(tmp_path: Path) -> 
         assert 0.0 <= report["ood"][key] <= 1.0
     assert report["calibration"]["temperature"] == pytest.approx(temperature)
     assert out.with_suffix(".reliability.png").stat().st_size > 1000
+    curves = json.loads(out.with_suffix(".curves.json").read_text())["epochs"]
+    assert [(e["stage"], e["epoch"]) for e in curves] == [("head", 1), ("head", 2)]  # --head-epochs 2
+    for epoch in curves:
+        assert epoch["loss"] > 0 and epoch["val_loss"] > 0
+        assert 0.0 <= epoch["accuracy"] <= 1.0 and 0.0 <= epoch["val_accuracy"] <= 1.0
+    picture = out.with_suffix(".curves.png")
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2
+
+    assert cv2.imread(str(picture)).shape[1] > 1000
 
 
 def test_shipped_model_is_calibrated_and_letterboxed() -> None:
@@ -61,3 +71,25 @@ def test_shipped_model_is_calibrated_and_letterboxed() -> None:
     # Saturated softmax (every answer 1.0, as the previous model gave) cannot flag anything uncertain.
     assert (confidence < 0.99).mean() > 0.3
     assert reference_h5().is_file()
+
+
+def test_training_curves_without_matplotlib_are_json_and_one_line(tmp_path: Path) -> None:
+    """The `plots` extra missing: the curves still land as JSON, and one line says how to get the PNG."""
+    epochs = [
+        {"stage": "head", "epoch": 1, "loss": 0.7, "accuracy": 0.6, "val_loss": 0.8, "val_accuracy": 0.5}
+    ]
+    code = (
+        "import sys\n"
+        "sys.modules['matplotlib'] = None\n"
+        "from pathlib import Path\n"
+        "from ecolens.convert.curves import write_curves\n"
+        f"print(write_curves(Path({str(tmp_path / 'm.h5')!r}), {epochs!r}, 'tiny'))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == (
+        f"[train] training curves in {tmp_path / 'm.curves.json'}; "
+        "for a PNG too: pip install 'ecolens[plots]'"
+    )
+    assert json.loads((tmp_path / "m.curves.json").read_text()) == {"epochs": epochs}
+    assert not (tmp_path / "m.curves.png").exists()

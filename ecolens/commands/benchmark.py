@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-# name -> (module with add_arguments(parser) and run(args) -> int, help)
+# name -> (module with add_arguments(parser) and run(args) -> int, or -> Figures when the module
+# says RETURNS_FIGURES = True, which gives it --plot FILE.png; help)
 BENCHMARKS = {
     "models": ("ecolens.bench.models", "Keras .h5 vs .tflite int8/float16/float32 latency"),
     "daemon": ("ecolens.bench.daemon", "daemon fps, CPU, frame-to-publish latency, RSS"),
@@ -32,19 +35,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 continue  # not part of this build
             raise
         module.add_arguments(sub)
+        if getattr(module, "RETURNS_FIGURES", False):
+            sub.add_argument(
+                "--plot",
+                type=Path,
+                metavar="FILE.png",
+                help="also draw the figures as ratios to the baseline (needs the 'plots' extra)",
+            )
         sub.set_defaults(func=with_machine_lines(module.run))
 
 
-def with_machine_lines(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Every benchmark starts and ends with the machine it ran on and its load average."""
+def with_machine_lines(run: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
+    """Every benchmark starts and ends with the machine it ran on and its load average, and
+    draws its figures when asked (checked before it runs, so a long run is not wasted)."""
 
     def wrapped(args: argparse.Namespace) -> int:
+        from ecolens.bench.figures import Figures
         from ecolens.bench.machine import header
 
+        plot: Path | None = getattr(args, "plot", None)
+        draw = plotter(plot) if plot else None
         print(header(), flush=True)
         try:
-            return run(args)
+            result = run(args)
         finally:
             print("at the end: " + header(), flush=True)
+        if not isinstance(result, Figures):
+            return result
+        if draw and plot:
+            draw(result.title, result.baseline, result.panels, plot)
+            print(f"plot: {plot}", flush=True)
+        return result.exit_code
 
     return wrapped
+
+
+def plotter(path: Path) -> Callable[..., Path]:
+    from ecolens.core.errors import EcoLensError
+
+    if path.suffix.lower() != ".png":
+        raise EcoLensError(f"--plot {path}: give a .png file name")
+    if not path.parent.resolve().is_dir():
+        raise EcoLensError(f"--plot {path}: folder {path.parent} does not exist")
+    try:
+        from ecolens.convert.plots import ratio_bars_png
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "matplotlib":
+            raise
+        raise EcoLensError("--plot needs matplotlib: pip install 'ecolens[plots]'") from None
+    return ratio_bars_png

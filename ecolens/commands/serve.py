@@ -26,8 +26,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", type=Path, help="the .tflite (default: reference model)")
     parser.add_argument("--workers", type=int, help="worker processes (default 2)")
     parser.add_argument(
-        "--threads", type=int, help="images each worker decodes and classifies at once (default 1)"
+        "--request-threads",
+        type=int,
+        metavar="N",
+        help="requests each worker decodes and classifies at once, its pool (server.threads, default 1)",
     )
+    parser.add_argument(
+        "--model-threads",
+        type=int,
+        metavar="N",
+        help="LiteRT interpreter threads per worker ([model] threads, default cores / workers)",
+    )
+    parser.add_argument("--threads", type=int, metavar="N", help="deprecated: same as --request-threads")
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS: certificate")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="serve HTTPS: private key")
     parser.add_argument(
@@ -74,16 +84,19 @@ def run(args: argparse.Namespace) -> int:
     from ecolens.edge.api.server import serve
     from ecolens.edge.api.settings import load_api_config
 
+    request_threads = request_threads_flag(args)
+
     overrides = {
         "server.host": args.host,
         "server.port": args.port,
         "server.workers": args.workers,
-        "server.threads": args.threads,
+        "server.threads": request_threads,
         "server.tls_cert": args.tls_cert and str(args.tls_cert),
         "server.tls_key": args.tls_key and str(args.tls_key),
         "server.insecure": args.insecure,
         "server.wait_for_model": args.wait_for_model,
         "model.path": args.model and str(args.model),
+        "model.threads": args.model_threads,
     }
     config = load_api_config(args.config, overrides)
     if args.validate_config:
@@ -92,3 +105,15 @@ def run(args: argparse.Namespace) -> int:
         print(validate_and_print(config, config.model.resolved_path()))
         return 0
     return serve(config)
+
+
+def request_threads_flag(args: argparse.Namespace) -> int | None:
+    """`--threads` meant the request pool on serve but interpreter threads on run: kept, warned."""
+    if args.threads is None:
+        return args.request_threads
+    print(
+        "ecolens serve: --threads is deprecated, use --request-threads (or --model-threads for the "
+        "interpreter)",
+        file=sys.stderr,
+    )
+    return args.request_threads if args.request_threads is not None else args.threads

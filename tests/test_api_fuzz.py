@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from ecolens.core.contract import validate_result
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.api_server import ApiServer, auth_config, bearer
@@ -149,9 +149,11 @@ def test_raw_bodies_with_any_content_type(server, session, body, content_type):
         max_size=5,
     ),
 )
+@example(files=[("images", SAMPLE)] * 5)  # one over limits.max_batch: a 413
 def test_multipart_uploads(server, session, files):
-    multipart = [(name, ("upload.jpg", data, "image/jpeg")) for name, data in files]
-    multipart.append(("note", (None, "hello")))
+    # "other" is an unknown field (a 400); a part without a filename is an image like a file
+    multipart = [(name, ("upload.jpg", data, "image/jpeg")) for name, data in files[:3]]
+    multipart += [(name, (None, data)) for name, data in files[3:]]
     check(session.post(server.url + "/predict", files=multipart, headers=bearer(), timeout=30))
 
 

@@ -127,3 +127,31 @@ def test_a_camera_that_comes_later_is_reported_up(tmp_path, mosquitto, reference
         camera.stop()
         recorder.close()
     assert statuses(recorder)[-1]["camera_error"] is None
+
+
+def test_a_reload_applies_while_the_camera_is_down(tmp_path, mosquitto, reference_model):
+    """SIGHUP and a changed model file are applied while the daemon waits for its camera,
+    not only once frames flow."""
+    model = tmp_path / "model.tflite"
+    model.write_bytes(reference_model.read_bytes())
+    recorder = Recorder(mosquitto.port, [STATUS], client_id="cam-recorder-3")
+    log = tmp_path / "daemon.log"
+    env = {**CAMERA_ENV, "ECOLENS_SERVICE__WATCH_INTERVAL_S": "0.5"}
+    daemon = daemon_process(camera_args(tmp_path, mosquitto, model, "/dev/video96"), log, **env)
+    reloads = lambda: log.read_text().count('"event": "reloaded"')  # noqa: E731
+    try:
+        assert recorder.wait(lambda: any(s["camera"] == "down" for s in statuses(recorder)), 60), (
+            log.read_text()[-3000:]
+        )
+        assert reloads() == 0
+        daemon.send_signal(signal.SIGHUP)
+        assert recorder.wait(lambda: reloads() == 1, 20), log.read_text()[-3000:]
+        model.write_bytes(reference_model.read_bytes() + b"\0" * 16)  # a new file, still a model
+        assert recorder.wait(lambda: reloads() == 2, 20), log.read_text()[-3000:]
+        assert daemon.poll() is None and statuses(recorder)[-1]["camera"] == "down"
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        daemon.kill()
+        recorder.close()
+    assert "Traceback" not in log.read_text()

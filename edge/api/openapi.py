@@ -9,6 +9,16 @@ from ecolens.core.contract import result_schema
 
 from ecolens import __version__
 
+# What the server decodes: standard or URL-safe base64 of at least one byte, padding optional,
+# optionally as a data URL. (The server also skips whitespace; the bytes must be an image, else 422.)
+_B64 = "[A-Za-z0-9+/_-]"
+BASE64_STRING: dict[str, Any] = {
+    "type": "string",
+    "pattern": f"^(data:image/[A-Za-z0-9.+-]+;base64,)?({_B64}{{4}})*"
+    f"({_B64}{{4}}|{_B64}{{2}}(==)?|{_B64}{{3}}=?)$",
+    "description": "base64 (standard or URL-safe) image bytes, or a data URL (data:image/png;base64,...)",
+}
+
 
 def _error(description: str) -> dict[str, Any]:
     return {
@@ -21,7 +31,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def tf_serving_paths(protected: dict[str, Any]) -> dict[str, Any]:
+def tf_serving_paths(protected: dict[str, Any], max_batch: int) -> dict[str, Any]:
     """TensorFlow Serving's REST routes (predict, status, metadata), with and without a version."""
     tf_error = {
         "description": "TF Serving's error shape",
@@ -35,17 +45,36 @@ def tf_serving_paths(protected: dict[str, Any]) -> dict[str, Any]:
             }
         },
     }
-    b64_image = {"type": "object", "required": ["b64"], "properties": {"b64": {"type": "string"}}}
-    instance = {
-        "oneOf": [b64_image, {"type": "object", "additionalProperties": b64_image, "minProperties": 1}]
-    }
-    predict_body = {
+    b64_image = {
         "type": "object",
-        "properties": {
-            "signature_name": {"type": "string"},
-            "instances": {"type": "array", "items": instance},
-            "inputs": {},
-        },
+        "required": ["b64"],
+        "properties": {"b64": BASE64_STRING},
+        "additionalProperties": False,
+    }
+    named_image = {  # {"<input name>": {"b64": ...}}: exactly one name, any but "b64"
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "propertyNames": {"not": {"const": "b64"}},
+        "additionalProperties": b64_image,
+    }
+    instance = {"anyOf": [b64_image, named_image]}
+    instances = {"type": "array", "items": instance, "minItems": 1, "maxItems": max_batch}
+    named_inputs = {**named_image, "additionalProperties": {"anyOf": [instance, instances]}}
+    signature = {"type": "string", "enum": ["", "serving_default"]}
+    predict_body = {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": [field],
+                "properties": {"signature_name": signature, field: schema},
+                "additionalProperties": False,
+            }
+            for field, schema in (
+                ("instances", instances),
+                ("inputs", {"anyOf": [instance, instances, named_inputs]}),
+            )
+        ]
     }
     probabilities = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
     answer = {
@@ -95,10 +124,7 @@ def tf_serving_paths(protected: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
     contract = {k: v for k, v in result_schema().items() if k not in ("$schema", "$id")}
-    base64_string = {
-        "type": "string",
-        "description": "base64 (standard or URL-safe) image bytes, or a data URL (data:image/png;base64,...)",
-    }
+    base64_string = BASE64_STRING
     image = {
         "oneOf": [
             base64_string,
@@ -126,7 +152,8 @@ def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
         "401": _error("missing or wrong API key"),
         "403": _error("client address not in auth.allow_cidrs"),
     }
-    binary = {"schema": {"type": "string", "format": "binary"}}
+    file = {"type": "string", "format": "binary", "minLength": 1}  # an empty file is a 400
+    binary = {"schema": file}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -170,15 +197,18 @@ def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
                             "image/bmp": binary,
                             "multipart/form-data": {
                                 "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "image": {"type": "string", "format": "binary"},
-                                        "images": {
-                                            "type": "array",
-                                            "items": {"type": "string", "format": "binary"},
-                                            "maxItems": max_batch,
-                                        },
-                                    },
+                                    "oneOf": [
+                                        one_field("image", file),
+                                        one_field(
+                                            "images",
+                                            {
+                                                "type": "array",
+                                                "items": file,
+                                                "minItems": 1,
+                                                "maxItems": max_batch,
+                                            },
+                                        ),
+                                    ]
                                 }
                             },
                         },
@@ -260,7 +290,7 @@ def openapi_document(max_batch: int, auth: bool) -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
                 }
             },
-            **tf_serving_paths(protected),
+            **tf_serving_paths(protected, max_batch),
         },
         "components": {
             "schemas": {

@@ -73,13 +73,17 @@ async def parse_request(headers: Headers, body: bytes, max_batch: int) -> ImageP
 
 
 async def parse_multipart(headers: Headers, body: bytes, max_batch: int) -> ImagePayload:
-    """File fields ``image`` (one) or ``images`` (several), parsed by python-multipart."""
+    """Fields ``image`` (one) or ``images`` (several), parsed by python-multipart. A part without
+    a filename is an image too (RFC 7578 makes the filename optional): the parser is told the
+    charset is latin-1, so such a part's text encodes back to exactly the bytes sent."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     async def stream() -> AsyncIterator[bytes]:
         yield body
 
-    parser = MultiPartParser(headers, stream(), max_files=max_batch + 1, max_fields=100)
+    content_type = headers.get("content-type", "") + "; charset=latin-1"
+    latin1 = Headers(raw=[(b"content-type", content_type.encode("latin-1"))])
+    parser = MultiPartParser(latin1, stream(), max_files=max_batch + 1, max_fields=100)
     try:
         form = await parser.parse()
     except MultiPartException as exc:
@@ -87,8 +91,11 @@ async def parse_multipart(headers: Headers, body: bytes, max_batch: int) -> Imag
             raise TooManyImages(f"more than {max_batch} images (limits.max_batch)") from None
         raise BadRequest(f"malformed multipart body: {exc.message}") from None
     try:
-        singles = [f for f in form.getlist("image") if isinstance(f, UploadFile)]
-        many = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
+        unknown = sorted(set(form.keys()) - {"image", "images"})
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))[:200]}; " + SHAPES)
+        singles = form.getlist("image")
+        many = form.getlist("images")
         if singles and many:
             raise BadRequest("send either 'image' or 'images' files, not both")
         if len(singles) > 1:
@@ -100,9 +107,12 @@ async def parse_multipart(headers: Headers, body: bytes, max_batch: int) -> Imag
             raise TooManyImages(f"{len(files)} images, the limit is {max_batch} (limits.max_batch)")
         images = []
         for index, upload in enumerate(files):
-            data = await upload.read()
+            if isinstance(upload, UploadFile):
+                data, name = await upload.read(), upload.filename or "unnamed"
+            else:
+                data, name = upload.encode("latin-1"), "unnamed"
             if not data:
-                raise MissingField(f"uploaded file {index} ({upload.filename or 'unnamed'}) is empty")
+                raise MissingField(f"uploaded file {index} ({name}) is empty")
             images.append(data)
     finally:
         await form.close()

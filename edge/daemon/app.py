@@ -107,7 +107,7 @@ class Daemon:
         )
         self.store = ResultQueue(cfg.store.resolved_path(), cfg.store.max_items, cfg.store.synchronous)
         self.source = make_source(cfg.source, self.stop_event)
-        self.source.heartbeat = self.beat
+        self.source.heartbeat = self._while_waiting
         if not self.source.live:
             self.source.open()
             self.source.camera.up()
@@ -142,6 +142,7 @@ class Daemon:
             self.web = start_web(self, cfg.web, keys)
             log.info("bin page and /metrics on %s/", self.web.url, extra={"event": "web_started"})
         self._signatures = self._watched()
+        self._next_watch = time.monotonic() + cfg.service.watch_interval_s
         self._start_watchdog()
         self.ready.set()
         self.notifier.ready(f"classifying frames from {self.source.name}")
@@ -210,7 +211,6 @@ class Daemon:
     def loop(self) -> None:
         if self.source.live and not self._open_live_source():
             return
-        next_watch = time.monotonic() + self.config.service.watch_interval_s
         while not self.stop_event.is_set():
             frame = self.source.read()
             self.beat()
@@ -226,13 +226,23 @@ class Daemon:
             for item in self.pipeline.process(frame):
                 self._publish(item)
             self.live.frame(frame, self.pipeline.last_box)
-            interval = self.config.service.watch_interval_s
-            if interval and time.monotonic() >= next_watch:
-                next_watch = time.monotonic() + interval
-                if self._watched() != self._signatures:
-                    self.reload_event.set()
-            if self.reload_event.is_set():
-                self.reload()
+            self._reload_if_due()
+
+    def _while_waiting(self) -> None:
+        """Called about every second while the source waits for its camera: the watchdog sees
+        a live loop, and a reload (SIGHUP, a changed file) applies now, not once frames flow."""
+        self.beat()
+        if self.ready.is_set():
+            self._reload_if_due()
+
+    def _reload_if_due(self) -> None:
+        interval = self.config.service.watch_interval_s
+        if interval and time.monotonic() >= self._next_watch:
+            self._next_watch = time.monotonic() + interval
+            if self._watched() != self._signatures:
+                self.reload_event.set()
+        if self.reload_event.is_set():
+            self.reload()
 
     def _publish(self, item: ItemResult) -> None:
         result = item.result

@@ -20,7 +20,13 @@ from ecolens.convert import labels as labels_mod
 from ecolens.convert.graph import is_model
 from ecolens.convert.h5meta import read_h5_metadata
 from ecolens.convert.loading import LoadedModel, load_keras_model
-from ecolens.convert.quantize import AUTO_ORDER, calibration_images, to_tflite
+from ecolens.convert.quantize import (
+    AUTO_ORDER,
+    CALIBRATION_CAP,
+    calibration_images,
+    to_tflite,
+    with_flipped_copies,
+)
 from ecolens.convert.quiet import native_output_silenced
 from ecolens.convert.validate import (
     EvalSet,
@@ -290,12 +296,13 @@ class Session:
         self.evalset = evalset
         self.source_probs: np.ndarray | None = None
 
-    def attempt(self, mode: str, directory: Path) -> Attempt:
+    def attempt(self, mode: str, directory: Path, calibration: list[np.ndarray] | None = None) -> Attempt:
+        """Convert in ``mode`` and judge it; int8 calibrates on ``calibration`` (default: the
+        `--calibration-count` photos)."""
         metadata = self.meta_for(mode)
         started = time.perf_counter()
-        tensors = (
-            [to_model_input(rgb, metadata.input) for rgb in self.calibration] if mode == "int8" else None
-        )
+        rgbs = self.calibration if calibration is None else calibration
+        tensors = [to_model_input(rgb, metadata.input) for rgb in rgbs] if mode == "int8" else None
         with native_output_silenced(not self.options.verbose):
             flatbuffer = to_tflite(self.loaded.model, mode, tensors, self.options.io_type)
         path = write_private(
@@ -305,6 +312,7 @@ class Session:
             "mode": mode,
             "bytes": path.stat().st_size,
             "seconds": round(time.perf_counter() - started, 2),
+            **({"calibration_images": len(rgbs)} if mode == "int8" else {}),
         }
         if self.evalset is None:
             row.update(passed=True, why="not validated (--no-validate)")
@@ -335,6 +343,28 @@ class Session:
             f"median |p difference| {row['median_probability_difference']:.3f}"
         )
         return Attempt(mode, path, row, probs)
+
+
+def larger_calibration(folder: Path, used: int) -> list[np.ndarray] | None:
+    """The int8 retry's photos: every image of the folder up to CALIBRATION_CAP, plus flipped
+    copies while under it; None when that is no more than the ``used`` photos."""
+    rgbs = with_flipped_copies(load_rgbs(folder, CALIBRATION_CAP, "calibration"), CALIBRATION_CAP)
+    return rgbs if len(rgbs) > used else None
+
+
+def retry_summary(first: dict[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
+    """Whether more calibration helped int8 (for the report)."""
+    return {
+        "calibration_images": [first["calibration_images"], retry["calibration_images"]],
+        "agreement": [first["agreement"], retry["agreement"]],
+        "median_probability_difference": [
+            first["median_probability_difference"],
+            retry["median_probability_difference"],
+        ],
+        "passed": retry["passed"],
+        "helped": retry["passed"] or retry["agreement"] > first["agreement"],
+        "note": "TFLite already quantizes int8 weights per channel; calibration sets activation ranges",
+    }
 
 
 def convert(options: ConvertOptions) -> dict[str, Any]:
@@ -388,12 +418,24 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
     order = AUTO_ORDER if requested == "auto" else (requested,)
     attempts: list[Attempt] = []
     chosen: Attempt | None = None
+    int8_retry: dict[str, Any] | None = None
     try:
         for mode in order:
             log(f"converting to {mode}")
             attempt = session.attempt(mode, report_out.parent)
             attempts.append(attempt)
             log(f"{mode}: {'passed' if attempt.row['passed'] else 'failed'} ({attempt.row['why']})")
+            more = (
+                larger_calibration(calibration_folder, len(calibration))
+                if mode == "int8" and not attempt.row["passed"] and options.validate
+                else None
+            )
+            if more is not None:
+                log(f"retrying int8 with {len(more)} calibration images (folder + flipped copies)")
+                first, attempt = attempt, session.attempt(mode, report_out.parent, more)
+                attempts.append(attempt)
+                int8_retry = retry_summary(first.row, attempt.row)
+                log(f"int8: {'passed' if attempt.row['passed'] else 'failed'} ({attempt.row['why']})")
             if attempt.row["passed"]:
                 chosen = attempt
                 break
@@ -417,6 +459,7 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
                 "data_check": range_checks,
             },
             "attempts": [a.row for a in attempts],
+            **({"int8_retry": int8_retry} if int8_retry else {}),
             "min_agreement": options.min_agreement,
         }
         final = chosen
@@ -448,7 +491,7 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
         report_path.write_text(json.dumps(report, indent=2, default=float) + "\n")
         report["report_path"] = str(report_path)
         if final is None:
-            failed = attempts[0].row
+            failed = [a for a in attempts if a.mode == attempts[0].mode][-1].row
             hint = (
                 f"{would_pass.mode} passes ({would_pass.row['why']}): "
                 f"use --quantize {would_pass.mode} or auto"
@@ -492,8 +535,22 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("quantization tried:")
     for row in report["attempts"]:
         verdict = "ok  " if row["passed"] else "fail"
+        name = row["mode"]
+        if "calibration_images" in row:
+            name += f" ({row['calibration_images']} calibration images)"
         lines.append(
-            f"  {row['mode']:<8} {verdict} {row['bytes'] / 1e6:6.2f} MB {row['seconds']:6.1f} s  {row['why']}"
+            f"  {name:<30} {verdict} {row['bytes'] / 1e6:6.2f} MB {row['seconds']:6.1f} s  {row['why']}"
+        )
+    retry = report.get("int8_retry")
+    if retry:
+        before, after = retry["agreement"]
+        outcome = (
+            "passed" if retry["passed"] else "helped, still failed" if retry["helped"] else "did not help"
+        )
+        lines.append(
+            f"int8 calibration retry: {retry['calibration_images'][0]} -> {retry['calibration_images'][1]} "
+            f"images, agreement {before:.1%} -> {after:.1%}: {outcome} "
+            f"(weights are already quantized per channel)"
         )
     validation = report.get("validation")
     if validation:

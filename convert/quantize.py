@@ -20,6 +20,9 @@ from ecolens.core.preprocess import find_images
 MODES = ("int8", "float16", "dynamic", "float32")
 # `--quantize auto`: the smallest mode that passes the gate, in this order.
 AUTO_ORDER = ("int8", "dynamic", "float16", "float32")
+# int8 that fails the gate is tried once more on the whole calibration folder (and flipped copies)
+# up to this many images before a larger mode is chosen.
+CALIBRATION_CAP = 1000
 
 
 def calibration_images(folder: Path, limit: int) -> list[Path]:
@@ -33,6 +36,13 @@ def calibration_images(folder: Path, limit: int) -> list[Path]:
         picks = np.linspace(0, len(files) - 1, limit).round().astype(int)
         files = [files[i] for i in picks]
     return files
+
+
+def with_flipped_copies(rgbs: list[np.ndarray], cap: int) -> list[np.ndarray]:
+    """``rgbs`` plus horizontally flipped copies, up to ``cap``: more activation-range samples
+    from a small folder (a mirrored photo of waste is still a photo of waste)."""
+    flipped = [np.ascontiguousarray(rgb[:, ::-1]) for rgb in rgbs[: max(0, cap - len(rgbs))]]
+    return rgbs[:cap] + flipped
 
 
 def representative_dataset(tensors: list[np.ndarray]) -> Callable[[], Iterator[list[np.ndarray]]]:

@@ -94,7 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument(
         "--calibration", type=Path, help="int8 representative images (default: shipped sample)"
     )
-    convert.add_argument("--calibration-count", type=int, default=200, help="at most N images (default 200)")
+    convert.add_argument(
+        "--calibration-count",
+        type=int,
+        default=200,
+        help="at most N images (default 200); int8 that fails the check is retried once on the whole "
+        "folder plus flipped copies (up to 1000)",
+    )
     convert.add_argument(
         "--eval",
         type=Path,

@@ -15,7 +15,7 @@ from ecolens.core.contract import validate_result
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.support.api_server import ApiServer, auth_config, bearer
+from tests.support.api_server import bearer, small_limits_server
 
 FUZZ = settings(
     max_examples=1000,
@@ -31,15 +31,7 @@ SAMPLE = sorted((Path(__file__).resolve().parent.parent / "models/samples/eval/p
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, reference_model: Path):
-    api = ApiServer(
-        tmp_path_factory.mktemp("api-fuzz"),
-        {
-            "model": {"path": str(reference_model)},
-            "server": {"workers": 2, "threads": 4},
-            "auth": auth_config(),
-            "limits": {"max_batch": 4, "rate": "", "max_body_bytes": 256 * 1024},
-        },
-    ).start()
+    api = small_limits_server(tmp_path_factory.mktemp("api-fuzz"), reference_model, workers=2, threads=4)
     yield api
     api.stop()
     assert "Traceback" not in api.log()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.api_server import KEY_HASHED, ApiServer, auth_config
+from tests.support.api_server import KEY_HASHED, small_limits_server
 
 pytest.importorskip("schemathesis", reason="schemathesis is in the dev extra: pip install -e '.[dev]'")
 
@@ -34,15 +34,9 @@ expected-statuses = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, reference_model: Path):
-    api = ApiServer(
-        tmp_path_factory.mktemp("api-schemathesis"),
-        {
-            "model": {"path": str(reference_model)},
-            "server": {"workers": 1, "threads": 2},
-            "auth": auth_config(),
-            "limits": {"max_batch": 4, "rate": "", "max_body_bytes": 256 * 1024},
-        },
-    ).start()
+    api = small_limits_server(
+        tmp_path_factory.mktemp("api-schemathesis"), reference_model, workers=1, threads=2
+    )
     yield api
     api.stop()
     assert "Traceback" not in api.log()

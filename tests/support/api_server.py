@@ -135,3 +135,17 @@ def png_header(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 4096)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def small_limits_server(folder: Path, model: Path, workers: int, threads: int) -> ApiServer:
+    """A keyed server with small batch and body limits and no rate limit, so fuzzing and schema
+    tests reach every 4xx quickly."""
+    return ApiServer(
+        folder,
+        {
+            "model": {"path": str(model)},
+            "server": {"workers": workers, "threads": threads},
+            "auth": auth_config(),
+            "limits": {"max_batch": 4, "rate": "", "max_body_bytes": 256 * 1024},
+        },
+    ).start()

@@ -11,7 +11,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,22 @@ def new_serial() -> int:
     return time.time_ns() // 1_000_000
 
 
+def publish_signed(
+    connection: Connection,
+    prefix: str,
+    devices: Iterable[str],
+    private_key: Any,
+    manifest_for: Callable[[str], Manifest],
+) -> list[Manifest]:
+    """One signed, retained manifest per bin: what installs and rollbacks both send."""
+    manifests = []
+    for device in devices:
+        manifest = manifest_for(device)
+        connection.publish(manifest_topic(prefix, device), sign(manifest, private_key))
+        manifests.append(manifest)
+    return manifests
+
+
 def publish_model(
     broker: BrokerSection, prefix: str, model: Path, devices: Iterable[str], private_key: Any
 ) -> list[Manifest]:
@@ -80,9 +96,12 @@ def publish_model(
         for index in range(chunks):
             part = data[index * CHUNK_BYTES : (index + 1) * CHUNK_BYTES]
             connection.publish(chunk_topic(prefix, sha256, index), part)
-        manifests = []
-        for device in devices:
-            manifest = Manifest(
+        return publish_signed(
+            connection,
+            prefix,
+            devices,
+            private_key,
+            lambda device: Manifest(
                 device_id=device,
                 serial=serial,
                 action="install",
@@ -95,10 +114,8 @@ def publish_model(
                 fetch=chunk_topic(prefix, sha256, "").rstrip("/"),
                 issued=issued,
                 rollout_id=rollout_id,
-            )
-            connection.publish(manifest_topic(prefix, device), sign(manifest, private_key))
-            manifests.append(manifest)
-        return manifests
+            ),
+        )
     finally:
         connection.close()
 
@@ -112,30 +129,32 @@ def publish_rollback(
 ) -> list[Manifest]:
     """Tell each bin to go back to the previous model it kept (named by its reported state)."""
     serial, rollout_id, issued = new_serial(), uuid.uuid4().hex[:12], utc_timestamp()
+    devices = list(devices)
+    for device in devices:
+        if not (states.get(device) or {}).get("previous"):
+            raise EcoLensError(f"{device} reports no previous model to roll back to")
     connection = Connection(broker, "rollback")
-    manifests = []
     try:
-        for device in devices:
-            previous = (states.get(device) or {}).get("previous")
-            if not previous:
-                raise EcoLensError(f"{device} reports no previous model to roll back to")
-            manifest = Manifest(
+        return publish_signed(
+            connection,
+            prefix,
+            devices,
+            private_key,
+            lambda device: Manifest(
                 device_id=device,
                 serial=serial,
                 action="rollback",
                 name=str((states[device].get("running") or {}).get("name", "")),
-                version=str(previous["version"]),
-                sha256=str(previous["sha256"]),
+                version=str(states[device]["previous"]["version"]),
+                sha256=str(states[device]["previous"]["sha256"]),
                 size=0,
                 chunks=0,
                 chunk_bytes=CHUNK_BYTES,
                 fetch="",
                 issued=issued,
                 rollout_id=rollout_id,
-            )
-            connection.publish(manifest_topic(prefix, device), sign(manifest, private_key))
-            manifests.append(manifest)
-        return manifests
+            ),
+        )
     finally:
         connection.close()
 

@@ -30,7 +30,7 @@ from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import load_image, resize_for_model
 
-RECIPES = ("frozen", "finetune")
+RECIPES = ("tuned", "frozen", "finetune")
 
 
 @dataclass
@@ -56,10 +56,13 @@ class TrainOptions:
     name: str = "ecolens-plastic"
     version: str = "1.0.0"
     limit: int | None = None  # at most this many images (quick runs and tests)
+    tune_epochs: int = 5  # tuned: epochs of blocks 11-15 + head after the linear head
+    tune_learning_rate: float = 3e-4  # tuned: peak learning rate (cosine decay)
+    distillation: float = 1.0  # tuned: weight of the ImageNet-logit distillation loss
 
     @property
     def chosen_recipe(self) -> str:
-        return self.recipe or ("frozen" if self.backbone == "efficientnet_lite0" else "finetune")
+        return self.recipe or ("tuned" if self.backbone == "efficientnet_lite0" else "finetune")
 
 
 def log(message: str) -> None:
@@ -119,35 +122,93 @@ def select(options: TrainOptions) -> tuple[list[Sample], list[Sample]]:
 Trained = tuple[Any, Any, dict[str, np.ndarray], list[dict[str, Any]]]
 
 
+def training_views(rgbs: list[np.ndarray], options: TrainOptions) -> Iterator[np.ndarray]:
+    """Each training photo, then ``views - 1`` domain-randomised versions of it (seeded)."""
+    from ecolens.convert.augment import randomise
+    from ecolens.convert.board import item_alpha
+
+    rng = np.random.default_rng(options.seed)
+    for rgb in rgbs:
+        alpha = item_alpha(rgb)
+        yield rgb
+        for _ in range(options.views - 1):
+            yield randomise(rgb, alpha, rng)
+
+
+def view_weights(y_train: np.ndarray, options: TrainOptions) -> np.ndarray:
+    """Inverse class frequency, and each unaltered photo (view 0) weighted ``photo_weight`` times."""
+    weights = class_weights(y_train)
+    sample_weights = np.array([weights[int(c)] for c in y_train], dtype=np.float32)
+    sample_weights[:: options.views] *= options.photo_weight
+    return sample_weights
+
+
+def fit_linear_head(
+    options: TrainOptions,
+    groups: tuple[str, ...],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+) -> tuple[Any, Any]:
+    """The grouped linear head (convert/head.py) on feature matrices; returns (head, History)."""
+    import keras
+    from ecolens.convert.features import split
+    from ecolens.convert.head import build_head
+
+    def inputs(x: np.ndarray) -> list[np.ndarray]:
+        parts = split(x)
+        return [parts[g] for g in groups]
+
+    train_inputs = inputs(x_train)
+    head = build_head(dict(zip(groups, train_inputs)), options.dropout, options.l2)
+    epochs = options.head_epochs if options.head_epochs is not None else 15
+    log(f"head on {options.features} features: {len(y_train)} views, {epochs} epochs, L2 {options.l2}")
+    steps = epochs * int(np.ceil(len(y_train) / 256))
+    head.compile(
+        keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=options.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    history = head.fit(
+        train_inputs,
+        keras.utils.to_categorical(y_train, len(LABELS)),
+        sample_weight=view_weights(y_train, options),
+        batch_size=256,
+        epochs=epochs,
+        shuffle=True,
+        validation_data=(inputs(x_val), keras.utils.to_categorical(y_val, len(LABELS)))
+        if len(y_val)
+        else None,
+        verbose=2,
+    )
+    return head, history
+
+
+def frozen_backbone(options: TrainOptions) -> Any:
+    from ecolens.convert.backbone import load_lite0_state_dict
+    from ecolens.convert.features import feature_model
+    from ecolens.convert.head import FEATURE_GROUPS
+
+    if options.backbone != "efficientnet_lite0":
+        raise EcoLensError(f"the {options.chosen_recipe} recipe needs the efficientnet_lite0 backbone")
+    if options.features not in FEATURE_GROUPS:
+        raise EcoLensError(f"unknown feature group {options.features!r}: one of {', '.join(FEATURE_GROUPS)}")
+    return feature_model(options.size, load_lite0_state_dict())
+
+
 def train_frozen(
     options: TrainOptions, spec: InputSpec, train_set: list[Sample], val_set: list[Sample]
 ) -> Trained:
     """Frozen Lite0 features of domain-randomised views -> linear head."""
-    import keras
-    from ecolens.convert.augment import randomise
-    from ecolens.convert.backbone import load_lite0_state_dict
-    from ecolens.convert.board import item_alpha
     from ecolens.convert.curves import epochs_of
-    from ecolens.convert.features import cached, extract, feature_model, split
-    from ecolens.convert.head import FEATURE_GROUPS, build_head, compose
+    from ecolens.convert.features import cached, extract, split
+    from ecolens.convert.head import FEATURE_GROUPS, compose
     from ecolens.convert.ood import VARIANTS
 
-    if options.backbone != "efficientnet_lite0":
-        raise EcoLensError("the frozen recipe needs the efficientnet_lite0 backbone")
-    if options.features not in FEATURE_GROUPS:
-        raise EcoLensError(f"unknown feature group {options.features!r}: one of {', '.join(FEATURE_GROUPS)}")
-    features = feature_model(options.size, load_lite0_state_dict())
+    features = frozen_backbone(options)
     train_rgbs, val_rgbs = photos(train_set), photos(val_set)
     key = {"size": options.size, "resize": spec.resize, "version": 3}
-
-    def views() -> Iterator[np.ndarray]:
-        rng = np.random.default_rng(options.seed)
-        for rgb in train_rgbs:
-            alpha = item_alpha(rgb)
-            yield rgb
-            for _ in range(options.views - 1):
-                yield randomise(rgb, alpha, rng)
-
     count = len(train_set) * options.views
     x_train = cached(
         options.cache,
@@ -159,7 +220,11 @@ def train_frozen(
             "seed": options.seed,
         },
         lambda: extract(
-            features, views(), count, spec, f"{options.views} views of {len(train_set)} training photos"
+            features,
+            training_views(train_rgbs, options),
+            count,
+            spec,
+            f"{options.views} views of {len(train_set)} training photos",
         ),
     )
     y_train = np.repeat(label_array(train_set), options.views)
@@ -179,44 +244,118 @@ def train_frozen(
                 features, ood_images(val_rgbs, val_set, v), len(val_set), spec, f"ood {v}"
             ),
         )
-
     groups = FEATURE_GROUPS[options.features]
-
-    def inputs(x: np.ndarray) -> list[np.ndarray]:
-        parts = split(x)
-        return [parts[g] for g in groups]
-
-    train_inputs = inputs(x_train)
-    head = build_head(dict(zip(groups, train_inputs)), options.dropout, options.l2)
-    epochs = options.head_epochs if options.head_epochs is not None else 15
-    log(f"head on {options.features} features: {len(y_train)} views, {epochs} epochs, L2 {options.l2}")
-    steps = epochs * int(np.ceil(len(y_train) / 256))
-    head.compile(
-        keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=options.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-    )
-    weights = class_weights(y_train)
-    sample_weights = np.array([weights[int(c)] for c in y_train], dtype=np.float32)
-    sample_weights[:: options.views] *= options.photo_weight  # view 0 of each photo is the photo itself
-    y_val = keras.utils.to_categorical(label_array(val_set), len(LABELS))
-    history = head.fit(
-        train_inputs,
-        keras.utils.to_categorical(y_train, len(LABELS)),
-        sample_weight=sample_weights,
-        batch_size=256,
-        epochs=epochs,
-        shuffle=True,
-        validation_data=(inputs(evaluation["validation"]), y_val) if len(val_set) else None,
-        verbose=2,
+    head, history = fit_linear_head(
+        options, groups, x_train, y_train, evaluation["validation"], label_array(val_set)
     )
     logits = {
-        name: np.asarray(head.predict(inputs(x), batch_size=1024, verbose=0))
+        name: np.asarray(head.predict([split(x)[g] for g in groups], batch_size=1024, verbose=0))
         for name, x in evaluation.items()
     }
     image, class_logits = compose(features, head, groups)
     check_graph(image, class_logits, val_rgbs[:4], spec, logits["validation"][:4])
     return image, class_logits, logits, epochs_of(history, "head")
+
+
+def train_tuned(
+    options: TrainOptions, spec: InputSpec, train_set: list[Sample], val_set: list[Sample]
+) -> Trained:
+    """The frozen recipe's linear head first, then blocks 11-15 + head tuned end to end with
+    ImageNet-logit distillation (convert/tail.py), on cached outputs of the frozen blocks 0-10."""
+    from ecolens.convert.curves import epochs_of
+    from ecolens.convert.features import cached
+    from ecolens.convert.head import FEATURE_GROUPS, compose
+    from ecolens.convert.ood import VARIANTS
+    from ecolens.convert.tail import (
+        TuneOptions,
+        extract_frozen_part,
+        features_from,
+        frozen_part,
+        tail_model,
+        tune,
+    )
+
+    features = frozen_backbone(options)
+    frozen = frozen_part(features)
+    train_rgbs, val_rgbs = photos(train_set), photos(val_set)
+    key = {"size": options.size, "resize": spec.resize, "version": 1, "part": "block10"}
+
+    def cached_pair(
+        name: str, images: Callable[[], Iterator[np.ndarray]], count: int, dtype: Any, extra: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(maps, early taps) of one set of images, each cached under its own key."""
+        computed: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def compute(index: int) -> np.ndarray:
+            if not computed:
+                computed.append(extract_frozen_part(frozen, images(), count, spec, name, dtype))
+            return computed[0][index]
+
+        return (
+            cached(options.cache, {**key, **extra, "what": f"{name}-map"}, lambda: compute(0)),
+            cached(options.cache, {**key, **extra, "what": f"{name}-early"}, lambda: compute(1)),
+        )
+
+    train_files = {"files": [s.relative for s in train_set], "views": options.views, "seed": options.seed}
+    log(f"{options.views} views of {len(train_set)} training photos through blocks 0-10")
+    train_maps = cached_pair(
+        "train",
+        lambda: training_views(train_rgbs, options),
+        len(train_set) * options.views,
+        np.float16,  # 19,440 maps of 14x14x112: 0.85 GB in float16
+        train_files,
+    )
+    y_train = np.repeat(label_array(train_set), options.views)
+    val_files = {"files": [s.relative for s in val_set]}
+    evaluation = {
+        "validation": cached_pair("validation", lambda: iter(val_rgbs), len(val_set), np.float32, val_files)
+    }
+    for variant in VARIANTS:
+        evaluation[variant] = cached_pair(
+            f"ood-{variant}",
+            lambda v=variant: ood_images(val_rgbs, val_set, v),
+            len(val_set),
+            np.float32,
+            val_files,
+        )
+    groups = FEATURE_GROUPS[options.features]
+    y_val = label_array(val_set)
+    tail = tail_model(features)
+    head, head_history = fit_linear_head(
+        options,
+        groups,
+        features_from(tail, train_maps),
+        y_train,
+        features_from(tail, evaluation["validation"]),
+        y_val,
+    )
+    tuned, tail_history = tune(
+        features,
+        head,
+        groups,
+        train_maps,
+        y_train,
+        view_weights(y_train, options),
+        (*evaluation["validation"], y_val) if len(y_val) else None,
+        TuneOptions(
+            epochs=options.tune_epochs,
+            learning_rate=options.tune_learning_rate,
+            distillation=options.distillation,
+            seed=options.seed,
+        ),
+    )
+    logits = {
+        name: np.concatenate(
+            [
+                np.asarray(tuned.predict_on_batch([maps[i : i + 512], early[i : i + 512]]))
+                for i in range(0, len(maps), 512)
+            ]
+        )
+        for name, (maps, early) in evaluation.items()
+    }
+    image, class_logits = compose(features, head, groups)
+    check_graph(image, class_logits, val_rgbs[:4], spec, logits["validation"][:4])
+    return image, class_logits, logits, epochs_of(head_history, "head") + epochs_of(tail_history, "tail")
 
 
 def check_graph(
@@ -332,7 +471,11 @@ def scratch_trunk(size: int) -> Any:
     return keras.Model(inputs, layers.GlobalAveragePooling2D()(x), name="scratch_cnn")
 
 
-RECIPE_FUNCTIONS: dict[str, Callable[..., Trained]] = {"frozen": train_frozen, "finetune": train_finetune}
+RECIPE_FUNCTIONS: dict[str, Callable[..., Trained]] = {
+    "tuned": train_tuned,
+    "frozen": train_frozen,
+    "finetune": train_finetune,
+}
 
 
 def train(options: TrainOptions) -> dict[str, Any]:
@@ -369,9 +512,15 @@ def train(options: TrainOptions) -> dict[str, Any]:
         resize=spec.resize,
         seed=options.seed,
     )
-    if recipe == "frozen":
+    if recipe in ("frozen", "tuned"):
         report.update(
             views=options.views, features=options.features, l2=options.l2, photo_weight=options.photo_weight
+        )
+    if recipe == "tuned":
+        report.update(
+            tune_epochs=options.tune_epochs,
+            tune_learning_rate=options.tune_learning_rate,
+            distillation=options.distillation,
         )
     save_h5(model, options, spec, temperature)
     options.out.with_suffix(".metrics.json").write_text(json.dumps(report, indent=2) + "\n")

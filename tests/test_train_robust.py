@@ -26,7 +26,8 @@ def test_train_records_letterbox_temperature_and_ood_metrics(tmp_path: Path) -> 
     out = tmp_path / "tiny.h5"
     proc = subprocess.run(
         [sys.executable, "-m", "ecolens.cli", "train", "--data", str(eval_dir()), "--out", str(out)]
-        + ["--limit", "40", "--views", "2", "--size", "96", "--head-epochs", "2", "--name", "tiny"],
+        + ["--limit", "40", "--views", "2", "--size", "96", "--head-epochs", "2", "--tune-epochs", "1"]
+        + ["--name", "tiny"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -50,7 +51,9 @@ def test_train_records_letterbox_temperature_and_ood_metrics(tmp_path: Path) -> 
     assert report["calibration"]["temperature"] == pytest.approx(temperature)
     assert out.with_suffix(".reliability.png").stat().st_size > 1000
     curves = json.loads(out.with_suffix(".curves.json").read_text())["epochs"]
-    assert [(e["stage"], e["epoch"]) for e in curves] == [("head", 1), ("head", 2)]  # --head-epochs 2
+    # --head-epochs 2, then --tune-epochs 1 of the tuned recipe (the default for Lite0)
+    assert [(e["stage"], e["epoch"]) for e in curves] == [("head", 1), ("head", 2), ("tail", 1)]
+    assert report["recipe"] == "tuned" and report["tune_epochs"] == 1
     for epoch in curves:
         assert epoch["loss"] > 0 and epoch["val_loss"] > 0
         assert 0.0 <= epoch["accuracy"] <= 1.0 and 0.0 <= epoch["val_accuracy"] <= 1.0
@@ -93,3 +96,31 @@ def test_training_curves_without_matplotlib_are_json_and_one_line(tmp_path: Path
     )
     assert json.loads((tmp_path / "m.curves.json").read_text()) == {"epochs": epochs}
     assert not (tmp_path / "m.curves.png").exists()
+
+
+def test_tail_model_rebuilds_the_trunk_from_the_cached_map() -> None:
+    """The tuned recipe trains a copy of blocks 11-15 fed from cached block-10 maps: before tuning
+    it must give exactly the feature model's outputs, and only convolutions of the tail may train."""
+    import keras
+    from ecolens.convert.backbone import load_lite0_state_dict
+    from ecolens.convert.features import feature_model
+    from ecolens.convert.tail import extract_frozen_part, features_from, frozen_part, set_tunable, tail_model
+    from ecolens.convert.train import edge_input_spec
+
+    features = feature_model(128, load_lite0_state_dict())
+    images = [load_image(p) for p in find_images(eval_dir())[:6]]
+    spec = edge_input_spec(128)
+    from ecolens.core.preprocess import resize_for_model
+
+    whole = features.predict(
+        np.stack([resize_for_model(rgb, spec) for rgb in images]).astype(np.float32), verbose=0
+    )
+    maps = extract_frozen_part(frozen_part(features), iter(images), len(images), spec, "test", np.float32)
+    rebuilt = features_from(tail_model(features), maps)
+    np.testing.assert_allclose(rebuilt, np.concatenate(whole, axis=1), rtol=1e-4, atol=1e-3)
+
+    assert set_tunable(features) > 2_000_000
+    trainable = {layer.name for layer in features.layers if layer.trainable}
+    assert "head_conv" in trainable and "block11_expand" in trainable and "block15_project" in trainable
+    assert "block10_expand" not in trainable and "stem_conv" not in trainable
+    assert not any(isinstance(features.get_layer(n), keras.layers.BatchNormalization) for n in trainable)

@@ -40,18 +40,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--backbone", choices=("efficientnet_lite0", "scratch"), default="efficientnet_lite0")
     train.add_argument(
         "--recipe",
-        choices=("frozen", "finetune"),
-        help="frozen trunk + head on ImageNet features and randomised views (default for "
-        "efficientnet_lite0), or end-to-end fine-tuning (default for scratch)",
+        choices=("tuned", "frozen", "finetune"),
+        help="tuned: head on frozen ImageNet features of randomised views, then the last two trunk "
+        "stages tuned with distillation (default for efficientnet_lite0); frozen: the head only; "
+        "finetune: end-to-end (default for scratch)",
     )
-    train.add_argument("--head-epochs", type=int, help="default: 15 (frozen), 3 (finetune)")
+    train.add_argument("--head-epochs", type=int, help="default: 15 (tuned, frozen), 3 (finetune)")
+    train.add_argument("--tune-epochs", type=int, default=5, help="tuned: epochs of blocks 11-15 + head")
+    train.add_argument("--tune-learning-rate", type=float, default=3e-4, help="tuned: peak learning rate")
+    train.add_argument(
+        "--distillation",
+        type=float,
+        default=1.0,
+        help="tuned: weight of the ImageNet-logit distillation loss",
+    )
     train.add_argument("--fine-epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--learning-rate", type=float, default=3e-4)
     train.add_argument("--seed", type=int, default=1234)
     train.add_argument("--label-smoothing", type=float, default=0.0)
     train.add_argument("--dropout", type=float, default=0.3, help="before the classifier")
-    train.add_argument("--views", type=int, default=12, help="frozen: views per training photo (default 12)")
+    train.add_argument(
+        "--views", type=int, default=12, help="tuned, frozen: views per training photo (default 12)"
+    )
     train.add_argument(
         "--features",
         choices=("all", "both", "pooled", "imagenet"),
@@ -65,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=8.0,
         help="frozen: weight of each unaltered photo against one randomised view (default 8)",
     )
-    train.add_argument("--cache", type=Path, help="frozen: folder to keep extracted features in")
+    train.add_argument("--cache", type=Path, help="tuned, frozen: folder to keep extracted features in")
     train.add_argument(
         "--positive",
         default="plastic",
@@ -196,6 +207,9 @@ def run_train(args: argparse.Namespace) -> int:
             name=args.name,
             version=args.model_version,
             limit=args.limit,
+            tune_epochs=args.tune_epochs,
+            tune_learning_rate=args.tune_learning_rate,
+            distillation=args.distillation,
         )
     )
     return 0

@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-# The frozen part ends here; the middle-stage taps before it are pooled once and cached with the map.
-FROZEN_END = "block10_add"
-EARLY_TAPS = ("block4_add", "block7_add")
+# Blocks from here on are tuned; the frozen part's last output (the map) and the pooled middle-stage
+# taps before it are computed once per view and cached.
 FIRST_TUNED_BLOCK = 11
 LAST_BLOCK = 15
 BLOCK_PARTS = ("expand", "expand_bn", "expand_relu6", "dw", "dw_bn", "dw_relu6", "project", "project_bn")
@@ -35,49 +34,72 @@ def log(message: str) -> None:
     print(f"[train] {message}", file=sys.stderr, flush=True)
 
 
+def frozen_end(features: Any, first_block: int) -> str:
+    """The layer whose output feeds the first tuned block."""
+    names = {layer.name for layer in features.layers}
+    before = first_block - 1
+    return f"block{before}_add" if f"block{before}_add" in names else f"block{before}_project_bn"
+
+
+def early_taps(features: Any, first_block: int) -> list[str]:
+    """Middle-stage taps (pooled by the feature model) computed entirely by the frozen part."""
+    from ecolens.convert.features import MIDDLE_TAPS
+
+    end = frozen_end(features, first_block)
+    return [tap for tap in MIDDLE_TAPS if int(tap[5:].split("_")[0]) < first_block and tap != end]
+
+
 @dataclass
 class TuneOptions:
     epochs: int = 5
+    first_block: int = FIRST_TUNED_BLOCK
     learning_rate: float = 3e-4
     distillation: float = 1.0  # weight of the ImageNet-logit distillation loss against the class loss
     batch_size: int = 64
     seed: int = 1234
 
 
-def frozen_part(features: Any) -> Any:
-    """Image -> [the map at FROZEN_END, the pooled EARLY_TAPS concatenated]: what is cached."""
+def frozen_part(features: Any, first_block: int = FIRST_TUNED_BLOCK) -> Any:
+    """Image -> [the map feeding ``first_block``, the pooled early taps concatenated]: what is cached."""
     import keras
     from keras import layers
 
-    early = [features.get_layer(f"{tap}_pool").output for tap in EARLY_TAPS]
+    early = [features.get_layer(f"{tap}_pool").output for tap in early_taps(features, first_block)]
+    joined = early[0] if len(early) == 1 else layers.Concatenate(name="early_taps")(early)
     return keras.Model(
         features.input,
-        [features.get_layer(FROZEN_END).output, layers.Concatenate(name="early_taps")(early)],
+        [features.get_layer(frozen_end(features, first_block)).output, joined],
         name="lite0_frozen_part",
     )
 
 
-def tail_model(features: Any) -> Any:
+def tail_model(features: Any, first_block: int = FIRST_TUNED_BLOCK) -> Any:
     """[map, early taps] -> the feature model's three outputs (pooled, ImageNet logits, middle),
     built from the feature model's own layers (shared weights)."""
     import keras
     from keras import layers
 
-    map_shape = tuple(features.get_layer(FROZEN_END).output.shape[1:])
-    early_width = sum(int(features.get_layer(f"{tap}_pool").output.shape[-1]) for tap in EARLY_TAPS)
+    names = {layer.name for layer in features.layers}
+    end = frozen_end(features, first_block)
+    early = early_taps(features, first_block)
+    map_shape = tuple(features.get_layer(end).output.shape[1:])
+    early_width = sum(int(features.get_layer(f"{tap}_pool").output.shape[-1]) for tap in early)
     map_in = keras.Input(map_shape, name="frozen_map")
     early_in = keras.Input((early_width,), name="early_taps")
     x = map_in
-    pooled_taps = [early_in, features.get_layer(f"{FROZEN_END}_pool")(map_in)]
-    for block in range(FIRST_TUNED_BLOCK, LAST_BLOCK + 1):
+    pooled_taps = [early_in]
+    if f"{end}_pool" in names:
+        pooled_taps.append(features.get_layer(f"{end}_pool")(map_in))
+    for block in range(first_block, LAST_BLOCK + 1):
         shortcut = x
         for part in BLOCK_PARTS:
             x = features.get_layer(f"block{block}_{part}")(x)
-        if f"block{block}_add" in {layer.name for layer in features.layers}:
+            if part == "project_bn" and f"block{block}_project_bn_pool" in names:
+                pooled_taps.append(features.get_layer(f"block{block}_project_bn_pool")(x))
+        if f"block{block}_add" in names:
             x = features.get_layer(f"block{block}_add")([x, shortcut])
-        for tap in (f"block{block}_add", f"block{block}_project_bn"):
-            if f"{tap}_pool" in {layer.name for layer in features.layers} and tap not in EARLY_TAPS:
-                pooled_taps.append(features.get_layer(f"{tap}_pool")(x))
+            if f"block{block}_add_pool" in names:
+                pooled_taps.append(features.get_layer(f"block{block}_add_pool")(x))
     for name in ("head_conv", "head_bn", "head_relu6", "pool"):
         x = features.get_layer(name)(x)
     logits = features.get_layer("imagenet_logits")(x)
@@ -128,10 +150,10 @@ def tune(
     from ecolens.convert.dataset import LABELS
     from keras import layers
 
-    tail = tail_model(features)
+    tail = tail_model(features, options.first_block)
     teacher = predict_in_chunks(tail, train, output=1)  # ImageNet logits of the untouched trunk
-    tuned = set_tunable(features)
-    log(f"tail: {tuned:,} parameters tuned (blocks {FIRST_TUNED_BLOCK}-{LAST_BLOCK} and the head conv)")
+    tuned = set_tunable(features, options.first_block)
+    log(f"tail: {tuned:,} parameters tuned (blocks {options.first_block}-{LAST_BLOCK} and the head conv)")
     map_in = keras.Input(train[0].shape[1:], name="frozen_map")
     early_in = keras.Input(train[1].shape[1:], name="early_taps")
     outputs = dict(zip(("pooled", "imagenet", "middle"), tail([map_in, early_in])))

@@ -56,6 +56,7 @@ class TrainOptions:
     name: str = "ecolens-plastic"
     version: str = "1.0.0"
     limit: int | None = None  # at most this many images (quick runs and tests)
+    tune_from: int = 11  # tuned: first trunk block tuned (blocks before it stay frozen)
     tune_epochs: int = 5  # tuned: epochs of blocks 11-15 + head after the linear head
     tune_learning_rate: float = 3e-4  # tuned: peak learning rate (cosine decay)
     distillation: float = 1.0  # tuned: weight of the ImageNet-logit distillation loss
@@ -276,9 +277,9 @@ def train_tuned(
     )
 
     features = frozen_backbone(options)
-    frozen = frozen_part(features)
+    frozen = frozen_part(features, options.tune_from)
     train_rgbs, val_rgbs = photos(train_set), photos(val_set)
-    key = {"size": options.size, "resize": spec.resize, "version": 1, "part": "block10"}
+    key = {"size": options.size, "resize": spec.resize, "version": 1, "tune_from": options.tune_from}
 
     def cached_pair(
         name: str, images: Callable[[], Iterator[np.ndarray]], count: int, dtype: Any, extra: dict[str, Any]
@@ -320,7 +321,7 @@ def train_tuned(
         )
     groups = FEATURE_GROUPS[options.features]
     y_val = label_array(val_set)
-    tail = tail_model(features)
+    tail = tail_model(features, options.tune_from)
     head, head_history = fit_linear_head(
         options,
         groups,
@@ -339,6 +340,7 @@ def train_tuned(
         (*evaluation["validation"], y_val) if len(y_val) else None,
         TuneOptions(
             epochs=options.tune_epochs,
+            first_block=options.tune_from,
             learning_rate=options.tune_learning_rate,
             distillation=options.distillation,
             seed=options.seed,
@@ -518,6 +520,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
         )
     if recipe == "tuned":
         report.update(
+            tune_from=options.tune_from,
             tune_epochs=options.tune_epochs,
             tune_learning_rate=options.tune_learning_rate,
             distillation=options.distillation,

@@ -46,7 +46,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "finetune: end-to-end (default for scratch)",
     )
     train.add_argument("--head-epochs", type=int, help="default: 15 (tuned, frozen), 3 (finetune)")
-    train.add_argument("--tune-epochs", type=int, default=5, help="tuned: epochs of blocks 11-15 + head")
+    train.add_argument("--tune-epochs", type=int, default=5, help="tuned: epochs of the tuned blocks + head")
+    train.add_argument(
+        "--tune-from",
+        type=int,
+        default=11,
+        choices=range(1, 16),
+        metavar="BLOCK",
+        help="tuned: first of Lite0's blocks 1-15 to tune (default 11: the last two stages)",
+    )
     train.add_argument("--tune-learning-rate", type=float, default=3e-4, help="tuned: peak learning rate")
     train.add_argument(
         "--distillation",
@@ -208,6 +216,7 @@ def run_train(args: argparse.Namespace) -> int:
             version=args.model_version,
             limit=args.limit,
             tune_epochs=args.tune_epochs,
+            tune_from=args.tune_from,
             tune_learning_rate=args.tune_learning_rate,
             distillation=args.distillation,
         )

@@ -20,6 +20,7 @@ BENCHMARKS = {
     ),
     "coldstart": ("ecolens.bench.coldstart", "`ecolens classify` start-up vs a bare LiteRT script"),
     "fleet": ("ecolens.bench.fleet", "aggregator ingest rate and report query time"),
+    "binpage": ("ecolens.bench.binpage", "the daemon's CPU with the bin page off, unwatched and watched"),
 }
 
 
@@ -63,7 +64,7 @@ def with_machine_lines(run: Callable[[argparse.Namespace], Any]) -> Callable[[ar
         if not isinstance(result, Figures):
             return result
         if draw and plot:
-            draw(result.title, result.baseline, result.panels, plot)
+            draw(result.title, result.baseline, result.panels, plot, values=result.values)
             print(f"plot: {plot}", flush=True)
         return result.exit_code
 

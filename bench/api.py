@@ -26,7 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ecolens.bench.figures import Figures
 from ecolens.core.errors import ConfigError, MissingDependencyError, ModelError
+
+RETURNS_FIGURES = True
 
 SERVERS = ("ecolens", "plain", "keras")
 
@@ -159,7 +162,7 @@ def start_servers(args: argparse.Namespace, model: Path, h5: Path, names: list[s
     return servers
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Figures:
     from ecolens.bench.loadgen import run_load
     from ecolens.models import eval_dir, reference_h5, reference_tflite
 
@@ -213,7 +216,33 @@ def run(args: argparse.Namespace) -> int:
         from ecolens.bench.machine import describe
 
         args.json.write_text(json.dumps({"machine": describe(), "rows": rows}, indent=2))
-    return 0
+    return figures_of(rows, names, args)
+
+
+def figures_of(rows: list[dict], names: list[str], args: argparse.Namespace) -> Figures:
+    """For --plot: ecolens' req/s against each baseline, then req/s and p99 per client count."""
+    baseline = names[1] if len(names) > 1 else "ecolens"
+
+    def level(clients: int) -> str:
+        return f"{clients} client{'s' if clients != 1 else ''}"
+
+    ratios = {
+        f"{row['size']}, {level(row['clients'])}, vs {name}": row[f"throughput_vs_{name}"]
+        for name in names[1:]
+        for row in rows
+    }
+    values: dict[str, dict[str, dict[str, float]]] = {}
+    for row in rows:
+        for measure, key in (("req/s", "throughput"), ("p99 latency, ms", "p99")):
+            panel = values.setdefault(f"{measure}, {row['size']}", {})
+            panel[level(row["clients"])] = {name: row[name][key] for name in names}
+    return Figures(
+        title=f"POST /predict, {args.workers} workers per server, "
+        f"{args.repeats} x {args.seconds:.0f} s per level (median)",
+        baseline=baseline,
+        panels={"ecolens req/s / the named baseline's req/s (higher is better)": ratios} if ratios else {},
+        values=values,
+    )
 
 
 def median_of(results: list, attribute: str) -> float:

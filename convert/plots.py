@@ -111,11 +111,11 @@ def _value_panel(
         ax.set_xticks(range(len(series)), [textwrap.fill(n, 14) for n in series], fontsize=7)
     else:
         ax.set_xticks(range(len(groups)), list(groups), fontsize=8)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper center", ncols=len(series), frameon=False)
     heights = [v for bars in groups.values() for v in bars.values()] or [1.0]
     low, high = min(0.0, min(heights)), max(0.0, max(heights))
     span = (high - low) or 1.0
-    ax.set_ylim(low - (0.18 * span if low < 0 else 0.0), high + 0.18 * span)
+    ax.set_ylim(low - (0.18 * span if low < 0 else 0.0), high + (0.18 if single else 0.32) * span)
     ax.axhline(0, color="#444", linewidth=0.6)
     ax.tick_params(axis="y", labelsize=7)
     ax.set_title(measure, fontsize=9)

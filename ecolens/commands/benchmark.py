@@ -59,14 +59,12 @@ def with_machine_lines(run: Callable[[argparse.Namespace], Any]) -> Callable[[ar
         print(header(), flush=True)
         try:
             result = run(args)
+            if isinstance(result, Figures) and draw and plot:
+                draw(result.title, result.baseline, result.panels, plot, values=result.values)
+                print(f"plot: {plot}", flush=True)
         finally:
             print("at the end: " + header(), flush=True)
-        if not isinstance(result, Figures):
-            return result
-        if draw and plot:
-            draw(result.title, result.baseline, result.panels, plot, values=result.values)
-            print(f"plot: {plot}", flush=True)
-        return result.exit_code
+        return result.exit_code if isinstance(result, Figures) else result
 
     return wrapped
 

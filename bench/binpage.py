@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> Figures:
                 )
                 cpu[name].append(figures["cpu_percent"])
                 runs.append(figures)
-                line.append(f"{name} {figures['cpu_percent']:.1f}%")
+                line.append(f"{name} {figures['cpu_percent']:.2f}%")
             print(f"  round {round_number}: " + ", ".join(line), flush=True)
     baseline = statistics.median(cpu["off"])
     frames = statistics.median(r["frames"] / r["seconds"] for r in runs)
@@ -102,11 +102,11 @@ def run(args: argparse.Namespace) -> Figures:
     for name, values in cpu.items():
         value = statistics.median(values)
         if name == "off":
-            print(f"  [web] {name:<22} {value:5.1f} %   (baseline)")
+            print(f"  [web] {name:<22} {value:5.2f} %   (baseline)")
             continue
         extra[name] = statistics.median(on - off for on, off in zip(values, cpu["off"]))
         print(
-            f"  [web] {name:<22} {value:5.1f} %   {extra[name]:+.1f} points of one core "
+            f"  [web] {name:<22} {value:5.2f} %   {extra[name]:+.2f} points of one core "
             f"(median of the rounds' differences), x{value / baseline:.2f}"
         )
     return Figures(

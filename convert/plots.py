@@ -133,6 +133,7 @@ def ratio_bars_png(
     panels: Mapping[str, Mapping[str, float]],
     path: Path,
     values: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    note: str = "",
 ) -> Path:
     """A benchmark's picture: one horizontal bar chart per ratio panel (the baseline's 1.0
     marked), then the measured values (two per row) as clustered bars, the baseline grey."""
@@ -153,7 +154,9 @@ def ratio_bars_png(
         _value_panel(ax, measure, groups, colours)
     marked = "(1.0x, dashed)" if panels else "(grey)"
     fig.suptitle(f"{title}\nbaseline {marked}: {baseline}", fontsize=10)
-    fig.tight_layout()
+    if note:  # e.g. the machine and its load average, so a picture says where it was measured
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=6, color="#555", wrap=True)
+    fig.tight_layout(rect=(0, 0.025 if note else 0, 1, 1))
     fig.savefig(path)
     plt.close(fig)
     return path

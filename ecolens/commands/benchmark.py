@@ -60,7 +60,8 @@ def with_machine_lines(run: Callable[[argparse.Namespace], Any]) -> Callable[[ar
         try:
             result = run(args)
             if isinstance(result, Figures) and draw and plot:
-                draw(result.title, result.baseline, result.panels, plot, values=result.values)
+                note = f"{header()} (at the end of the run)"
+                draw(result.title, result.baseline, result.panels, plot, values=result.values, note=note)
                 print(f"plot: {plot}", flush=True)
         finally:
             print("at the end: " + header(), flush=True)

@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
             "frames/s, unpaced": {
                 "": {"decode only": decode_fps, "classify every frame": every_fps, "daemon": gated_fps}
             },
-            "daemon CPU in real time, % of one core": {
+            "CPU in real time, % of a core": {
                 "": {f"clip ({busy['items']} items)": busy["cpu_percent"], "empty scene": idle["cpu_percent"]}
             },
             "frame-to-PUBACK latency, ms": {

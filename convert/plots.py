@@ -92,8 +92,9 @@ def _ratio_panel(ax: Any, measure: str, bars: Mapping[str, float], baseline: str
 def _value_panel(
     ax: Any, measure: str, groups: Mapping[str, Mapping[str, float]], colour: Mapping[str, str]
 ) -> None:
-    """Vertical bars of measured values: one cluster per group, one colour per series (the
-    same in every panel), each bar labelled with its value."""
+    """Vertical bars of measured values, each labelled with its value: one cluster per group
+    with one colour per series (the same in every panel), or, for one group, one green bar per
+    series; the baseline's bars grey."""
     import textwrap
 
     series = list(dict.fromkeys(name for bars in groups.values() for name in bars))
@@ -105,7 +106,8 @@ def _value_panel(
             if name in bars:
                 xs.append(index if single else position - 0.4 + width * (index + 0.5))
                 heights.append(bars[name])
-        container = ax.bar(xs, heights, width=width, color=colour[name], label=name)
+        shade = colour[name] if not single else "#999" if colour[name] == "#999" else SERIES_COLOURS[0]
+        container = ax.bar(xs, heights, width=width, color=shade, label=name)
         ax.bar_label(container, [_short(h) for h in heights], fontsize=7, padding=1)
     if single:
         ax.set_xticks(range(len(series)), [textwrap.fill(n, 14) for n in series], fontsize=7)

@@ -1,4 +1,4 @@
-"""`ecolens benchmark daemon|binpage|fleet --plot FILE.png` with tiny settings: each run ends
+"""`ecolens benchmark models|daemon|binpage|fleet --plot FILE.png` with tiny settings: each run ends
 with a real chart of its figures (ratio bars and measured values, the baseline in grey). The
 `api` and `coldstart` plots are in tests/test_bench_api.py."""
 
@@ -12,6 +12,17 @@ from tests.support.charts import assert_chart
 from tests.test_bench_api import ecolens
 
 pytest.importorskip("matplotlib")
+
+
+def test_models_plot_without_tensorflow_noise(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    plot = tmp_path / "models.png"
+    proc = ecolens("benchmark", "models", "--count", "4", "--rounds", "1", "--plot", str(plot), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "tflite int8" in proc.stdout and f"plot: {plot}" in proc.stdout
+    for noise in ("oneDNN", "cudart_stub", "cuInit", "absl::InitializeLog"):  # only with -v
+        assert noise not in proc.stderr + proc.stdout
+    assert_chart(plot)
 
 
 def test_daemon_plot(tmp_path: Path) -> None:

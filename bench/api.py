@@ -26,7 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ecolens.bench.figures import Figures
 from ecolens.core.errors import ConfigError, MissingDependencyError, ModelError
+
+RETURNS_FIGURES = True
 
 SERVERS = ("ecolens", "plain", "keras")
 
@@ -36,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--h5", type=Path, help="the Keras baseline (default: reference .h5)")
     parser.add_argument("--images", type=Path, help="image folder (default: shipped eval set)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes, every server")
-    parser.add_argument("--threads", type=int, default=1, help="ecolens inference threads per worker")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="ecolens serve --request-threads: requests per worker at once"
+    )
     parser.add_argument(
         "--keras-threads", type=int, default=4, help="gunicorn threads per worker of the Keras baseline"
     )
@@ -146,7 +151,7 @@ def start_servers(args: argparse.Namespace, model: Path, h5: Path, names: list[s
     workers = ["--workers", str(args.workers)]
     commands = {
         "ecolens": [sys.executable, "-m", "ecolens.cli", "serve", "--model", str(model)]
-        + [*workers, "--threads", str(args.threads)],
+        + [*workers, "--request-threads", str(args.threads)],
         "plain": [sys.executable, "-m", "ecolens.bench.plain_app", "--model", str(model), *workers],
         "keras": [sys.executable, "-m", "ecolens.bench.keras_baseline", "--h5", str(h5)]
         + ["--model", str(model), *workers, "--threads", str(args.keras_threads)],
@@ -159,7 +164,7 @@ def start_servers(args: argparse.Namespace, model: Path, h5: Path, names: list[s
     return servers
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Figures:
     from ecolens.bench.loadgen import run_load
     from ecolens.models import eval_dir, reference_h5, reference_tflite
 
@@ -186,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         for server in servers:
             server.wait_ready()
         print(
-            f"servers: {args.workers} worker processes each; ecolens: uvicorn, {args.threads} inference "
+            f"servers: {args.workers} worker processes each; ecolens: uvicorn, {args.threads} request "
             f"thread(s) per worker, access log on; plain: FastAPI + uvicorn; keras: gunicorn gthread x "
             f"{args.keras_threads} threads\nimage sets: "
             + ", ".join(f"{size} ({len(bodies[size])} JSON base64 bodies)" for size in sizes)
@@ -213,7 +218,35 @@ def run(args: argparse.Namespace) -> int:
         from ecolens.bench.machine import describe
 
         args.json.write_text(json.dumps({"machine": describe(), "rows": rows}, indent=2))
-    return 0
+    return figures_of(rows, names, args)
+
+
+def figures_of(rows: list[dict], names: list[str], args: argparse.Namespace) -> Figures:
+    """For --plot: ecolens' req/s against each baseline (a panel each: Keras' ratios are ten
+    times the plain app's), then req/s and p99 per client count."""
+    baseline = names[1] if len(names) > 1 else "ecolens"
+
+    def level(clients: int) -> str:
+        return f"{clients} client{'s' if clients != 1 else ''}"
+
+    ratios = {
+        f"ecolens req/s / {name} req/s (higher is better)": {
+            f"{row['size']}, {level(row['clients'])}": row[f"throughput_vs_{name}"] for row in rows
+        }
+        for name in names[1:]
+    }
+    values: dict[str, dict[str, dict[str, float]]] = {}
+    for row in rows:
+        for measure, key in (("req/s", "throughput"), ("p99 latency, ms", "p99")):
+            panel = values.setdefault(f"{measure}, {row['size']}", {})
+            panel[level(row["clients"])] = {name: row[name][key] for name in names}
+    return Figures(
+        title=f"POST /predict, {args.workers} workers per server, "
+        f"{args.repeats} x {args.seconds:.0f} s per level (median)",
+        baseline=baseline,
+        panels=ratios,
+        values=values,
+    )
 
 
 def median_of(results: list, attribute: str) -> float:

@@ -41,9 +41,10 @@ def round_medians(run: Callable[[Any], Any], inputs: list[Any], rounds: int) -> 
 
 
 def run(args: argparse.Namespace) -> Figures:
-    import os
+    if not getattr(args, "verbose", False):  # TensorFlow's C++ start-up lines: only with -v
+        from ecolens.convert.quiet import import_tensorflow_quietly
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import_tensorflow_quietly()
     from ecolens.convert.converter import ConvertOptions, convert
     from ecolens.convert.loading import load_keras_model
     from ecolens.core.classifier import Classifier, to_probabilities

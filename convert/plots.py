@@ -68,25 +68,97 @@ def reliability_png(report: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def ratio_bars_png(title: str, baseline: str, panels: Mapping[str, Mapping[str, float]], path: Path) -> Path:
-    """One horizontal bar chart per measure, the baseline's 1.0 marked: a benchmark's ratios."""
-    fig, axes = plt.subplots(
-        len(panels), 1, figsize=(6.4, 0.9 + sum(0.45 * len(b) + 0.6 for b in panels.values())), dpi=150,
-        squeeze=False,
-    )  # fmt: skip
-    for ax, (measure, bars) in zip(axes[:, 0], panels.items()):
-        names = list(bars)
-        values = [bars[n] for n in names]
-        ax.barh(range(len(names)), values, color=["#999" if n == baseline else "#4b9e84" for n in names])
-        ax.set_yticks(range(len(names)), names)
-        ax.invert_yaxis()
-        ax.axvline(1.0, color="#e0672b", linestyle="--", linewidth=1)
-        for i, value in enumerate(values):
-            ax.text(value, i, f" {value:.2f}x", va="center", fontsize=8)
-        ax.set_xlim(0, max(values + [1.0]) * 1.2)
-        ax.set_title(measure, fontsize=9)
-    fig.suptitle(f"{title}\nbaseline (1.0x, dashed): {baseline}", fontsize=10)
-    fig.tight_layout()
+SERIES_COLOURS = ("#4b9e84", "#e0672b", "#3b6fb6", "#b58f00", "#8a5fb0")
+
+
+def _short(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def _ratio_panel(ax: Any, measure: str, bars: Mapping[str, float], baseline: str) -> None:
+    """Horizontal bars, one per name, the baseline's 1.0 dashed."""
+    names = list(bars)
+    values = [bars[n] for n in names]
+    ax.barh(range(len(names)), values, color=["#999" if n == baseline else "#4b9e84" for n in names])
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="#e0672b", linestyle="--", linewidth=1)
+    for i, value in enumerate(values):
+        ax.text(value, i, f" {value:.2f}x", va="center", fontsize=8)
+    ax.set_xlim(0, max(values + [1.0]) * 1.2)
+    ax.set_title(measure, fontsize=9)
+
+
+def _value_panel(
+    ax: Any, measure: str, groups: Mapping[str, Mapping[str, float]], colour: Mapping[str, str]
+) -> None:
+    """Vertical bars of measured values, each labelled with its value: one cluster per group
+    with one colour per series (the same in every panel), or, for one group, one green bar per
+    series; the baseline's bars grey."""
+    import textwrap
+
+    series = list(dict.fromkeys(name for bars in groups.values() for name in bars))
+    single = len(groups) == 1 and "" in groups
+    width = 0.8 / (1 if single else len(series))
+    for index, name in enumerate(series):
+        xs, heights = [], []
+        for position, bars in enumerate(groups.values()):
+            if name in bars:
+                xs.append(index if single else position - 0.4 + width * (index + 0.5))
+                heights.append(bars[name])
+        shade = colour[name] if not single else "#999" if colour[name] == "#999" else SERIES_COLOURS[0]
+        container = ax.bar(xs, heights, width=width, color=shade, label=name)
+        ax.bar_label(container, [_short(h) for h in heights], fontsize=7, padding=1)
+    if single:
+        ax.set_xticks(range(len(series)), [textwrap.fill(n, 14) for n in series], fontsize=7)
+    else:
+        ax.set_xticks(range(len(groups)), list(groups), fontsize=8)
+        ax.legend(fontsize=7, loc="upper center", ncols=len(series), frameon=False)
+    heights = [v for bars in groups.values() for v in bars.values()] or [1.0]
+    low, high = min(0.0, min(heights)), max(0.0, max(heights))
+    span = (high - low) or 1.0
+    ax.set_ylim(low - (0.18 * span if low < 0 else 0.0), high + (0.18 if single else 0.32) * span)
+    ax.axhline(0, color="#444", linewidth=0.6)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(measure, fontsize=9)
+
+
+def _series_colours(values: Mapping[str, Mapping[str, Mapping[str, float]]], baseline: str) -> dict[str, str]:
+    names = dict.fromkeys(n for groups in values.values() for bars in groups.values() for n in bars)
+    palette = iter(SERIES_COLOURS * (1 + len(names) // len(SERIES_COLOURS)))
+    return {name: "#999" if name == baseline else next(palette) for name in names}
+
+
+def ratio_bars_png(
+    title: str,
+    baseline: str,
+    panels: Mapping[str, Mapping[str, float]],
+    path: Path,
+    values: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    note: str = "",
+) -> Path:
+    """A benchmark's picture: one horizontal bar chart per ratio panel (the baseline's 1.0
+    marked), then the measured values (two per row) as clustered bars, the baseline grey."""
+    values = values or {}
+    ratio_heights = [0.45 * len(bars) + 0.6 for bars in panels.values()]
+    value_rows = (len(values) + 1) // 2
+    heights = ratio_heights + [2.4] * value_rows
+    columns = 2 if len(values) > 1 else 1
+    fig = plt.figure(figsize=(7.6 if columns == 2 else 6.4, 0.9 + sum(heights)), dpi=150)
+    grid = fig.add_gridspec(len(heights), columns, height_ratios=heights)
+    colours = _series_colours(values, baseline)
+    for row, (measure, bars) in enumerate(panels.items()):
+        _ratio_panel(fig.add_subplot(grid[row, :]), measure, bars, baseline)
+    for index, (measure, groups) in enumerate(values.items()):
+        row, column = len(panels) + index // columns, index % columns
+        last_alone = index == len(values) - 1 and column == 0
+        ax = fig.add_subplot(grid[row, :] if last_alone else grid[row, column])
+        _value_panel(ax, measure, groups, colours)
+    marked = "(1.0x, dashed)" if panels else "(grey)"
+    fig.suptitle(f"{title}\nbaseline {marked}: {baseline}", fontsize=10)
+    if note:  # e.g. the machine and its load average, so a picture says where it was measured
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=6, color="#555", wrap=True)
+    fig.tight_layout(rect=(0, 0.025 if note else 0, 1, 1))
     fig.savefig(path)
     plt.close(fig)
     return path

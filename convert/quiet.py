@@ -46,3 +46,14 @@ def native_output_silenced(enabled: bool = True) -> Iterator[None]:
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
+
+
+def import_tensorflow_quietly() -> None:
+    """TensorFlow 2.2x announces oneDNN, missing CUDA drivers and a failed cuInit from C++ on
+    import and first use, whatever TF_CPP_MIN_LOG_LEVEL says: imported and its devices listed
+    once here, with those lines silenced (`ecolens train` without -v)."""
+    silence_python_logs()
+    with native_output_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()

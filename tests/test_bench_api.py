@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.charts import assert_chart
+
 
 def ecolens(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -20,12 +22,14 @@ def ecolens(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def test_benchmark_api_against_the_plain_app(tmp_path: Path) -> None:
     pytest.importorskip("fastapi")
+    pytest.importorskip("matplotlib")
     figures = tmp_path / "api.json"
     proc = ecolens(
         "benchmark", "api", "--baselines", "plain", "--clients", "2", "--sizes", "photo,320x240",
-        "--seconds", "1", "--repeats", "1", "--json", str(figures),
+        "--seconds", "1", "--repeats", "1", "--json", str(figures), "--plot", str(tmp_path / "api.png"),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_chart(tmp_path / "api.png", min_height=1000)  # ratios, then req/s and p99 per image set
     assert proc.stdout.startswith("machine: ") and "int8 dot product:" in proc.stdout
     assert "load average:" in proc.stdout.splitlines()[-1]
     document = json.loads(figures.read_text())
@@ -59,5 +63,10 @@ def test_benchmark_plot_refuses_a_bad_file_name_before_running(tmp_path: Path) -
         f"ecolens benchmark: error: --plot {tmp_path / 'chart.jpg'}: give a .png file name"
     ]
     assert "machine: " not in proc.stdout  # refused before the benchmark started
-    proc = ecolens("benchmark", "daemon", "--plot", str(tmp_path / "chart.png"), timeout=60)
-    assert proc.returncode == 2 and "unrecognized arguments: --plot" in proc.stderr
+    missing = tmp_path / "nowhere" / "chart.png"
+    for name in ("daemon", "api", "fleet", "binpage"):  # every benchmark draws, each checks first
+        proc = ecolens("benchmark", name, "--plot", str(missing), timeout=60)
+        assert proc.returncode != 0 and "machine: " not in proc.stdout
+        assert proc.stderr.strip().splitlines() == [
+            f"ecolens benchmark: error: --plot {missing}: folder {missing.parent} does not exist"
+        ]

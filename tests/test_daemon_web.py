@@ -66,6 +66,28 @@ def test_state_frame_crops_and_metrics_over_http(running):
     assert dict(model_labels[0])["version"] == state["model"]["version"]
 
 
+def test_nothing_is_encoded_while_nobody_watches(tmp_path, mosquitto, reference_model):
+    """The frame loop only keeps references: no JPEG is made until a page asks, then one per
+    half ``frame_interval_s`` however often it asks, and a crop once."""
+    running = Running(write_config(tmp_path, mosquitto, reference_model, speed=2.0, frame_interval_s=20))
+    try:
+        check_no_encoding_until_asked(running)
+    finally:
+        running.stop()
+
+
+def check_no_encoding_until_asked(running: Running) -> None:
+    running.wait_items(2)
+    assert running.daemon.stats.frames_read > 30 and running.daemon.live.encodes == 0
+    first = requests.get(f"{running.url}/frame.jpg", timeout=10)
+    again = requests.get(f"{running.url}/frame.jpg", timeout=10)
+    assert first.status_code == again.status_code == 200 and running.daemon.live.encodes == 1
+    newest = requests.get(f"{running.url}/api/state", timeout=10).json()["results"][0]["event_id"]
+    for _ in range(2):
+        assert requests.get(f"{running.url}/crop/{newest}.jpg", timeout=10).status_code == 200
+    assert running.daemon.live.encodes == 2
+
+
 def test_region_saved_to_the_config_and_applied_by_reload(running, tmp_path):
     path = running.daemon.config_path
     saved = requests.post(f"{running.url}/api/roi", json={"roi": [0.1, 0.2, 0.9, 0.95]}, timeout=10)

@@ -34,6 +34,9 @@ def test_train_records_letterbox_temperature_and_ood_metrics(tmp_path: Path) -> 
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "out of domain" in proc.stderr and "temperature" in proc.stderr
+    # TensorFlow's C++ lines on import and first use: only with -v
+    for noise in ("oneDNN", "cudart_stub", "cuInit", "absl::InitializeLog"):
+        assert noise not in proc.stderr + proc.stdout
     with h5py.File(out) as handle:
         stored = json.loads(handle.attrs["ecolens_metadata"])
         config = handle.attrs["model_config"]

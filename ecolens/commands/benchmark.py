@@ -20,6 +20,7 @@ BENCHMARKS = {
     ),
     "coldstart": ("ecolens.bench.coldstart", "`ecolens classify` start-up vs a bare LiteRT script"),
     "fleet": ("ecolens.bench.fleet", "aggregator ingest rate and report query time"),
+    "binpage": ("ecolens.bench.binpage", "the daemon's CPU with the bin page off, unwatched and watched"),
 }
 
 
@@ -58,14 +59,13 @@ def with_machine_lines(run: Callable[[argparse.Namespace], Any]) -> Callable[[ar
         print(header(), flush=True)
         try:
             result = run(args)
+            if isinstance(result, Figures) and draw and plot:
+                note = f"{header()} (at the end of the run)"
+                draw(result.title, result.baseline, result.panels, plot, values=result.values, note=note)
+                print(f"plot: {plot}", flush=True)
         finally:
             print("at the end: " + header(), flush=True)
-        if not isinstance(result, Figures):
-            return result
-        if draw and plot:
-            draw(result.title, result.baseline, result.panels, plot)
-            print(f"plot: {plot}", flush=True)
-        return result.exit_code
+        return result.exit_code if isinstance(result, Figures) else result
 
     return wrapped
 

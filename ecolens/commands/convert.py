@@ -190,6 +190,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        from ecolens.convert.quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     from ecolens.convert.train import TrainOptions, train
 
     train(

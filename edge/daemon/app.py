@@ -225,7 +225,8 @@ class Daemon:
             self.stats.frame()
             for item in self.pipeline.process(frame):
                 self._publish(item)
-            self.live.frame(frame, self.pipeline.last_box)
+            if self.web is not None:  # the bin page's references; nothing when it is off
+                self.live.frame(frame, self.pipeline.last_box)
             self._reload_if_due()
 
     def _while_waiting(self) -> None:
@@ -265,7 +266,8 @@ class Daemon:
             self.audit.save(item.image, result)
         if self.samples is not None:
             self.samples.offer(item.image, result)
-        self.live.result(result, item.image)
+        if self.web is not None:
+            self.live.result(result, item.image)
         if self.keep_results:
             self.results.append(result)
         log.info(

@@ -63,6 +63,7 @@ class LiveView:
         self._results: deque[Shown] = deque(maxlen=KEEP_RESULTS)
         self._jpeg: tuple[float, bytes, tuple[float, ...] | None, tuple[int, int]] | None = None
         self.min_interval_s = min_interval_s
+        self.encodes = 0  # JPEGs made so far: stays 0 while nobody watches (a test checks it)
 
     def frame(self, frame: Frame, box: tuple[int, int, int, int] | None) -> None:
         """Called for every frame: two reference assignments."""
@@ -86,6 +87,7 @@ class LiveView:
             if box is not None:
                 fractions = (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
             self._jpeg = (now, encode_jpeg(frame.rgb()), fractions, (width, height))
+            self.encodes += 1
             return self._jpeg[1:]
 
     def results(self) -> list[dict[str, Any]]:
@@ -98,6 +100,7 @@ class LiveView:
                 if shown.result.get("event_id") == event_id:
                     if shown.jpeg is None:
                         shown.jpeg = encode_jpeg(shown.crop, 320)
+                        self.encodes += 1
                     return shown.jpeg
         return None
 

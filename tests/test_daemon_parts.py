@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import threading
@@ -198,6 +199,34 @@ def test_store_keeps_results_across_reopen_and_drops_oldest_when_full(tmp_path):
     assert reopened.dropped() == 2
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+@pytest.mark.parametrize(("mode", "pragma"), [("background", 1), ("full", 2), ("normal", 1)])
+def test_store_durability_modes(tmp_path, mode, pragma):
+    """``background`` (the default) commits without waiting for the disk and has the sync
+    thread fsync the WAL itself (the file SQLite writes, checked by inode) for every commit;
+    ``full`` leaves it to SQLite inside the commit; ``normal`` to SQLite's checkpoints."""
+    path = tmp_path / "queue.sqlite3"
+    store = ResultQueue(path, synchronous=mode)
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    for n in range(20):
+        store.put(f"e{n}", "t", "{}", 1)
+    if mode == "background":
+        assert store.syncer is not None
+        assert os.fstat(store.syncer._fd).st_ino == os.stat(f"{path}-wal").st_ino
+        assert store.syncer.wait(10)
+        assert store.syncer.requested == 20 and store.syncer.synced == 20 and store.syncer.errors == 0
+    else:
+        assert store.syncer is None
+    store.close()
+    reopened = ResultQueue(path)
+    assert [row.event_id for row in reopened.pending(50)] == [f"e{n}" for n in range(20)]
+    reopened.close()
+
+
+def test_store_refuses_an_unknown_durability_mode(tmp_path):
+    with pytest.raises(ConfigError, match="store.synchronous: 'off' is not one of"):
+        ResultQueue(tmp_path / "queue.sqlite3", synchronous="off")
 
 
 def test_damaged_store_is_moved_aside_not_deleted(tmp_path):

@@ -2,6 +2,15 @@
 deleted only when the broker acknowledged it, so results survive broker outages, network
 cuts, ``kill -9`` and power cuts. Bounded: when full, the oldest result is dropped and counted.
 
+Durability (``synchronous``): ``full`` fsyncs the WAL inside each commit, before the result
+can be published (one fsync per commit, 0.2 ms on a quiet disk, 4-8 ms on a busy shared one);
+``background`` (the default) commits without waiting for the disk (the WAL is written, so a
+crash or ``kill -9`` loses nothing) and a sync thread fsyncs the WAL at once, while the result
+is being published: a power cut loses what it would have lost with ``full`` (results whose
+fsync had not finished) but the disk's latency is off the publish path; ``normal`` is SQLite's
+NORMAL (fsync only at checkpoints): crash-safe, and a power cut may lose every result written
+since the last checkpoint that the broker had not acknowledged.
+
 A queue file is moved aside only when SQLite says it is damaged *and* ``PRAGMA
 integrity_check`` (read-only) confirms it: a full disk, a read-only folder or missing
 permissions are one clear error, and the results stay where they are.
@@ -11,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -41,6 +51,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 # SQLite's answers for a damaged file; every other error (full, read-only, I/O, locked) is a
 # condition of the machine, not of the file.
 DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+# The queue's durability modes (module docstring) and the SQLite setting each one runs with.
+SYNC_PRAGMA = {"full": "FULL", "background": "NORMAL", "normal": "NORMAL"}
 
 
 def is_damage(exc: sqlite3.Error) -> bool:
@@ -77,12 +89,69 @@ class QueuedResult:
     qos: int
 
 
+class WalSyncer(threading.Thread):
+    """``synchronous = "background"``: fsyncs the queue's WAL as soon as a commit asks for it,
+    in its own thread (``os.fsync`` releases the GIL), so the disk's latency is not on the
+    publish path. ``synced`` reaches ``requested`` once every commit asked for is on disk."""
+
+    def __init__(self, wal: Path) -> None:
+        super().__init__(name="queue-sync", daemon=True)
+        # The WAL exists once the connection has read the file; its inode lives as long as the
+        # connection is open (checkpoints rewrite it in place), so one descriptor serves for ever.
+        self._fd = os.open(wal, os.O_RDONLY | os.O_CREAT, 0o600)
+        self._due = threading.Condition()
+        self.requested = 0
+        self.synced = 0
+        self.errors = 0
+        self._closing = False
+
+    def request(self) -> None:
+        with self._due:
+            self.requested += 1
+            self._due.notify()
+
+    def run(self) -> None:
+        while True:
+            with self._due:
+                self._due.wait_for(lambda: self.requested > self.synced or self._closing)
+                if self.requested == self.synced:
+                    return
+                target = self.requested
+            self._sync(target)
+
+    def _sync(self, target: int) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.errors += 1
+            log.error("queue WAL not synced to disk: %s", exc, extra={"event": "store_error"})
+        with self._due:
+            self.synced = max(self.synced, target)
+            self._due.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once every commit requested so far is on disk (tests, close)."""
+        with self._due:
+            target = self.requested
+            return self._due.wait_for(lambda: self.synced >= target, timeout)
+
+    def close(self) -> None:
+        with self._due:
+            self._closing = True
+            self._due.notify_all()
+        self.join(10)
+        os.close(self._fd)
+
+
 class ResultQueue:
     """One connection shared by the pipeline (put) and the MQTT thread (pending, delete)."""
 
-    def __init__(self, path: Path, max_items: int = 10_000, synchronous: str = "full") -> None:
+    def __init__(self, path: Path, max_items: int = 10_000, synchronous: str = "background") -> None:
+        if synchronous not in SYNC_PRAGMA:
+            raise ConfigError(f"store.synchronous: {synchronous!r} is not one of {', '.join(SYNC_PRAGMA)}")
         self.path = Path(path)
         self.max_items = max_items
+        self.synchronous = synchronous
         self._lock = threading.Lock()
         self._burst_drops = 0
         try:
@@ -90,6 +159,10 @@ class ResultQueue:
         except OSError as exc:
             raise ConfigError(f"store.path: cannot create {self.path.parent}: {exc}") from exc
         self._db = self._open(synchronous)
+        self.syncer: WalSyncer | None = None
+        if synchronous == "background":
+            self.syncer = WalSyncer(self.path.with_name(self.path.name + "-wal"))
+            self.syncer.start()
 
     def _open(self, synchronous: str) -> sqlite3.Connection:
         try:
@@ -128,7 +201,7 @@ class ResultQueue:
             raise ConfigError(f"store.path: cannot open queue {self.path}: {reason}") from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            db.execute(f"PRAGMA synchronous={SYNC_PRAGMA[synchronous]}")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
             # Milliseconds for a full queue; finds damage now rather than in the MQTT thread.
@@ -176,8 +249,14 @@ class ResultQueue:
                 "INSERT OR IGNORE INTO queue (event_id, topic, payload, qos, created) VALUES (?, ?, ?, ?, ?)",
                 (event_id, topic, payload(), qos, time.time()),
             )
+        self._written()
         self._note_drops(dropped)
         return dropped
+
+    def _written(self) -> None:
+        """A commit that has to reach the disk (``background``: the sync thread does it now)."""
+        if self.syncer is not None:
+            self.syncer.request()
 
     def _note_drops(self, dropped: int) -> None:
         """One warning when a burst of drops starts and one line when it ends, not one per
@@ -217,5 +296,7 @@ class ResultQueue:
         return row[0] if row else 0
 
     def close(self) -> None:
+        if self.syncer is not None:
+            self.syncer.close()  # the last commits' fsync first; closing then checkpoints
         with self._lock:
             self._db.close()

@@ -29,11 +29,11 @@ class StoreSection(Section):
     max_items: int = Field(10_000, ge=1, description="queue bound; when full the oldest result is dropped")
     synchronous: Literal["background", "full", "normal"] = Field(
         "background",
-        description="'background': committed before publishing (survives kill -9), fsync'd at once "
-        "by a sync thread while it is published (survives a power cut as 'full' does, but the "
-        "fsync is off the publish path); 'full': fsync'd before publishing (adds the disk's "
-        "fsync time to every result's latency); 'normal': fsync only at checkpoints (a power "
-        "cut may lose the results not yet acknowledged by the broker)",
+        description="'background': committed before publishing (survives kill -9) and fsync'd "
+        "by a sync thread within 50 ms, after the publish (a power cut can lose the last 50 ms of "
+        "results the broker had not acknowledged); 'full': fsync'd before publishing (adds the "
+        "disk's fsync time to every result's latency); 'normal': fsync only at checkpoints (a "
+        "power cut may lose every result not yet acknowledged by the broker)",
     )
 
     def resolved_path(self) -> Path:

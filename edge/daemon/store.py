@@ -108,6 +108,11 @@ class WalSyncer(threading.Thread):
         # The WAL exists once the connection has read the file; its inode lives as long as the
         # connection is open (checkpoints rewrite it in place), so one descriptor serves for ever.
         self._fd = os.open(wal, os.O_RDONLY | os.O_CREAT, 0o600)
+        folder = os.open(wal.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the WAL's directory entry too, once: a new file is not durable without it
+        finally:
+            os.close(folder)
         self._closing = threading.Event()
         self._done = threading.Condition()
         self.requested = 0  # commits so far (counted under the queue's lock)
@@ -165,7 +170,13 @@ class ResultQueue:
             raise ConfigError(f"store.path: cannot create {self.path.parent}: {exc}") from exc
         self._db = self._open(synchronous)
         self.syncer: WalSyncer | None = None
-        if synchronous == "background":
+        journal = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        if synchronous == "background" and journal != "wal":
+            # The sync thread fsyncs the WAL; without one (a file system SQLite cannot share
+            # memory on) every commit is fsync'd by SQLite itself instead.
+            log.warning("queue %s cannot use WAL (journal %s): store.synchronous = full", self.path, journal)
+            self._db.execute("PRAGMA synchronous=FULL")
+        elif synchronous == "background":
             self.syncer = WalSyncer(self.path.with_name(self.path.name + "-wal"))
             self.syncer.start()
 

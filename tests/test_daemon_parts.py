@@ -307,3 +307,42 @@ def test_cropping_to_the_item_is_what_makes_the_labels_right(reference_model):
     whole = clip_labels(classifier, "frame")
     assert len(whole) == len(truth)
     assert sum(a == b for a, b in zip(whole, truth)) < len(truth)
+
+
+def test_audit_and_sample_of_a_result_wait_until_it_is_published(
+    tmp_path, mosquitto, reference_model, eval_dir
+):
+    """The result is committed and handed to the MQTT link first; its audit JPEG and its sample
+    (an encode and a second commit) come with the next frame, never while it is being sent."""
+    from ecolens.core.mqtt import broker_overrides
+    from ecolens.edge.daemon.app import Daemon
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "one.jpg").write_bytes(sorted(eval_dir.rglob("*.jpg"))[0].read_bytes())
+    overrides = {
+        "source.uri": str(folder),
+        "model.path": str(reference_model),
+        "store.path": str(tmp_path / "queue.sqlite3"),
+        "audit.enabled": True,
+        "audit.dir": str(tmp_path / "audit"),
+        "samples.enabled": True,
+        "samples.random_share": 1.0,
+        "publish.stats_interval_s": 0,
+        "service.watch_interval_s": 0,
+        **broker_overrides(mosquitto.url),
+    }
+    daemon = Daemon(load_daemon_config(None, overrides, environ={}))
+    daemon.start()
+    try:
+        (item,) = daemon.pipeline.process(daemon.source.read())
+        daemon._publish(item)
+        assert item.result["seq"] == 1  # numbered in the commit; the link may have sent it already
+        assert not list((tmp_path / "audit").rglob("*.jpg"))
+        daemon._after_publish()
+        assert len(list((tmp_path / "audit").rglob("*.jpg"))) == 1
+        assert daemon.samples is not None and daemon.samples.queued == 1
+        assert wait_until(lambda: daemon.store.depth() == 0, timeout=10)  # result and sample sent
+    finally:
+        daemon.stop_event.set()
+        daemon.shutdown()

@@ -36,9 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="interpreter threads")
     parser.add_argument(
         "--synchronous",
-        choices=("full", "normal"),
-        default="full",
-        help="the queue's store.synchronous (full: an fsync per result, the default)",
+        choices=("background", "full", "normal"),
+        default="background",
+        help="the queue's store.synchronous (background, the default: fsync'd by a sync thread "
+        "while the result is published; full: fsync'd before it is published)",
     )
 
 
@@ -122,7 +123,7 @@ def daemon_run(
     state: Path,
     model,
     threads,
-    synchronous: str = "full",
+    synchronous: str = "background",
     web: bool = False,
     viewer: bool = False,
 ) -> dict:

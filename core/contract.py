@@ -9,7 +9,6 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 CONTRACT_VERSION = "1.0"
@@ -57,6 +56,8 @@ def make_result(
 @lru_cache(maxsize=1)
 def result_schema() -> dict[str, Any]:
     """The JSON Schema shipped with the package (core/schema/result.schema.json)."""
+    from importlib import resources  # not at import: a cold `ecolens classify` never needs it
+
     text = resources.files("ecolens.core").joinpath("schema/result.schema.json").read_text()
     return json.loads(text)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,6 @@ import cv2
 import numpy as np
 from ecolens.core.errors import ImageError, ImageTooLargeError
 from ecolens.core.metadata import InputSpec
-from PIL import Image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
@@ -36,8 +36,58 @@ LETTERBOX_PAD = 127
 DEFAULT_MAX_PIXELS = 40_000_000
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); C4, C8, CC are not.
+JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+JPEG_STANDALONE_MARKERS = frozenset(range(0xD0, 0xD9)) | {0x01}
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a JPEG's frame header, walking the marker segments before it;
+    None when there is none to find (not a JPEG, cut short, or a height given later by DNL)."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in JPEG_STANDALONE_MARKERS:
+            at += 2
+            continue
+        if marker == 0xDA:  # start of scan: no frame header before it
+            return None
+        (length,) = struct.unpack_from(">H", data, at + 2)
+        if marker in JPEG_FRAME_MARKERS:
+            if at + 9 > len(data) or length < 7:
+                return None
+            height, width = struct.unpack_from(">HH", data, at + 5)
+            return (width, height) if width and height else None
+        at += 2 + length
+    return None
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR, which the format puts first."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack_from(">II", data, 16)
+    return (width, height) if width and height else None
+
+
 def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the header alone, so a decompression bomb is never decoded."""
+    """Width and height from the header alone, so a decompression bomb is never decoded.
+    JPEG and PNG (what cameras and phones send) are read here without Pillow, whose import
+    and plugin loading cost more than a cold `ecolens classify`'s inference; other formats
+    (BMP, WebP, ...) and anything these readers cannot place go through Pillow."""
+    size = jpeg_size(data) or png_size(data)
+    if size is not None:
+        return size
+    from PIL import Image
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -69,7 +119,7 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedI
     width, height = image_size(data)
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
+            f"image is too large: {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
         )
     return EncodedImage(data, width, height)
 

@@ -70,3 +70,23 @@ def test_benchmark_plot_refuses_a_bad_file_name_before_running(tmp_path: Path) -
         assert proc.stderr.strip().splitlines() == [
             f"ecolens benchmark: error: --plot {missing}: folder {missing.parent} does not exist"
         ]
+
+
+def test_scripts_benchmarks_writes_every_table_to_one_file(tmp_path: Path) -> None:
+    """`scripts/benchmarks.py` (every README figure in one run): the machine line, the int8
+    context (the model's MACs and latency) and each chosen benchmark's table, in the file."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "benchmarks.py"
+    out = tmp_path / "bench.txt"
+    command = [sys.executable, str(script), "--quick", "--only", "coldstart", "--out", str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    text = out.read_text()
+    assert text.splitlines()[1].startswith("machine: ") and "int8 dot product:" in text
+    assert "M MACs" in text and "ecolens-plastic-lite0.int8.tflite" in text
+    assert "== ecolens benchmark coldstart --runs 3" in text and "ecolens classify - bare script" in text
+    assert "-- coldstart: exit 0" in text and text.rstrip().endswith("failed: none")
+    wrong = subprocess.run([sys.executable, str(script), "--only", "nope"], capture_output=True, text=True)
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == (
+        "error: --only: unknown benchmark(s) nope; choose from models, daemon, api, coldstart, fleet"
+    )

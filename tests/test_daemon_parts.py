@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import threading
@@ -200,6 +201,37 @@ def test_store_keeps_results_across_reopen_and_drops_oldest_when_full(tmp_path):
     assert mode == "wal"
 
 
+@pytest.mark.parametrize(("mode", "pragma"), [("background", 1), ("full", 2), ("normal", 1)])
+def test_store_durability_modes(tmp_path, mode, pragma):
+    """``background`` (the default) commits without waiting for the disk and has the sync
+    thread fsync the WAL itself (the file SQLite writes, checked by inode) within an interval;
+    ``full`` leaves it to SQLite inside the commit; ``normal`` to SQLite's checkpoints."""
+    path = tmp_path / "queue.sqlite3"
+    store = ResultQueue(path, synchronous=mode)
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    for n in range(20):
+        store.put(f"e{n}", "t", "{}", 1)
+    if mode == "background":
+        assert store.syncer is not None
+        assert os.fstat(store.syncer._fd).st_ino == os.stat(f"{path}-wal").st_ino
+        assert store.syncer.wait(10)
+        assert store.syncer.requested == 20 and store.syncer.synced == 20 and store.syncer.errors == 0
+        store.put("last", "t", "{}", 1)
+        store.close()  # the commits of the last interval are synced before the thread ends
+        assert store.syncer.synced == 21 and not store.syncer.is_alive()
+    else:
+        assert store.syncer is None
+        store.close()
+    reopened = ResultQueue(path)
+    assert [row.event_id for row in reopened.pending(50)][:20] == [f"e{n}" for n in range(20)]
+    reopened.close()
+
+
+def test_store_refuses_an_unknown_durability_mode(tmp_path):
+    with pytest.raises(ConfigError, match="store.synchronous: 'off' is not one of"):
+        ResultQueue(tmp_path / "queue.sqlite3", synchronous="off")
+
+
 def test_damaged_store_is_moved_aside_not_deleted(tmp_path):
     path = tmp_path / "queue.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
@@ -275,3 +307,42 @@ def test_cropping_to_the_item_is_what_makes_the_labels_right(reference_model):
     whole = clip_labels(classifier, "frame")
     assert len(whole) == len(truth)
     assert sum(a == b for a, b in zip(whole, truth)) < len(truth)
+
+
+def test_audit_and_sample_of_a_result_wait_until_it_is_published(
+    tmp_path, mosquitto, reference_model, eval_dir
+):
+    """The result is committed and handed to the MQTT link first; its audit JPEG and its sample
+    (an encode and a second commit) come with the next frame, never while it is being sent."""
+    from ecolens.core.mqtt import broker_overrides
+    from ecolens.edge.daemon.app import Daemon
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "one.jpg").write_bytes(sorted(eval_dir.rglob("*.jpg"))[0].read_bytes())
+    overrides = {
+        "source.uri": str(folder),
+        "model.path": str(reference_model),
+        "store.path": str(tmp_path / "queue.sqlite3"),
+        "audit.enabled": True,
+        "audit.dir": str(tmp_path / "audit"),
+        "samples.enabled": True,
+        "samples.random_share": 1.0,
+        "publish.stats_interval_s": 0,
+        "service.watch_interval_s": 0,
+        **broker_overrides(mosquitto.url),
+    }
+    daemon = Daemon(load_daemon_config(None, overrides, environ={}))
+    daemon.start()
+    try:
+        (item,) = daemon.pipeline.process(daemon.source.read())
+        daemon._publish(item)
+        assert item.result["seq"] == 1  # numbered in the commit; the link may have sent it already
+        assert not list((tmp_path / "audit").rglob("*.jpg"))
+        daemon._after_publish()
+        assert len(list((tmp_path / "audit").rglob("*.jpg"))) == 1
+        assert daemon.samples is not None and daemon.samples.queued == 1
+        assert wait_until(lambda: daemon.store.depth() == 0, timeout=10)  # result and sample sent
+    finally:
+        daemon.stop_event.set()
+        daemon.shutdown()

@@ -7,6 +7,8 @@ import sqlite3
 import time
 from contextlib import closing
 
+import pytest
+
 from tests.support.daemon_helpers import Recorder, clip_manifest, clip_path, daemon_process, status_word
 
 RESULT = "ecolens/bin-r/result"
@@ -65,11 +67,13 @@ def test_broker_outage_mid_stream_loses_no_result(tmp_path, mosquitto, reference
         recorder.close()
 
 
-def test_results_queued_before_kill_9_arrive_after_restart(tmp_path, mosquitto, reference_model):
+@pytest.mark.parametrize("synchronous", ["background", "full", "normal"])
+def test_results_queued_before_kill_9_arrive_after_restart(tmp_path, mosquitto, reference_model, synchronous):
+    """Every durability mode keeps what was committed when the process is killed."""
     mosquitto.stop()  # results can only be queued
     store = tmp_path / "queue.sqlite3"
     log = tmp_path / "daemon.log"
-    env = {"ECOLENS_SERVICE__DRAIN_TIMEOUT_S": "60"}
+    env = {"ECOLENS_SERVICE__DRAIN_TIMEOUT_S": "60", "ECOLENS_STORE__SYNCHRONOUS": synchronous}
     first = daemon_process(args(tmp_path, mosquitto, reference_model, 0), log, **env)
     try:
         deadline = time.monotonic() + 60

@@ -142,3 +142,60 @@ def test_header_checks_come_before_any_decode():
     truncated = inspect_image(png_header(64, 64))  # header fine, pixels missing: decode says so
     with pytest.raises(ImageError):
         decode_for_model(truncated, InputSpec(160, 160))
+
+
+def pillow_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def encoded(size: tuple[int, int], fmt: str, **options) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 40)).save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def test_header_sizes_without_pillow_agree_with_pillow(samples):
+    """JPEG and PNG sizes are read without importing Pillow (cold start): the same sizes as
+    Pillow gives, on the shipped photos and on progressive, EXIF-carrying and odd sizes."""
+    from ecolens.core.preprocess import image_size, jpeg_size, png_size
+
+    for path in samples[:40]:
+        data = path.read_bytes()
+        assert jpeg_size(data) == pillow_size(data), path.name
+    exif = Image.Exif()
+    exif[0x010F] = "EcoLens test camera"  # an APP1 segment before the frame header
+    cases = [
+        encoded((640, 480), "JPEG"),
+        encoded((1, 1), "JPEG"),
+        encoded((4000, 3), "JPEG", progressive=True),
+        encoded((333, 777), "JPEG", exif=exif.tobytes()),
+        encoded((640, 480), "PNG"),
+        encoded((70_000, 1), "PNG"),
+    ]
+    for data in cases:
+        assert image_size(data) == pillow_size(data)
+        assert (jpeg_size(data) or png_size(data)) == pillow_size(data)
+    # Other formats go through Pillow; what no reader can place is one clear error.
+    assert image_size(encoded((31, 17), "BMP")) == (31, 17)
+    assert jpeg_size(b"\xff\xd8\xff\xda\x00\x02") is None  # a scan before any frame header
+    assert jpeg_size(encoded((64, 48), "JPEG")[:20]) is None  # cut short
+    for garbage in (b"\xff\xd8" + b"\x00" * 40, b"\x89PNG\r\n\x1a\n" + b"\x00" * 10):
+        with pytest.raises(ImageError, match="not a decodable image"):
+            image_size(garbage)
+
+
+def test_classify_does_not_import_pillow(tmp_path, reference_model, samples):
+    """`ecolens classify` on a JPEG starts without Pillow (its import and plugins cost more
+    than the inference of one image)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from ecolens.cli import main; code = main(sys.argv[1:]); "
+        "print('PIL' in sys.modules, file=sys.stderr); sys.exit(code)"
+    )
+    command = [sys.executable, "-c", probe, "classify", "--model", str(reference_model), str(samples[0])]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "False"

@@ -80,6 +80,7 @@ class Daemon:
         self.stats = DaemonStats()
         self.notifier = SystemdNotifier()
         self.results: list[dict[str, Any]] = []  # kept only when keep_results (demo, tests)
+        self._published: list[ItemResult] = []  # their audit, sample and log come after the publish
         self.keep_results = False
         self.ready = threading.Event()
         self._heartbeat = time.monotonic()
@@ -214,6 +215,7 @@ class Daemon:
         while not self.stop_event.is_set():
             frame = self.source.read()
             self.beat()
+            self._after_publish()
             if frame is None:
                 if self.stop_event.is_set():
                     break
@@ -233,6 +235,7 @@ class Daemon:
         """Called about every second while the source waits for its camera: the watchdog sees
         a live loop, and a reload (SIGHUP, a changed file) applies now, not once frames flow."""
         self.beat()
+        self._after_publish()
         if self.ready.is_set():
             self._reload_if_due()
 
@@ -262,17 +265,29 @@ class Daemon:
             log.error("result %s lost, not queued: %s", event_id, message, extra={"event": "store_error"})
             return
         self.link.notify(event_id, item.read_at)
-        if self.audit is not None:
-            self.audit.save(item.image, result)
-        if self.samples is not None:
-            self.samples.offer(item.image, result)
         if self.web is not None:
-            self.live.result(result, item.image)
+            self.live.result(result, item.image)  # a reference kept for the bin page, nothing more
         if self.keep_results:
             self.results.append(result)
-        log.info(
-            "%s %.3f", result["label"], result["confidence"], extra={"event": "result", "result": result}
-        )
+        # The rest waits for the next frame: done now, it competes with the MQTT thread for the
+        # CPU, the GIL and the queue while the result is being published.
+        self._published.append(item)
+
+    def _after_publish(self) -> None:
+        """Audit image, sample and log line of the results published before."""
+        while self._published:
+            item = self._published.pop(0)
+            result = item.result
+            if self.audit is not None:
+                self.audit.save(item.image, result)
+            if self.samples is not None and self.samples.offer(item.image, result):
+                self.link.notify()  # a queued sample is sent like a result
+            log.info(
+                "%s %.3f",
+                result["label"],
+                result["confidence"],
+                extra={"event": "result", "result": result},
+            )
 
     def _finish_item(self) -> None:
         """Stop requested while an item was being classified: finish it first."""
@@ -362,6 +377,7 @@ class Daemon:
     def shutdown(self) -> None:
         self.notifier.stopping()
         self._finish_item()
+        self._after_publish()
         self.stop_event.set()
         drain = self.config.service.drain_timeout_s
         try:

@@ -2,6 +2,15 @@
 deleted only when the broker acknowledged it, so results survive broker outages, network
 cuts, ``kill -9`` and power cuts. Bounded: when full, the oldest result is dropped and counted.
 
+Durability (``synchronous``): ``full`` fsyncs the WAL inside each commit, before the result
+can be published (one fsync per commit, 0.2 ms on a quiet disk, 4-8 ms on a busy shared one);
+``background`` (the default) commits without waiting for the disk (the WAL is written, so a
+crash or ``kill -9`` loses nothing) and a sync thread fsyncs the WAL within 50 ms, after the
+result has been published: a power cut can lose the results of the last 50 ms that the broker
+had not acknowledged, and the disk's latency is off the publish path; ``normal`` is SQLite's
+NORMAL (fsync only at checkpoints): crash-safe, and a power cut may lose every result written
+since the last checkpoint that the broker had not acknowledged.
+
 A queue file is moved aside only when SQLite says it is damaged *and* ``PRAGMA
 integrity_check`` (read-only) confirms it: a full disk, a read-only folder or missing
 permissions are one clear error, and the results stay where they are.
@@ -11,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -41,6 +51,10 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 # SQLite's answers for a damaged file; every other error (full, read-only, I/O, locked) is a
 # condition of the machine, not of the file.
 DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+# The queue's durability modes (module docstring) and the SQLite setting each one runs with.
+SYNC_PRAGMA = {"full": "FULL", "background": "NORMAL", "normal": "NORMAL"}
+# ``background``: how often the sync thread looks for commits to put on disk (WalSyncer).
+SYNC_INTERVAL_S = 0.05
 
 
 def is_damage(exc: sqlite3.Error) -> bool:
@@ -77,12 +91,77 @@ class QueuedResult:
     qos: int
 
 
+class WalSyncer(threading.Thread):
+    """``synchronous = "background"``: fsyncs the queue's WAL every ``interval_s`` when a commit
+    was made since the last fsync, in its own thread (``os.fsync`` releases the GIL).
+
+    A commit does not wake this thread: measured on the 2-core development machine under load,
+    a thread woken at the moment of the commit delayed the result's publish by 3-4 ms (p50 8.9
+    vs 5.0 ms frame-to-PUBACK), as much as the fsync itself. So it looks every ``interval_s``
+    (20 wake-ups a second, nothing else when idle), and a result is on disk at most
+    ``interval_s`` plus one fsync after its commit. ``synced`` reaches ``requested`` once every
+    commit so far is on disk."""
+
+    def __init__(self, wal: Path, interval_s: float = SYNC_INTERVAL_S) -> None:
+        super().__init__(name="queue-sync", daemon=True)
+        self.interval_s = interval_s
+        # The WAL exists once the connection has read the file; its inode lives as long as the
+        # connection is open (checkpoints rewrite it in place), so one descriptor serves for ever.
+        self._fd = os.open(wal, os.O_RDONLY | os.O_CREAT, 0o600)
+        folder = os.open(wal.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the WAL's directory entry too, once: a new file is not durable without it
+        finally:
+            os.close(folder)
+        self._closing = threading.Event()
+        self._done = threading.Condition()
+        self.requested = 0  # commits so far (counted under the queue's lock)
+        self.synced = 0  # commits known to be on disk
+        self.errors = 0
+
+    def request(self) -> None:
+        """One more commit to put on disk; deliberately no wake-up (class docstring)."""
+        self.requested += 1
+
+    def run(self) -> None:
+        while not self._closing.wait(self.interval_s):
+            self._sync()
+        self._sync()  # what the last interval committed
+
+    def _sync(self) -> None:
+        target = self.requested
+        if target == self.synced:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.errors += 1
+            log.error("queue WAL not synced to disk: %s", exc, extra={"event": "store_error"})
+        with self._done:
+            self.synced = target
+            self._done.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once every commit requested so far is on disk (tests)."""
+        target = self.requested
+        with self._done:
+            return self._done.wait_for(lambda: self.synced >= target, timeout)
+
+    def close(self) -> None:
+        self._closing.set()
+        self.join(10)
+        os.close(self._fd)
+
+
 class ResultQueue:
     """One connection shared by the pipeline (put) and the MQTT thread (pending, delete)."""
 
-    def __init__(self, path: Path, max_items: int = 10_000, synchronous: str = "full") -> None:
+    def __init__(self, path: Path, max_items: int = 10_000, synchronous: str = "background") -> None:
+        if synchronous not in SYNC_PRAGMA:
+            raise ConfigError(f"store.synchronous: {synchronous!r} is not one of {', '.join(SYNC_PRAGMA)}")
         self.path = Path(path)
         self.max_items = max_items
+        self.synchronous = synchronous
         self._lock = threading.Lock()
         self._burst_drops = 0
         try:
@@ -90,6 +169,16 @@ class ResultQueue:
         except OSError as exc:
             raise ConfigError(f"store.path: cannot create {self.path.parent}: {exc}") from exc
         self._db = self._open(synchronous)
+        self.syncer: WalSyncer | None = None
+        journal = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        if synchronous == "background" and journal != "wal":
+            # The sync thread fsyncs the WAL; without one (a file system SQLite cannot share
+            # memory on) every commit is fsync'd by SQLite itself instead.
+            log.warning("queue %s cannot use WAL (journal %s): store.synchronous = full", self.path, journal)
+            self._db.execute("PRAGMA synchronous=FULL")
+        elif synchronous == "background":
+            self.syncer = WalSyncer(self.path.with_name(self.path.name + "-wal"))
+            self.syncer.start()
 
     def _open(self, synchronous: str) -> sqlite3.Connection:
         try:
@@ -128,7 +217,7 @@ class ResultQueue:
             raise ConfigError(f"store.path: cannot open queue {self.path}: {reason}") from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            db.execute(f"PRAGMA synchronous={SYNC_PRAGMA[synchronous]}")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
             # Milliseconds for a full queue; finds damage now rather than in the MQTT thread.
@@ -158,26 +247,34 @@ class ResultQueue:
         return self._insert(result["event_id"], topic, numbered, qos)
 
     def _insert(self, event_id: str, topic: str, payload: Callable[[], str], qos: int) -> int:
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            depth = self._db.execute("SELECT count(*) FROM queue").fetchone()[0]
-            dropped = max(0, depth + 1 - self.max_items)
-            if dropped:
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                depth = self._db.execute("SELECT count(*) FROM queue").fetchone()[0]
+                dropped = max(0, depth + 1 - self.max_items)
+                if dropped:
+                    self._db.execute(
+                        "DELETE FROM queue WHERE id IN (SELECT id FROM queue ORDER BY id LIMIT ?)",
+                        (dropped,),
+                    )
+                    self._db.execute(
+                        "INSERT INTO counters VALUES ('dropped', ?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                        (dropped,),
+                    )
                 self._db.execute(
-                    "DELETE FROM queue WHERE id IN (SELECT id FROM queue ORDER BY id LIMIT ?)",
-                    (dropped,),
+                    "INSERT OR IGNORE INTO queue (event_id, topic, payload, qos, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (event_id, topic, payload(), qos, time.time()),
                 )
-                self._db.execute(
-                    "INSERT INTO counters VALUES ('dropped', ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                    (dropped,),
-                )
-            self._db.execute(
-                "INSERT OR IGNORE INTO queue (event_id, topic, payload, qos, created) VALUES (?, ?, ?, ?, ?)",
-                (event_id, topic, payload(), qos, time.time()),
-            )
+            self._written()  # after the commit: the sync thread may fsync at once
         self._note_drops(dropped)
         return dropped
+
+    def _written(self) -> None:
+        """A commit that has to reach the disk (``background``: the sync thread's next look)."""
+        if self.syncer is not None:
+            self.syncer.request()
 
     def _note_drops(self, dropped: int) -> None:
         """One warning when a burst of drops starts and one line when it ends, not one per
@@ -217,5 +314,7 @@ class ResultQueue:
         return row[0] if row else 0
 
     def close(self) -> None:
+        if self.syncer is not None:
+            self.syncer.close()  # the last commits' fsync first; closing then checkpoints
         with self._lock:
             self._db.close()

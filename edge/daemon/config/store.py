@@ -27,10 +27,13 @@ class StoreSection(Section):
         "~/.local/state/ecolens/queue.sqlite3",
     )
     max_items: int = Field(10_000, ge=1, description="queue bound; when full the oldest result is dropped")
-    synchronous: Literal["full", "normal"] = Field(
-        "full",
-        description="'full' survives a power cut (fsync per result); 'normal' is faster and "
-        "survives a crash but may lose the last results on power loss",
+    synchronous: Literal["background", "full", "normal"] = Field(
+        "background",
+        description="'background': committed before publishing (survives kill -9) and fsync'd "
+        "by a sync thread within 50 ms, after the publish (a power cut can lose the last 50 ms of "
+        "results the broker had not acknowledged); 'full': fsync'd before publishing (adds the "
+        "disk's fsync time to every result's latency); 'normal': fsync only at checkpoints (a "
+        "power cut may lose every result not yet acknowledged by the broker)",
     )
 
     def resolved_path(self) -> Path:

@@ -305,7 +305,8 @@ def test_a_worse_canary_without_a_key_is_only_logged_and_a_loose_key_is_refused(
     now_ms = int(time.time() * 1000)
     rows = []
     for i in range(40):  # the canary says plastic every time, the rest a quarter of the time
-        device, label = ("bin-01", "plastic") if i % 2 else ("bin-02", "plastic" if i % 8 == 0 else "non_plastic")
+        other = "plastic" if i % 8 == 0 else "non_plastic"
+        device, label = ("bin-01", "plastic") if i % 2 else ("bin-02", other)
         payload = (
             f"e{i}",
             device,

@@ -66,6 +66,9 @@ class AdaptOptions:
     max_base_drop: float = 0.03  # balanced accuracy it may lose on held-out base images
     version: str | None = None
     seed: int = 1234
+    # once the held-out comparison passed, fit the written model on every labelled frame (held-out
+    # ones too) with the regularisation, threshold and temperature chosen without them
+    refit_all: bool = False
 
 
 def log(message: str) -> None:
@@ -292,6 +295,48 @@ class FittedHead:
         return x @ self.weights + self.bias
 
 
+def train_mixed(
+    x_field: np.ndarray,
+    y_field: np.ndarray,
+    base_x: np.ndarray,
+    base_y: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    base_share: float,
+    strength: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The final layer fitted on field frames mixed with base images (each class-balanced)."""
+    classes = w0.shape[1]
+    x = np.concatenate([x_field, base_x])
+    y = np.concatenate([y_field, base_y])
+    weights = np.concatenate(
+        [
+            balanced_weights(y_field, classes, 1.0),
+            balanced_weights(base_y, classes, base_share) if len(base_y) else np.empty(0),
+        ]
+    )
+    return fit_dense(x, y, weights, w0, b0, strength)
+
+
+def refit(
+    fitted: FittedHead,
+    field_x: np.ndarray,
+    field_y: np.ndarray,
+    base_x: np.ndarray,
+    base_y: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    positive: int,
+    base_share: float,
+) -> FittedHead:
+    """The same choices (strength, threshold, temperature) fitted on more field frames."""
+    w, b = train_mixed(field_x, field_y, base_x, base_y, w0, b0, base_share, fitted.strength)
+    b = b.copy()
+    b[positive] += fitted.shift
+    t = fitted.temperature
+    return FittedHead(w / t, b / t, fitted.strength, fitted.shift, t)
+
+
 def fit_head(
     field_x: np.ndarray,
     field_y: np.ndarray,
@@ -308,15 +353,7 @@ def fit_head(
     classes = w0.shape[1]
 
     def train(x_field: np.ndarray, y_field: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray]:
-        x = np.concatenate([x_field, base_x])
-        y = np.concatenate([y_field, base_y])
-        weights = np.concatenate(
-            [
-                balanced_weights(y_field, classes, 1.0),
-                balanced_weights(base_y, classes, base_share) if len(base_y) else np.empty(0),
-            ]
-        )
-        return fit_dense(x, y, weights, w0, b0, strength)
+        return train_mixed(x_field, y_field, base_x, base_y, w0, b0, base_share, strength)
 
     best: tuple[float, float, float, np.ndarray] | None = None
     for strength in REGULARISATION_GRID:
@@ -486,6 +523,11 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
             report,
         )
 
+    if options.refit_all:
+        all_x, all_y = np.concatenate([fit_x, hold_x]), np.concatenate([fit_y, hold_y])
+        fitted = refit(fitted, all_x, all_y, base_x, base_y, w0, b0, positive, options.base_share)
+        report["refit_on_all"] = len(all_y)
+        log(f"refitted on all {len(all_y)} labelled field frames")
     head.set_weights([fitted.weights.astype(np.float32), fitted.bias.astype(np.float32)])
     version = options.version or next_version(str(stored.get("version", "1.0.0")))
     metadata = dict(stored)

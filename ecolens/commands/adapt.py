@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.03,
         help="balanced accuracy it may lose on held-out base images (default 0.03)",
     )
+    parser.add_argument(
+        "--refit-all",
+        action="store_true",
+        help="once it beats the base model on the held-out frames, fit the written model on every "
+        "labelled frame (its report stays the one measured before)",
+    )
     parser.add_argument("--model-version", help="version of the adapted model (default: base version + 1)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run_adapt)
@@ -77,6 +83,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         min_gain=args.min_gain,
         max_base_drop=args.max_base_drop,
         version=args.model_version,
+        refit_all=args.refit_all,
     )
     try:
         report = adapt(options)

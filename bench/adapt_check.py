@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--base-images", type=int, default=0, help="mix in only this many training photos (0 = all of them)"
     )
     parser.add_argument("--refit-all", action="store_true", help="adapt --refit-all")
+    parser.add_argument("--gated-threshold", action="store_true", help="adapt --gated-threshold")
 
 
 def camera(rgb: np.ndarray, key: str) -> np.ndarray:
@@ -135,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         min_gain=-1.0,  # write it whatever adapt's own gate says: this check measures it
         max_base_drop=1.0,
         refit_all=args.refit_all,
+        gated_threshold=args.gated_threshold,
     )
     try:
         report: dict[str, Any] = adapt(options)

@@ -6,7 +6,9 @@ it. So the trunk stays frozen and three things are fitted on its features:
 1. the final Dense layer (multinomial logistic regression, pulled towards the base weights and
    trained on the field frames mixed with base training images, so it does not forget),
 2. a decision threshold for the positive class (chosen on out-of-fold predictions to maximise
-   balanced accuracy), and
+   balanced accuracy); with ``gated_threshold`` applied through a domain gate (about 1 on the
+   site's frames, about 0 on base images) so that it moves the decision on this camera but not
+   on the base domain, and
 3. a temperature (chosen on the same out-of-fold predictions to minimise log loss).
 
 Threshold and temperature are folded into the Dense weights (logits / T, plus a shift of the
@@ -66,6 +68,11 @@ class AdaptOptions:
     max_base_drop: float = 0.03  # balanced accuracy it may lose on held-out base images
     version: str | None = None
     seed: int = 1234
+    # once the held-out comparison passed, fit the written model on every labelled frame (held-out
+    # ones too) with the regularisation, threshold and temperature chosen without them
+    refit_all: bool = False
+    # apply the threshold shift through the domain gate (see DomainGate) instead of everywhere
+    gated_threshold: bool = False
 
 
 def log(message: str) -> None:
@@ -280,6 +287,39 @@ def best_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(grid[int(np.argmin(losses))])
 
 
+@dataclass(frozen=True)
+class DomainGate:
+    """g(x) = x . direction - offset: about 1 on the site's frames and about 0 on base images,
+    along the line between their mean features. The threshold shift is applied as shift * g(x),
+    so it moves the decision on the site's camera and (nearly) not on the base domain: a global
+    shift that suits a dark camera costs many points on the white board. Linear in x, so it
+    folds into the Dense layer like a plain shift."""
+
+    direction: np.ndarray
+    offset: float
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.direction - self.offset
+
+
+def domain_gate(field_x: np.ndarray, base_x: np.ndarray) -> DomainGate:
+    """The gate between the field frames' and the base images' mean features (unlabelled use);
+    g == 1 everywhere (a plain shift) without base images or when the means coincide."""
+    if len(base_x):
+        base_mean = base_x.mean(axis=0)
+        difference = field_x.mean(axis=0) - base_mean
+        norm = float(difference @ difference)
+        if norm > 1e-12:
+            direction = difference / norm
+            return DomainGate(direction, float(base_mean @ direction))
+    return DomainGate(np.zeros(field_x.shape[1]), -1.0)
+
+
+def gated_shift(margin: np.ndarray, gate: np.ndarray, positive: np.ndarray) -> float:
+    """best_shift for margin + shift * gate (gate near 1 on field frames; kept above 0.05)."""
+    return best_shift(margin / np.maximum(gate, 0.05), positive)
+
+
 @dataclass
 class FittedHead:
     weights: np.ndarray
@@ -292,6 +332,58 @@ class FittedHead:
         return x @ self.weights + self.bias
 
 
+def train_mixed(
+    x_field: np.ndarray,
+    y_field: np.ndarray,
+    base_x: np.ndarray,
+    base_y: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    base_share: float,
+    strength: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The final layer fitted on field frames mixed with base images (each class-balanced)."""
+    classes = w0.shape[1]
+    x = np.concatenate([x_field, base_x])
+    y = np.concatenate([y_field, base_y])
+    weights = np.concatenate(
+        [
+            balanced_weights(y_field, classes, 1.0),
+            balanced_weights(base_y, classes, base_share) if len(base_y) else np.empty(0),
+        ]
+    )
+    return fit_dense(x, y, weights, w0, b0, strength)
+
+
+def refit(
+    fitted: FittedHead,
+    field_x: np.ndarray,
+    field_y: np.ndarray,
+    base_x: np.ndarray,
+    base_y: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    positive: int,
+    base_share: float,
+    gated: bool = False,
+) -> FittedHead:
+    """The same choices (strength, threshold, temperature) fitted on more field frames."""
+    w, b = train_mixed(field_x, field_y, base_x, base_y, w0, b0, base_share, fitted.strength)
+    w, b = fold_shift(w, b, positive, fitted.shift, domain_gate(field_x, base_x if gated else base_x[:0]))
+    t = fitted.temperature
+    return FittedHead(w / t, b / t, fitted.strength, fitted.shift, t)
+
+
+def fold_shift(
+    w: np.ndarray, b: np.ndarray, positive: int, shift: float, gate: DomainGate
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights whose positive logit rises by shift * gate(x)."""
+    w, b = w.copy(), b.copy()
+    w[:, positive] += shift * gate.direction
+    b[positive] -= shift * gate.offset
+    return w, b
+
+
 def fit_head(
     field_x: np.ndarray,
     field_y: np.ndarray,
@@ -302,22 +394,17 @@ def fit_head(
     b0: np.ndarray,
     positive: int,
     base_share: float,
+    gated: bool = False,
 ) -> FittedHead:
     """Choose the regularisation strength, threshold and temperature on out-of-fold field
     predictions, then fit the final layer on every field frame with them folded in."""
     classes = w0.shape[1]
 
     def train(x_field: np.ndarray, y_field: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray]:
-        x = np.concatenate([x_field, base_x])
-        y = np.concatenate([y_field, base_y])
-        weights = np.concatenate(
-            [
-                balanced_weights(y_field, classes, 1.0),
-                balanced_weights(base_y, classes, base_share) if len(base_y) else np.empty(0),
-            ]
-        )
-        return fit_dense(x, y, weights, w0, b0, strength)
+        return train_mixed(x_field, y_field, base_x, base_y, w0, b0, base_share, strength)
 
+    gate = domain_gate(field_x, base_x if gated else base_x[:0])
+    field_gate = gate(field_x)
     best: tuple[float, float, float, np.ndarray] | None = None
     for strength in REGULARISATION_GRID:
         out_of_fold = np.zeros((len(field_y), classes))
@@ -328,8 +415,8 @@ def fit_head(
             w, b = train(field_x[~held], field_y[~held], strength)
             out_of_fold[held] = field_x[held] @ w + b
         margin = out_of_fold[:, positive] - np.delete(out_of_fold, positive, axis=1).max(axis=1)
-        shift = best_shift(margin, field_y == positive)
-        predicted = (margin + shift > 0).astype(int)
+        shift = gated_shift(margin, field_gate, field_y == positive)
+        predicted = (margin + shift * field_gate > 0).astype(int)
         is_pos = field_y == positive
         score = 0.5 * ((predicted[is_pos] == 1).mean() + (predicted[~is_pos] == 0).mean())
         log(f"regularisation {strength:g}: out-of-fold balanced accuracy {score:.3f}")
@@ -338,11 +425,9 @@ def fit_head(
     assert best is not None
     _, strength, shift, out_of_fold = best
     shifted = out_of_fold.copy()
-    shifted[:, positive] += shift
+    shifted[:, positive] += shift * field_gate
     temperature = best_temperature(shifted, field_y)
-    w, b = train(field_x, field_y, strength)
-    b = b.copy()
-    b[positive] += shift
+    w, b = fold_shift(*train(field_x, field_y, strength), positive, shift, gate)
     return FittedHead(w / temperature, b / temperature, strength, shift, temperature)
 
 
@@ -439,7 +524,9 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
 
     w0, b0 = (np.asarray(v, dtype=np.float64) for v in head.get_weights())
     folds = np.array([s.bucket % FOLDS for s in fit_set])
-    fitted = fit_head(fit_x, fit_y, folds, base_x, base_y, w0, b0, positive, options.base_share)
+    fitted = fit_head(
+        fit_x, fit_y, folds, base_x, base_y, w0, b0, positive, options.base_share, options.gated_threshold
+    )
 
     def probabilities(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
         return softmax(x @ w + b)
@@ -461,6 +548,7 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
             "regularisation": fitted.strength,
             "positive_logit_shift": round(fitted.shift, 4),
             "temperature": round(fitted.temperature, 4),
+            "gated_threshold": options.gated_threshold,
         },
     }
     field_scores, base_scores = report["field_held_out"], report["base_held_out"]
@@ -486,6 +574,22 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
             report,
         )
 
+    if options.refit_all:
+        all_x, all_y = np.concatenate([fit_x, hold_x]), np.concatenate([fit_y, hold_y])
+        fitted = refit(
+            fitted,
+            all_x,
+            all_y,
+            base_x,
+            base_y,
+            w0,
+            b0,
+            positive,
+            options.base_share,
+            options.gated_threshold,
+        )
+        report["refit_on_all"] = len(all_y)
+        log(f"refitted on all {len(all_y)} labelled field frames")
     head.set_weights([fitted.weights.astype(np.float32), fitted.bias.astype(np.float32)])
     version = options.version or next_version(str(stored.get("version", "1.0.0")))
     metadata = dict(stored)

@@ -107,6 +107,30 @@ class FleetCollector:
             "1 while the writer thread stores",
             int(stats["writer"] == "running"),
         )
+        canary = stats.get("canary")
+        if canary is not None:
+            yield GaugeMetricFamily(
+                "ecolens_fleet_canary_watching",
+                "Staged rollouts whose canary is being watched",
+                canary["watching"],
+            )
+            decisions = CounterMetricFamily(
+                "ecolens_fleet_canary_decisions",
+                "Canary verdicts since start: healthy, rolled_back, worse (judged worse, not rolled back)",
+                labels=["verdict"],
+            )
+            for name, key in (
+                ("healthy", "healthy"),
+                ("rolled_back", "rolled_back"),
+                ("worse", "worse_not_rolled_back"),
+            ):
+                decisions.add_metric([name], canary[key])
+            yield decisions
+            yield CounterMetricFamily(
+                "ecolens_fleet_canary_check_errors",
+                "Canary checks that failed (database or broker away)",
+                canary["errors"],
+            )
 
 
 def render(

@@ -1,6 +1,6 @@
 """The fleet server's side of a signed rollout: publish a model as retained chunks and one
-signed manifest per bin, read every bin's running model, and watch a canary against the rest
-of the fleet, rolling it back when it behaves worse.
+signed manifest per bin, read every bin's running model, and judge a canary against the rest
+of the fleet (the aggregator applies the judgement: fleet/canary.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from ecolens.core.rollout import (
     sign,
     state_topic,
 )
-from ecolens.core.topics import result_topic
 
 PUBLISH_TIMEOUT_S = 60.0
 
@@ -207,7 +206,7 @@ def format_states(states: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# --- canary watch -----------------------------------------------------------------------------------
+# --- canary judgement -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -219,10 +218,10 @@ class GroupFigures:
     plastic: int = 0
     devices: set[str] = field(default_factory=set)
 
-    def add(self, device: str, result: dict[str, Any]) -> None:
-        self.results += 1
-        self.uncertain += bool(result.get("uncertain"))
-        self.plastic += result.get("label") == "plastic"
+    def add_many(self, device: str, label: str, uncertain: bool, count: int) -> None:
+        self.results += count
+        self.uncertain += count if uncertain else 0
+        self.plastic += count if label == "plastic" else 0
         self.devices.add(device)
 
     def rate(self, count: int) -> float:
@@ -270,54 +269,3 @@ def judge(
         reasons.append(f"too few results to compare (canary {canary.results}, rest {rest.results})")
         return CanaryVerdict(False, reasons, canary.summary(), rest.summary())
     return CanaryVerdict(not reasons, reasons, canary.summary(), rest.summary())
-
-
-def watch_canary(
-    broker: BrokerSection,
-    prefix: str,
-    canaries: list[str],
-    sha256: str,
-    window_s: float,
-    *,
-    min_results: int = 10,
-    max_share_delta: float = 0.25,
-    max_uncertain_delta: float = 0.15,
-) -> CanaryVerdict:
-    """Results of the canary bins running the new model vs every other bin, over ``window_s``."""
-    canary, rest = GroupFigures(), GroupFigures()
-    lock = threading.Lock()
-    wanted = set(canaries)
-
-    def on_message(client, userdata, message) -> None:
-        parts = message.topic.split("/")
-        try:
-            result = json.loads(message.payload)
-        except ValueError:
-            return
-        if not isinstance(result, dict):
-            return
-        device = parts[-2]
-        with lock:
-            if device in wanted:
-                if (result.get("model") or {}).get("sha256") == sha256:
-                    canary.add(device, result)
-            else:
-                rest.add(device, result)
-
-    connection = Connection(broker, "canary")
-    try:
-        connection.client.on_message = on_message
-        connection.client.subscribe(result_topic(prefix, "+"), qos=1)
-        time.sleep(window_s)
-    finally:
-        connection.close()
-    with lock:
-        silent = sorted(wanted - canary.devices)
-        return judge(
-            canary,
-            rest,
-            min_results=min_results,
-            max_share_delta=max_share_delta,
-            max_uncertain_delta=max_uncertain_delta,
-            silent_canaries=silent,
-        )

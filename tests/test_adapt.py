@@ -270,3 +270,25 @@ def test_grouped_head_of_the_shipped_model_is_fitted_as_one_dense() -> None:
     np.testing.assert_allclose(adapted.predict(batch, verbose=0), softmax(x @ new_w + new_b), atol=1e-5)
     np.testing.assert_allclose(head.get_weights()[0], new_w, atol=1e-6)
     np.testing.assert_allclose(head.get_weights()[1], new_b, atol=1e-6)
+
+
+def test_the_gated_threshold_moves_the_field_domain_and_not_the_base_domain() -> None:
+    """The gate is ~1 on field features and ~0 on base features, and folding shift * gate into
+    the Dense weights gives exactly the shifted logits (so the model keeps its architecture)."""
+    import numpy as np
+    from ecolens.convert.adapt import domain_gate, fold_shift
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.0, 1.0, (400, 32))
+    field = rng.normal(0.0, 1.0, (100, 32)) + np.linspace(-3, 3, 32)  # another camera's features
+    gate = domain_gate(field, base)
+    assert abs(gate(field).mean() - 1) < 1e-9 and abs(gate(base).mean()) < 1e-9
+    assert np.abs(gate(base)).max() < 0.5 < gate(field).min()
+    w, b = rng.normal(0, 1, (32, 2)), rng.normal(0, 1, 2)
+    w2, b2 = fold_shift(w, b, 1, 1.5, gate)
+    for x in (field, base):
+        expected = x @ w + b
+        expected[:, 1] += 1.5 * gate(x)
+        assert np.allclose(x @ w2 + b2, expected)
+    ungated = domain_gate(field, base[:0])  # no base images: a plain shift everywhere
+    assert np.allclose(ungated(base), 1.0) and np.allclose(ungated(field), 1.0)

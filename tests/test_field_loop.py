@@ -21,6 +21,7 @@ import requests
 from ecolens.bench.postgres import wait_until
 from ecolens.models import calibration_dir, eval_dir
 
+from tests.support.aggregator_process import start_aggregator
 from tests.support.daemon_helpers import Recorder, daemon_process
 from tests.support.field_domain import build_field_domain
 from tests.support.model_variants import PREVIOUS_H5, PREVIOUS_TFLITE, later_version, version_of
@@ -151,13 +152,15 @@ def test_samples_labels_adapt_convert_canary_promote(tmp_path, mosquitto):
     assert ecolens("rollout", "keygen", "--out", str(key_dir)).returncode == 0
     public = (key_dir / "rollout.pub").read_text().strip()
     states = States(mosquitto.port)
+    database = tmp_path / "fleet.db"
+    aggregator = start_aggregator(tmp_path / "aggregate-2.log", mosquitto.url, database, None, "--no-http")
     bins = [start_bin(tmp_path, mosquitto.url, base_model, name, public) for name in ("bin-01", "bin-02")]
     try:
         for name in ("bin-01", "bin-02"):
             states.wait_for(name, lambda s: s["running"]["version"] == base_version)
         proc = ecolens(
-            "rollout", str(tflite), "--canary", "50%", "--watch", "25", "--min-results", "5",
-            "--max-share-delta", "0.5", "--promote",
+            "rollout", str(tflite), "--canary", "50%", "--window", "25", "--min-results", "5",
+            "--max-share-delta", "0.5", "--watch", "--promote", "--database", f"sqlite:///{database}",
             "--broker", mosquitto.url, "--key", str(key_dir / "rollout.key"),
         )  # fmt: skip
         print(proc.stdout)
@@ -168,8 +171,8 @@ def test_samples_labels_adapt_convert_canary_promote(tmp_path, mosquitto):
             state = states.wait_for(name, lambda s: s["running"]["version"] == adapted_version)
             assert state["previous"]["version"] == base_version
     finally:
-        for daemon in bins:
-            daemon.send_signal(signal.SIGTERM)
-        for daemon in bins:
-            daemon.wait(30)
+        for process in (*bins, aggregator):
+            process.send_signal(signal.SIGTERM)
+        for process in (*bins, aggregator):
+            process.wait(30)
         states.recorder.close()

@@ -2,7 +2,8 @@
 a signed model is installed by hot swap and reported; unsigned, tampered, foreign-key,
 replayed and older manifests and a model that does not load are refused while the running
 model keeps working; a rollback returns to the previous model; a canary answering one class
-is rolled back automatically and a healthy one is promoted to every bin."""
+is rolled back by the running aggregator (no command watching) and a healthy one is promoted
+to every bin."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import base64
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from ecolens.core.rollout import (
     sign,
 )
 
+from tests.support.aggregator_process import start_aggregator
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
 from tests.support.model_variants import later_version, shipped_version, variant
 
@@ -230,44 +233,111 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         states.recorder.close()
 
 
-def test_bad_canary_is_rolled_back_and_a_good_one_promoted(tmp_path, mosquitto, reference_model, keys):
+def test_the_aggregator_rolls_back_a_bad_canary_and_a_good_one_is_promoted(
+    tmp_path, mosquitto, reference_model, keys
+):
+    """No command watches the bad canary: the running aggregator judges it from the results it
+    stores and signs the rollback itself."""
     key, public = keys
     one_class = variant(reference_model, tmp_path / "one-class.tflite", V1, one_class=True)
     good = variant(reference_model, tmp_path / "good.tflite", V2)
     states = States(mosquitto.port)
+    database = tmp_path / "fleet.db"
+    log = tmp_path / "aggregate.log"
+    aggregator = start_aggregator(log, mosquitto.url, database, key, "--no-http")
     bins = [
         start_bin(tmp_path, mosquitto.url, reference_model, name, public) for name in ("bin-01", "bin-02")
     ]
-    push = ["--broker", mosquitto.url, "--key", str(key)]
+    push = ["--broker", mosquitto.url, "--key", str(key), "--database", f"sqlite:///{database}"]
     try:
         for name in ("bin-01", "bin-02"):
             states.wait_for(name, lambda s: s["running"]["version"] == BASE)
         proc = ecolens(
-            "rollout", str(one_class), "--canary", "50%", "--watch", "25", "--min-results", "5", *push
-        )
-        assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert "rolled back" in proc.stderr
-        verdict = json.loads(proc.stdout[proc.stdout.index("{") :])
-        assert not verdict["healthy"] and "plastic share" in " ".join(verdict["reasons"])
-        (canary,) = verdict["canary"]["bins"]
-        other = "bin-02" if canary == "bin-01" else "bin-01"
-        assert verdict["canary"]["plastic_share"] in (0.0, 1.0)  # it answers one class
-        back = states.wait_for(canary, lambda s: s["last_event"]["event"] == "rolled_back")
-        assert back["running"]["version"] == BASE
-        assert states.last(other)["running"]["version"] == BASE  # never touched
-
-        proc = ecolens(
-            "rollout", str(good), "--canary", "50%", "--watch", "25", "--min-results", "5", "--promote", *push
+            "rollout", str(one_class), "--canary", "50%", "--window", "60", "--min-results", "5", *push
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "the aggregator watches the canary for 60 s" in proc.stdout
+        (canary,) = [d for d in ("bin-01", "bin-02") if d in proc.stdout.split("signed for ")[1].split()[0]]
+        other = "bin-02" if canary == "bin-01" else "bin-01"
+        states.wait_for(canary, lambda s: s["running"]["version"] == V1)
+        back = states.wait_for(canary, lambda s: s["last_event"]["event"] == "rolled_back", timeout=90)
+        assert back["running"]["version"] == BASE
+        assert states.last(other)["running"]["version"] == BASE  # never touched
+        lines = [line for line in log.read_text().splitlines() if "canary worse than the rest" in line]
+        assert len(lines) == 1 and "rolled back" in lines[0] and "plastic share" in lines[0], log.read_text()
+        (row,) = sqlite3.connect(database).execute("SELECT state, verdict FROM rollouts").fetchall()
+        verdict = json.loads(row[1])
+        assert row[0] == "rolled_back" and verdict["rolled_back"] == [canary]
+        assert verdict["canary"]["plastic_share"] in (0.0, 1.0)  # it answers one class
+
+        proc = ecolens(
+            "rollout", str(good), "--canary", "50%", "--window", "20", "--min-results", "5",
+            "--watch", "--promote", *push,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert '"state": "healthy"' in proc.stdout and "promoted" in proc.stdout
         for name in ("bin-01", "bin-02"):
             states.wait_for(name, lambda s: s["running"]["version"] == V2)
     finally:
-        for daemon in bins:
-            daemon.send_signal(signal.SIGTERM)
-        for daemon in bins:
-            daemon.wait(30)
+        for process in (*bins, aggregator):
+            process.send_signal(signal.SIGTERM)
+        for process in (*bins, aggregator):
+            process.wait(30)
         states.recorder.close()
+
+
+def test_a_worse_canary_without_a_key_is_only_logged_and_a_loose_key_is_refused(tmp_path, mosquitto, keys):
+    """Without rollout.key_file the aggregator judges and says what to run; a key file others
+    may read stops it at start with one line."""
+    from ecolens.fleet.canary import CanarySupervisor, StagedRollout, load_rollout, record_rollout
+    from ecolens.fleet.storage import open_database
+
+    key, _ = keys
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(key.read_bytes())
+    loose.chmod(0o640)
+    proc = ecolens("aggregate", "--broker", mosquitto.url, "--no-http", "--rollout-key", str(loose),
+                   "--database", f"sqlite:///{tmp_path / 'x.db'}")  # fmt: skip
+    assert proc.returncode != 0 and "readable by others (mode 640)" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+    database = open_database(f"sqlite:///{tmp_path / 'fleet.db'}")
+    now_ms = int(time.time() * 1000)
+    rows = []
+    for i in range(40):  # the canary says plastic every time, the rest a quarter of the time
+        other = "plastic" if i % 8 == 0 else "non_plastic"
+        device, label = ("bin-01", "plastic") if i % 2 else ("bin-02", other)
+        payload = (
+            f"e{i}",
+            device,
+            now_ms + i,
+            now_ms + i,
+            label,
+            0.9,
+            False,
+            5.0,
+            1,
+            "m",
+            "2",
+            "ab" if i % 2 else "cd",
+            "{}",
+            i,
+        )
+        rows.append(payload)
+    database.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    record_rollout(database, StagedRollout("r1", "ab", "m", "2", ("bin-01",), now_ms - 1000, 600.0, 5))
+    from ecolens.core.mqtt import broker_overrides
+    from ecolens.fleet.config import load_fleet_config
+
+    config = load_fleet_config(None, dict(broker_overrides(mosquitto.url)))
+    supervisor = CanarySupervisor(lambda: database, config.mqtt, "ecolens", None)
+    supervisor.check(database)
+    decided = load_rollout(database, "r1")
+    assert decided is not None and decided.state == "worse" and decided.verdict["rolled_back"] == []
+    assert supervisor.stats.snapshot()["worse_not_rolled_back"] == 1
+    supervisor.check(database)  # decided once: nothing more
+    assert supervisor.stats.snapshot()["worse_not_rolled_back"] == 1
+    database.close()
 
 
 @pytest.mark.parametrize("public_key", ["not base64!", base64.b64encode(b"short").decode()])

@@ -57,6 +57,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.03,
         help="balanced accuracy it may lose on held-out base images (default 0.03)",
     )
+    parser.add_argument(
+        "--refit-all",
+        action="store_true",
+        help="once it beats the base model on the held-out frames, fit the written model on every "
+        "labelled frame (its report stays the one measured before)",
+    )
+    parser.add_argument(
+        "--gated-threshold",
+        action="store_true",
+        help="move the plastic threshold only on frames that look like DIR's camera (a domain gate "
+        "between DIR's and the base images' mean features), not on the base domain",
+    )
     parser.add_argument("--model-version", help="version of the adapted model (default: base version + 1)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run_adapt)
@@ -77,6 +89,8 @@ def run_adapt(args: argparse.Namespace) -> int:
         min_gain=args.min_gain,
         max_base_drop=args.max_base_drop,
         version=args.model_version,
+        refit_all=args.refit_all,
+        gated_threshold=args.gated_threshold,
     )
     try:
         report = adapt(options)

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "coldstart": ("ecolens.bench.coldstart", "`ecolens classify` start-up vs a bare LiteRT script"),
     "fleet": ("ecolens.bench.fleet", "aggregator ingest rate and report query time"),
     "binpage": ("ecolens.bench.binpage", "the daemon's CPU with the bin page off, unwatched and watched"),
+    "adapt": ("ecolens.bench.adapt_check", "`adapt` on a synthetic other camera (issue 12's target)"),
 }
 
 

@@ -55,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="receive the bins' samples into DIR and serve the labelling page (/label) and API",
     )
     aggregate.add_argument(
+        "--rollout-key",
+        type=Path,
+        help="the rollout's private key (mode 600): roll back a canary that is worse than the rest "
+        "(rollout.key_file); without it, a worse canary is only logged",
+    )
+    aggregate.add_argument(
         "--validate-config",
         action="store_true",
         help="check the configuration and the files it names, print the effective settings, exit",
@@ -152,6 +158,30 @@ def _start_samples(folder: Path | None, config: Any) -> Any:
     return subscriber
 
 
+def _canary_supervisor(config: Any) -> Any:
+    """Judges the staged rollouts recorded in the database; signs rollbacks with the key."""
+    from ecolens.fleet.canary import CanarySupervisor, read_signing_key
+    from ecolens.fleet.storage import open_database
+
+    key_file = config.rollout.key_file
+    key = read_signing_key(key_file) if key_file is not None else None
+    url = config.storage.url
+    log.info(
+        "canary supervision every %.0f s, %s",
+        config.rollout.check_interval_s,
+        f"rolling back with {key_file}"
+        if key is not None
+        else "without a key (worse canaries are only logged)",
+    )
+    return CanarySupervisor(
+        lambda: open_database(url, migrate=False),
+        config.mqtt,
+        config.subscriber.prefix,
+        key,
+        config.rollout.check_interval_s,
+    )
+
+
 def run_aggregate(args: argparse.Namespace) -> int:
     from ecolens.core.errors import EcoLensError
     from ecolens.fleet.storage import open_database
@@ -166,11 +196,13 @@ def run_aggregate(args: argparse.Namespace) -> int:
             "http.port": args.http_port,
             "http.enabled": False if args.no_http else None,
             "http.insecure": True if args.http_insecure else None,
+            "rollout.key_file": args.rollout_key,
         },
     )
     if args.validate_config:
         return validate_fleet_config(config)
     url = config.storage.url
+    canary = _canary_supervisor(config)  # a key others may read stops the start here
     require_ingest_modules()
     keys = None
     if config.http.enabled:
@@ -182,13 +214,16 @@ def run_aggregate(args: argparse.Namespace) -> int:
     open_database(url).close()  # create/migrate the schema once, with a clear error if unusable
     samples = _start_samples(args.samples_dir, config)
     aggregator = Aggregator(config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)).start()
+    canary.start()
+
+    def ingest_stats() -> dict[str, Any]:
+        return {**aggregator.stats.snapshot(), "canary": canary.stats.snapshot()}
+
     server = None
     if config.http.enabled:
         from ecolens.fleet.web import BackgroundServer, create_app
 
-        app = create_app(
-            lambda: open_database(url, migrate=False), config.report, aggregator.stats.snapshot, keys
-        )
+        app = create_app(lambda: open_database(url, migrate=False), config.report, ingest_stats, keys)
         if samples is not None:
             from ecolens.fleet.labelling import labelling_blueprint
 
@@ -196,6 +231,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
         try:
             server = BackgroundServer(app, config.http).start()
         except Exception:
+            canary.stop()
             aggregator.stop()
             raise
         log.info("dashboard and API on %s://%s:%d/", server.scheme, config.http.host, server.port)
@@ -210,6 +246,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+        canary.stop()
         aggregator.stop()
         if samples is not None:
             samples.stop()

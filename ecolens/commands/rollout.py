@@ -1,7 +1,7 @@
 """`ecolens rollout`: signed, staged model rollout to the bins over MQTT (run on the fleet server).
 
 ecolens rollout keygen --out DIR
-ecolens rollout MODEL.tflite --devices bin-01,bin-02 | --canary 10% [--watch S --promote]
+ecolens rollout MODEL.tflite --devices bin-01,bin-02 | --canary 10% [--window S] [--watch [--promote]]
 ecolens rollout status
 ecolens rollout rollback --devices bin-01
 """
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ecolens.commands.fleet import _add_broker, _add_config, _fleet_config
+from ecolens.commands.fleet import _add_broker, _add_config, _add_database, _fleet_config
 from ecolens.core.errors import EcoLensError
 
 ACTIONS = ("keygen", "status", "rollback")
@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("target", metavar="TARGET", help="MODEL.tflite, keygen, status or rollback")
     _add_config(parser)
     _add_broker(parser)
+    _add_database(parser)
     parser.add_argument(
         "--key",
         type=Path,
@@ -43,13 +44,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--devices", help="comma-separated bin ids")
     parser.add_argument("--canary", help="a share of the bins that report a model state, e.g. 10%%")
     parser.add_argument(
-        "--watch",
+        "--window",
         type=float,
-        default=0.0,
+        default=1800.0,
         metavar="S",
-        help="after a canary push, compare it with the rest for S seconds; roll it back when worse",
+        help="canary: the aggregator compares it with the rest for S seconds and rolls it back "
+        "when worse (1800)",
     )
-    parser.add_argument("--promote", action="store_true", help="after a healthy canary, push to every bin")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="canary: wait for the aggregator's verdict and print it (exit 1 when rolled back)",
+    )
+    parser.add_argument(
+        "--promote", action="store_true", help="with --watch: after a healthy verdict, push to every bin"
+    )
     parser.add_argument("--min-results", type=int, default=10, help="results per group needed to judge (10)")
     parser.add_argument(
         "--max-share-delta",
@@ -103,34 +112,19 @@ def run_rollout(args: argparse.Namespace) -> int:
         f"signed for {', '.join(devices)} in {time.monotonic() - started:.1f} s",
         flush=True,
     )
-    if not args.canary or args.watch <= 0:
+    if not args.canary:
         return 0
-    verdict = rollout.watch_canary(
-        config.mqtt,
-        prefix,
-        devices,
-        sha256,
-        args.watch,
-        min_results=args.min_results,
-        max_share_delta=args.max_share_delta,
-        max_uncertain_delta=args.max_uncertain_delta,
-    )
-    print(
-        json.dumps(
-            {
-                "healthy": verdict.healthy,
-                "reasons": verdict.reasons,
-                "canary": verdict.canary,
-                "rest": verdict.rest,
-            },
-            indent=2,
-        ),
-        flush=True,
-    )
-    if not verdict.healthy:
-        states = rollout.collect_states(config.mqtt, prefix)
-        rollout.publish_rollback(config.mqtt, prefix, states, devices, key)
-        print(f"canary worse than the rest: rolled back {', '.join(devices)}", file=sys.stderr)
+    record_canary(args, config, manifests[0], devices)
+    if not args.watch:
+        print(f"the aggregator watches the canary for {args.window:.0f} s (ecolens rollout status)")
+        return 0
+    decided = wait_for_verdict(config, manifests[0].rollout_id, args.window)
+    print(json.dumps({"state": decided.state, **(decided.verdict or {})}, indent=2), flush=True)
+    if decided.state != "healthy":
+        done = (
+            "rolled back" if decided.state == "rolled_back" else "NOT rolled back (see the aggregator's log)"
+        )
+        print(f"canary worse than the rest: {done} {', '.join(devices)}", file=sys.stderr)
         return 1
     if args.promote:
         others = [d for d in states if d not in devices]
@@ -138,6 +132,56 @@ def run_rollout(args: argparse.Namespace) -> int:
             rollout.publish_model(config.mqtt, prefix, model, others, key)
         print(f"canary healthy: promoted to {', '.join(others) or 'no other bins'}")
     return 0
+
+
+def record_canary(args: argparse.Namespace, config, manifest, devices: list[str]) -> None:  # noqa: ANN001
+    """Hand the canary to the aggregator: one row in the fleet database it supervises."""
+    from ecolens.fleet.canary import StagedRollout, record_rollout
+    from ecolens.fleet.storage import open_database
+
+    if args.window <= 0 or args.min_results < 1:
+        raise EcoLensError("--window and --min-results must be positive")
+    database = open_database(config.storage.url, create=False)
+    try:
+        record_rollout(
+            database,
+            StagedRollout(
+                rollout_id=manifest.rollout_id,
+                sha256=manifest.sha256,
+                name=manifest.name,
+                version=manifest.version,
+                canaries=tuple(devices),
+                started_ms=int(time.time() * 1000),
+                window_s=args.window,
+                min_results=args.min_results,
+                max_share_delta=args.max_share_delta,
+                max_uncertain_delta=args.max_uncertain_delta,
+            ),
+        )
+    finally:
+        database.close()
+
+
+def wait_for_verdict(config, rollout_id: str, window_s: float):  # noqa: ANN001, ANN201
+    """The aggregator's decision on this rollout; an error when none comes in time."""
+    from ecolens.fleet.canary import WATCHING, load_rollout
+    from ecolens.fleet.storage import open_database
+
+    grace_s = 3 * config.rollout.check_interval_s + 30
+    deadline = time.monotonic() + window_s + grace_s
+    database = open_database(config.storage.url, create=False)
+    try:
+        while time.monotonic() < deadline:
+            decided = load_rollout(database, rollout_id)
+            if decided is not None and decided.state != WATCHING:
+                return decided
+            time.sleep(1.0)
+    finally:
+        database.close()
+    raise EcoLensError(
+        f"no verdict from the aggregator on rollout {rollout_id} after {window_s + grace_s:.0f} s: "
+        "is `ecolens aggregate` running on this database?"
+    )
 
 
 def split_devices(text: str | None) -> list[str]:

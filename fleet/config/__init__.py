@@ -10,6 +10,7 @@ from ecolens.core.http.keys import KeysSection
 from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.config.http import HttpSection
 from ecolens.fleet.config.report import ReportSection
+from ecolens.fleet.config.rollout import FleetRolloutSection
 from ecolens.fleet.config.storage import StorageSection
 from ecolens.fleet.config.subscriber import SubscriberSection
 from pydantic import Field
@@ -17,7 +18,7 @@ from pydantic import Field
 
 class FleetConfig(Section):
     """The whole aggregator configuration ([mqtt], [subscriber], [storage], [http], [auth],
-    [report])."""
+    [report], [rollout])."""
 
     mqtt: BrokerSection = Field(default_factory=BrokerSection)
     subscriber: SubscriberSection = Field(default_factory=SubscriberSection)
@@ -25,6 +26,9 @@ class FleetConfig(Section):
     http: HttpSection = Field(default_factory=HttpSection)
     auth: KeysSection = Field(default_factory=KeysSection, description="who may read the dashboard")
     report: ReportSection = Field(default_factory=ReportSection)
+    rollout: FleetRolloutSection = Field(
+        default_factory=FleetRolloutSection, description="canary supervision of staged rollouts"
+    )
 
 
 def load_fleet_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> FleetConfig:
@@ -34,6 +38,7 @@ def load_fleet_config(path: str | Path | None = None, overrides: dict[str, Any] 
 
 __all__ = [
     "FleetConfig",
+    "FleetRolloutSection",
     "HttpSection",
     "ReportSection",
     "StorageSection",

@@ -69,6 +69,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX status_events_device ON status_events (device_id, at_ms)",
     ),
+    # 6: staged rollouts the aggregator supervises (`ecolens rollout --canary` records them):
+    # canary bins vs the rest over a window, and the verdict it reached
+    (
+        """CREATE TABLE rollouts (
+            rollout_id TEXT PRIMARY KEY,
+            model_sha256 TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            canaries TEXT NOT NULL,
+            started_ms BIGINT NOT NULL,
+            window_s DOUBLE PRECISION NOT NULL,
+            min_results INTEGER NOT NULL,
+            max_share_delta DOUBLE PRECISION NOT NULL,
+            max_uncertain_delta DOUBLE PRECISION NOT NULL,
+            state TEXT NOT NULL,
+            decided_ms BIGINT,
+            verdict TEXT
+        )""",
+        "CREATE INDEX rollouts_state ON rollouts (state)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,165 @@
+"""`ecolens benchmark adapt`: how far `ecolens adapt` gets on one consistent "other camera",
+measured the way issue 12 states its target (a third of the frames labelled, balanced accuracy
+on the other two thirds, no loss on held-out TrashNet beyond one point).
+
+The camera is made from TrashNet *validation* photos (the split of convert/dataset.py: the base
+model never trained on them) with one fixed combination of convert/ood.py's transforms: a dark
+chamber with a lit strip, the item small in a 16:9 frame, a warm colour cast and under-exposure,
+sensor noise and JPEG. A third of the frames (a hash of each path) is written as labelled class
+folders and given to `adapt`; the other two thirds and the same photos' TrashNet originals are
+only evaluated, never fitted on or used to choose anything. The base images mixed in are the
+TrashNet training split (what the base model was trained on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CAST = np.array([1.2, 1.0, 0.7])  # the camera's warm white balance (RGB gains)
+GAMMA = 1.3  # and its under-exposure
+LABELLED_PERCENT = 34  # "a third of them labelled"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trashnet", type=Path, required=True, help="TrashNet class folders (e.g. trashnet-112)"
+    )
+    parser.add_argument("--base", type=Path, help="the .h5 to adapt (default: the shipped reference model)")
+    parser.add_argument(
+        "--work", type=Path, required=True, help="folder for the frames and the adapted model"
+    )
+    parser.add_argument(
+        "--base-images", type=int, default=0, help="mix in only this many training photos (0 = all of them)"
+    )
+    parser.add_argument("--refit-all", action="store_true", help="adapt --refit-all")
+    parser.add_argument("--gated-threshold", action="store_true", help="adapt --gated-threshold")
+
+
+def camera(rgb: np.ndarray, key: str) -> np.ndarray:
+    """One photo as this camera sees it (deterministic per ``key``)."""
+    from ecolens.convert import ood, scenes
+    from ecolens.convert.board import item_alpha
+
+    rng = ood.variant_rng(key, "adapt_check_camera")
+    frame = ood.dark_chamber(rgb, item_alpha(rgb), rng)
+    frame = scenes.colour_cast(frame, CAST, gamma=GAMMA)
+    return scenes.jpeg(scenes.sensor_noise(frame, rng, 6.0), 75)
+
+
+def labelled_part(relative: str) -> bool:
+    return int(hashlib.sha256(f"camera|{relative}".encode()).hexdigest(), 16) % 100 < LABELLED_PERCENT
+
+
+def write(image: np.ndarray, path: Path) -> None:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def build(trashnet: Path, work: Path, base_images: int) -> dict[str, Path]:
+    """labelled / hidden camera frames, the hidden photos' originals, the training photos."""
+    from ecolens.convert.dataset import scan
+    from ecolens.core.preprocess import load_image
+
+    folders = {name: work / name for name in ("labelled", "hidden", "trashnet-hidden", "trashnet-train")}
+    for folder in folders.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    samples = scan(trashnet)
+    train = [s for s in samples if s.split == "train"]
+    if base_images:
+        train = sorted(train, key=lambda s: hashlib.sha256(s.relative.encode()).hexdigest())[:base_images]
+    for s in train:
+        target = folders["trashnet-train"] / s.folder / s.path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(s.path.resolve(), target)
+    for s in (s for s in samples if s.split == "validation"):
+        rgb = load_image(s.path)
+        part = "labelled" if labelled_part(s.relative) else "hidden"
+        # a name of its own: the same relative path would fall in the same hash buckets as the photo
+        write(camera(rgb, s.relative), folders[part] / s.folder / f"{s.path.stem}-camera.jpg")
+        if part == "hidden":
+            target = folders["trashnet-hidden"] / s.folder / s.path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(s.path.resolve(), target)
+    return folders
+
+
+def score(model: Path, folder: Path) -> float:
+    """Balanced accuracy of a .h5 on class folders."""
+    from ecolens.convert.adapt import input_spec
+    from ecolens.convert.dataset import LABELS, POSITIVE_LABEL, scan
+    from ecolens.convert.h5meta import read_h5_metadata
+    from ecolens.convert.loading import load_keras_model
+    from ecolens.convert.metrics import classification_metrics
+    from ecolens.core.preprocess import load_image, to_model_input
+
+    loaded = load_keras_model(model)
+    stored = read_h5_metadata(model)
+    labels = tuple(stored.get("labels") or LABELS)
+    spec = input_spec(stored, loaded.input_size)
+    samples = scan(folder)
+    predicted: list[str] = []
+    for start in range(0, len(samples), 32):
+        batch = np.stack([to_model_input(load_image(s.path), spec) for s in samples[start : start + 32]])
+        predicted += [labels[i] for i in np.asarray(loaded.model.predict(batch, verbose=0)).argmax(axis=1)]
+    truth = [s.label for s in samples]
+    return float(classification_metrics(truth, predicted, labels, POSITIVE_LABEL)["balanced_accuracy"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ecolens.convert.adapt import AdaptOptions, NotBetter, adapt
+    from ecolens.models import reference_h5
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    base = args.base or reference_h5()
+    started = time.monotonic()
+    folders = build(args.trashnet, args.work, args.base_images)
+    counts = {name: sum(1 for _ in folder.rglob("*.*")) for name, folder in folders.items()}
+    print(f"frames: {counts} ({time.monotonic() - started:.0f} s)", flush=True)
+    out = args.work / "adapted.h5"
+    out.unlink(missing_ok=True)
+    options = AdaptOptions(
+        base=base,
+        data=folders["labelled"],
+        out=out,
+        base_data=folders["trashnet-train"],
+        base_eval=folders["trashnet-hidden"],
+        min_gain=-1.0,  # write it whatever adapt's own gate says: this check measures it
+        max_base_drop=1.0,
+        refit_all=args.refit_all,
+        gated_threshold=args.gated_threshold,
+    )
+    try:
+        report: dict[str, Any] = adapt(options)
+    except NotBetter as exc:  # pragma: no cover - the gates above are open
+        print(exc)
+        return 1
+    rows = [
+        ("base", base),
+        ("adapted", out),
+    ]
+    print(f"{'':10}{'camera, hidden 2/3':>20}{'TrashNet, same photos':>24}")
+    figures = {}
+    for name, model in rows:
+        figures[name] = (score(model, folders["hidden"]), score(model, folders["trashnet-hidden"]))
+        print(f"{name:10}{figures[name][0]:>20.3f}{figures[name][1]:>24.3f}", flush=True)
+    gain = figures["adapted"][0] - figures["base"][0]
+    drop = figures["base"][1] - figures["adapted"][1]
+    target = figures["adapted"][0] >= 0.80 and drop <= 0.01
+    print(
+        f"gain {gain:+.3f} on the camera, {-drop:+.3f} on TrashNet; adapt's own held-out part of the "
+        f"labelled third: {report['field_held_out']['base']['balanced_accuracy']:.3f} -> "
+        f"{report['field_held_out']['adapted']['balanced_accuracy']:.3f}; issue 12's target "
+        f"(>= 0.80, <= 1 point lost): {'reached' if target else 'NOT reached'} "
+        f"({time.monotonic() - started:.0f} s)"
+    )
+    return 0

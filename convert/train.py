@@ -56,8 +56,8 @@ class TrainOptions:
     name: str = "ecolens-plastic"
     version: str = "1.0.0"
     limit: int | None = None  # at most this many images (quick runs and tests)
-    tune_from: int = 11  # tuned: first trunk block tuned (blocks before it stay frozen)
-    tune_epochs: int = 5  # tuned: epochs of blocks 11-15 + head after the linear head
+    tune_from: int = 8  # tuned: first trunk block tuned (blocks before it stay frozen)
+    tune_epochs: int = 5  # tuned: epochs of the tuned blocks + head after the linear head
     tune_learning_rate: float = 3e-4  # tuned: peak learning rate (cosine decay)
     distillation: float = 1.0  # tuned: weight of the ImageNet-logit distillation loss
 
@@ -261,8 +261,8 @@ def train_frozen(
 def train_tuned(
     options: TrainOptions, spec: InputSpec, train_set: list[Sample], val_set: list[Sample]
 ) -> Trained:
-    """The frozen recipe's linear head first, then blocks 11-15 + head tuned end to end with
-    ImageNet-logit distillation (convert/tail.py), on cached outputs of the frozen blocks 0-10."""
+    """The frozen recipe's linear head first, then blocks tune_from-15 + head tuned end to end with
+    ImageNet-logit distillation (convert/tail.py), on cached outputs of the frozen blocks before it."""
     from ecolens.convert.curves import epochs_of
     from ecolens.convert.features import cached
     from ecolens.convert.head import FEATURE_GROUPS, compose
@@ -298,12 +298,12 @@ def train_tuned(
         )
 
     train_files = {"files": [s.relative for s in train_set], "views": options.views, "seed": options.seed}
-    log(f"{options.views} views of {len(train_set)} training photos through blocks 0-10")
+    log(f"{options.views} views of {len(train_set)} photos through frozen blocks 0-{options.tune_from - 1}")
     train_maps = cached_pair(
         "train",
         lambda: training_views(train_rgbs, options),
         len(train_set) * options.views,
-        np.float16,  # 19,440 maps of 14x14x112: 0.85 GB in float16
+        np.float16,  # 19,440 maps of 14x14x80 (block 8): 0.61 GB in float16
         train_files,
     )
     y_train = np.repeat(label_array(train_set), options.views)

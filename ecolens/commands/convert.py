@@ -50,10 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--tune-from",
         type=int,
-        default=11,
+        default=8,
         choices=range(1, 16),
         metavar="BLOCK",
-        help="tuned: first of Lite0's blocks 1-15 to tune (default 11: the last two stages)",
+        help="tuned: first of Lite0's blocks 1-15 to tune (default 8: the last three stages)",
     )
     train.add_argument("--tune-learning-rate", type=float, default=3e-4, help="tuned: peak learning rate")
     train.add_argument(

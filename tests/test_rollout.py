@@ -310,8 +310,8 @@ def test_a_worse_canary_without_a_key_is_only_logged_and_a_loose_key_is_refused(
         payload = (
             f"e{i}",
             device,
-            now_ms + i,
-            now_ms + i,
+            now_ms - 500 + i,  # seen after the rollout started and before the check, however fast
+            now_ms - 500 + i,
             label,
             0.9,
             False,

@@ -166,13 +166,6 @@ def _canary_supervisor(config: Any) -> Any:
     key_file = config.rollout.key_file
     key = read_signing_key(key_file) if key_file is not None else None
     url = config.storage.url
-    log.info(
-        "canary supervision every %.0f s, %s",
-        config.rollout.check_interval_s,
-        f"rolling back with {key_file}"
-        if key is not None
-        else "without a key (worse canaries are only logged)",
-    )
     return CanarySupervisor(
         lambda: open_database(url, migrate=False),
         config.mqtt,
@@ -212,6 +205,14 @@ def run_aggregate(args: argparse.Namespace) -> int:
         keys = KeyStore.from_settings(config.auth)
         check_exposure(config.http, keys.enabled, "the dashboard", "http")
     open_database(url).close()  # create/migrate the schema once, with a clear error if unusable
+    # Said only once every check passed: a refused start stays one line.
+    log.info(
+        "canary supervision every %.0f s, %s",
+        config.rollout.check_interval_s,
+        f"rolling back with {config.rollout.key_file}"
+        if config.rollout.key_file is not None
+        else "without a key (worse canaries are only logged)",
+    )
     samples = _start_samples(args.samples_dir, config)
     aggregator = Aggregator(config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)).start()
     canary.start()

@@ -138,13 +138,16 @@ def reduction_for(width: int, height: int, spec: InputSpec | None) -> tuple[int,
     final resize only ever shrinks."""
     if spec is None:
         return 1, cv2.IMREAD_COLOR
+    need_w, need_h = spec.width, spec.height
     if spec.resize == "center_crop":
         target = spec.width / spec.height
         width, height = (
             (round(height * target), height) if width / height > target else (width, round(width / target))
         )
+    elif spec.resize == "letterbox":  # only the fitted part is scaled: a 16:9 frame needs 224x126
+        need_w, need_h = letterbox_size(width, height, spec.width, spec.height)
     for factor, flag in REDUCED_READS:
-        if width // factor >= spec.width and height // factor >= spec.height:
+        if width // factor >= need_w and height // factor >= need_h:
             return factor, flag
     return 1, cv2.IMREAD_COLOR
 
@@ -235,22 +238,28 @@ def center_crop_to_aspect(rgb: np.ndarray, width: int, height: int) -> np.ndarra
 
 
 def scale_to(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear when enlarging, area averaging when shrinking (a 640x480 camera frame shrunk
-    bilinearly would alias)."""
+    """Area averaging when shrinking by 2x or more (a 640x480 camera frame taken bilinearly to
+    224 would skip pixels and alias), bilinear otherwise: below 2x every source pixel already
+    contributes, and OpenCV's area path for a non-integer ratio costs six times as much (0.29 vs
+    0.05 ms for a reduced-decoded 320x240 frame -> 224x168, a tenth of a request's CPU)."""
     h, w = rgb.shape[:2]
     if (h, w) == (height, width):
         return np.ascontiguousarray(rgb)
-    interpolation = cv2.INTER_AREA if h * w > height * width else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_AREA if w >= 2 * width or h >= 2 * height else cv2.INTER_LINEAR
     return cv2.resize(rgb, (width, height), interpolation=interpolation)
+
+
+def letterbox_size(w: int, h: int, width: int, height: int) -> tuple[int, int]:
+    """The size a w x h image is scaled to inside a width x height letterbox."""
+    scale = min(width / w, height / h)
+    return min(width, max(1, round(w * scale))), min(height, max(1, round(h * scale)))
 
 
 def letterbox(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale to fit inside width x height keeping the aspect ratio, pad the rest with
     LETTERBOX_PAD, centred: a 16:9 camera frame is not squashed into a different object shape."""
     h, w = rgb.shape[:2]
-    scale = min(width / w, height / h)
-    new_w = min(width, max(1, round(w * scale)))
-    new_h = min(height, max(1, round(h * scale)))
+    new_w, new_h = letterbox_size(w, h, width, height)
     canvas = np.full((height, width, 3), LETTERBOX_PAD, dtype=np.uint8)
     x0, y0 = (width - new_w) // 2, (height - new_h) // 2
     canvas[y0 : y0 + new_h, x0 : x0 + new_w] = scale_to(rgb, new_w, new_h)

@@ -23,6 +23,7 @@ from ecolens.core.preprocess import (
     quantized_model_input,
     reduction_for,
     resize_for_model,
+    scale_to,
     to_model_input,
 )
 from PIL import Image
@@ -104,6 +105,33 @@ def test_reduced_decode_is_chosen_only_when_the_frame_is_at_least_twice_the_inpu
     assert reduction_for(319, 480, spec)[0] == 1
     assert reduction_for(112, 84, spec)[0] == 1
     assert reduction_for(1280, 640, InputSpec(160, 160, resize="center_crop"))[0] == 4
+
+
+def test_a_letterboxed_wide_frame_is_decoded_at_the_size_its_fitted_part_needs():
+    """A 1280x720 frame in a 224 letterbox becomes 224x126: a quarter-size read (320x180)
+    still covers it, although 180 is less than the model's 224 rows."""
+    letterboxed = InputSpec(224, 224, resize="letterbox")
+    assert reduction_for(1280, 720, letterboxed)[0] == 4
+    assert reduction_for(1280, 720, InputSpec(224, 224))[0] == 2  # a stretch needs 224 rows
+    assert reduction_for(640, 480, letterboxed)[0] == 2
+    assert reduction_for(447, 300, letterboxed)[0] == 1
+
+
+def test_shrinking_by_less_than_two_is_bilinear_and_by_two_or_more_area_averaged():
+    """Bilinear below 2x (every source pixel contributes; OpenCV's area path for a non-integer
+    ratio costs ~6x), area averaging from 2x on, where bilinear would skip pixels."""
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    assert np.array_equal(
+        scale_to(small, 224, 168), cv2.resize(small, (224, 168), interpolation=cv2.INTER_LINEAR)
+    )
+    large = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert np.array_equal(
+        scale_to(large, 224, 168), cv2.resize(large, (224, 168), interpolation=cv2.INTER_AREA)
+    )
+    assert not np.array_equal(
+        scale_to(large, 224, 168), cv2.resize(large, (224, 168), interpolation=cv2.INTER_LINEAR)
+    )
 
 
 def test_reduced_decode_of_640x480_frames_gives_the_same_labels(classifier, samples):

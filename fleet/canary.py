@@ -50,6 +50,7 @@ class StagedRollout:
     min_results: int = 10
     max_share_delta: float = 0.25
     max_uncertain_delta: float = 0.15
+    max_error_delta: float = 0.1
     state: str = WATCHING
     decided_ms: int | None = None
     verdict: dict[str, Any] | None = None
@@ -61,7 +62,7 @@ class StagedRollout:
 
 COLUMNS = (
     "rollout_id, model_sha256, model_name, model_version, canaries, started_ms, window_s, "
-    "min_results, max_share_delta, max_uncertain_delta, state, decided_ms, verdict"
+    "min_results, max_share_delta, max_uncertain_delta, state, decided_ms, verdict, max_error_delta"
 )
 
 
@@ -69,7 +70,7 @@ def record_rollout(database: Database, rollout: StagedRollout) -> None:
     """What the aggregator will supervise (written by the rollout command)."""
     with database.transaction():
         database.execute(
-            f"INSERT INTO rollouts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO rollouts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 rollout.rollout_id,
                 rollout.sha256,
@@ -84,6 +85,7 @@ def record_rollout(database: Database, rollout: StagedRollout) -> None:
                 rollout.state,
                 None,
                 None,
+                rollout.max_error_delta,
             ),
         )
 
@@ -103,6 +105,8 @@ def _from_row(row: tuple[Any, ...]) -> StagedRollout:
         state=row[10],
         decided_ms=None if row[11] is None else int(row[11]),
         verdict=None if row[12] is None else json.loads(row[12]),
+        # NULL: recorded before errors were compared; they are judged with the default
+        max_error_delta=StagedRollout.max_error_delta if row[13] is None else float(row[13]),
     )
 
 
@@ -118,6 +122,34 @@ def load_rollouts(database: Database, state: str | None = None, limit: int = 50)
 def load_rollout(database: Database, rollout_id: str) -> StagedRollout | None:
     rows = database.query(f"SELECT {COLUMNS} FROM rollouts WHERE rollout_id = ?", (rollout_id,))
     return _from_row(rows[0]) if rows else None
+
+
+def format_rollouts(rollouts: list[StagedRollout]) -> str:
+    """`ecolens rollout status`: the recorded rollouts (newest first) and what the aggregator
+    decided, so an operator sees which canary was rolled back and why without SQL."""
+    from ecolens.fleet.timewindow import iso
+
+    if not rollouts:
+        return "no rollouts recorded"
+    header = ["rollout", "version", "sha256", "canaries", "state", "decided", "verdict"]
+    rows = [header]
+    for rollout in rollouts:
+        verdict = "-"
+        if rollout.verdict is not None:
+            verdict = "; ".join(rollout.verdict.get("reasons") or []) or "within the thresholds"
+        rows.append(
+            [
+                rollout.rollout_id,
+                rollout.version,
+                rollout.sha256[:12],
+                ",".join(rollout.canaries),
+                rollout.state,
+                iso(rollout.decided_ms) or "-",
+                verdict,
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def decide(database: Database, rollout_id: str, state: str, verdict: dict[str, Any], now_ms: int) -> bool:
@@ -154,7 +186,10 @@ def rollback_targets(rollout: StagedRollout, states: dict[str, dict[str, Any]]) 
 
 def group_figures(database: Database, rollout: StagedRollout, until_ms: int) -> tuple[Any, Any]:
     """(canary, rest): the canaries' results from the new model, every other bin's results,
-    seen since the rollout started."""
+    seen since the rollout started, and each group's errors: the times its bins went offline in
+    that time. That is the one error bins report on a topic the aggregator stores: the daemon
+    says ``offline`` when it stops, also after a crash (a model whose inference fails), and the
+    broker sends its last will when it is killed or loses the network."""
     from ecolens.fleet.rollout import GroupFigures
 
     canary, rest = GroupFigures(), GroupFigures()
@@ -170,13 +205,20 @@ def group_figures(database: Database, rollout: StagedRollout, until_ms: int) -> 
                 canary.add_many(device, label, bool(uncertain), int(count))
         else:
             rest.add_many(device, label, bool(uncertain), int(count))
+    offline = database.query(
+        "SELECT device_id, COUNT(*) FROM status_events "
+        "WHERE status = ? AND at_ms >= ? AND at_ms <= ? GROUP BY device_id",
+        ("offline", rollout.started_ms, until_ms),
+    )
+    for device, count in offline:
+        (canary if device in canaries else rest).errors += int(count)
     return canary, rest
 
 
 def judge_rollout(database: Database, rollout: StagedRollout, now_ms: int) -> Any | None:
     """The verdict, or None while it is too early: the canary is judged worse as soon as both
-    groups have enough results and it differs; healthy (or worse: silent, too few results)
-    only once the window is over."""
+    groups have enough results (or results plus errors) and it differs; healthy (or worse:
+    silent, too few results) only once the window is over."""
     from ecolens.fleet.rollout import judge
 
     canary, rest = group_figures(database, rollout, min(now_ms, rollout.ends_ms))
@@ -187,10 +229,10 @@ def judge_rollout(database: Database, rollout: StagedRollout, now_ms: int) -> An
         min_results=rollout.min_results,
         max_share_delta=rollout.max_share_delta,
         max_uncertain_delta=rollout.max_uncertain_delta,
+        max_error_delta=rollout.max_error_delta,
         silent_canaries=sorted(set(rollout.canaries) - canary.devices) if over else [],
     )
-    compared = canary.results >= rollout.min_results and rest.results >= rollout.min_results
-    if over or (compared and not verdict.healthy):
+    if over or (verdict.conclusive and not verdict.healthy):
         return verdict
     return None
 

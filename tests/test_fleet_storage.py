@@ -64,8 +64,26 @@ def test_an_older_schema_is_upgraded_in_place(database_url, monkeypatch):
     old.close()
     monkeypatch.undo()
     upgraded = open_database(database_url)
-    assert current_version(upgraded) == SCHEMA_VERSION == 6
+    assert current_version(upgraded) == SCHEMA_VERSION == 7
     assert upgraded.query("SELECT event_id, seq FROM results") == [("kept", None)]
+    upgraded.close()
+
+
+def test_a_rollout_recorded_before_errors_were_compared_gets_the_default(database_url, monkeypatch):
+    from ecolens.fleet.canary import StagedRollout, load_rollout
+    from ecolens.fleet.storage import schema
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 6)
+    old = open_database(database_url)
+    old.execute(  # a version-6 row: no max_error_delta column yet
+        "INSERT INTO rollouts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ("r0", "ab", "m", "2", "bin-01", T0, 600.0, 10, 0.25, 0.15, "watching", None, None),
+    )
+    old.close()
+    monkeypatch.undo()
+    upgraded = open_database(database_url)
+    loaded = load_rollout(upgraded, "r0")
+    assert loaded is not None and loaded.max_error_delta == StagedRollout.max_error_delta == 0.1
     upgraded.close()
 
 

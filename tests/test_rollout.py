@@ -2,8 +2,8 @@
 a signed model is installed by hot swap and reported; unsigned, tampered, foreign-key,
 replayed and older manifests and a model that does not load are refused while the running
 model keeps working; a rollback returns to the previous model; a canary answering one class
-is rolled back by the running aggregator (no command watching) and a healthy one is promoted
-to every bin."""
+or one that keeps crashing is rolled back by the running aggregator (no command watching), a
+healthy one is promoted to every bin, and `rollout status` lists every recorded rollout."""
 
 from __future__ import annotations
 
@@ -233,21 +233,27 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         states.recorder.close()
 
 
-def test_the_aggregator_rolls_back_a_bad_canary_and_a_good_one_is_promoted(
+def canary_of(stdout: str) -> str:
+    """The bin `rollout --canary` signed the model for (one of two bins at 50%)."""
+    return stdout.split("signed for ")[1].split()[0]
+
+
+def test_the_aggregator_rolls_back_bad_canaries_and_a_good_one_is_promoted(
     tmp_path, mosquitto, reference_model, keys
 ):
-    """No command watches the bad canary: the running aggregator judges it from the results it
-    stores and signs the rollback itself."""
+    """No command watches the bad canaries: the running aggregator judges them from the results
+    and statuses it stores and signs the rollback itself; `rollout status` then lists all three
+    rollouts with the aggregator's verdicts."""
     key, public = keys
     one_class = variant(reference_model, tmp_path / "one-class.tflite", V1, one_class=True)
     good = variant(reference_model, tmp_path / "good.tflite", V2)
+    crashing = variant(reference_model, tmp_path / "crashing.tflite", V3)
     states = States(mosquitto.port)
     database = tmp_path / "fleet.db"
     log = tmp_path / "aggregate.log"
     aggregator = start_aggregator(log, mosquitto.url, database, key, "--no-http")
-    bins = [
-        start_bin(tmp_path, mosquitto.url, reference_model, name, public) for name in ("bin-01", "bin-02")
-    ]
+    names = ["bin-01", "bin-02"]
+    bins = [start_bin(tmp_path, mosquitto.url, reference_model, name, public) for name in names]
     push = ["--broker", mosquitto.url, "--key", str(key), "--database", f"sqlite:///{database}"]
     try:
         for name in ("bin-01", "bin-02"):
@@ -257,7 +263,7 @@ def test_the_aggregator_rolls_back_a_bad_canary_and_a_good_one_is_promoted(
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "the aggregator watches the canary for 60 s" in proc.stdout
-        (canary,) = [d for d in ("bin-01", "bin-02") if d in proc.stdout.split("signed for ")[1].split()[0]]
+        canary = canary_of(proc.stdout)
         other = "bin-02" if canary == "bin-01" else "bin-01"
         states.wait_for(canary, lambda s: s["running"]["version"] == V1)
         back = states.wait_for(canary, lambda s: s["last_event"]["event"] == "rolled_back", timeout=90)
@@ -276,8 +282,53 @@ def test_the_aggregator_rolls_back_a_bad_canary_and_a_good_one_is_promoted(
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert '"state": "healthy"' in proc.stdout and "promoted" in proc.stdout
+        canary_of_good = canary_of(proc.stdout)
         for name in ("bin-01", "bin-02"):
             states.wait_for(name, lambda s: s["running"]["version"] == V2)
+
+        # Answers like the rest's, but the canary crashes twice (killed: the broker's last will
+        # says offline): rolled back on the error rate alone.
+        loose = ["--max-share-delta", "1", "--max-uncertain-delta", "1"]
+        proc = ecolens(
+            "rollout", str(crashing), "--canary", "50%", "--window", "60", "--min-results", "5", *loose, *push
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        crashed = canary_of(proc.stdout)
+        states.wait_for(crashed, lambda s: s["running"]["version"] == V3)
+        for _ in range(2):
+            n = states.count(crashed)
+            bins[names.index(crashed)].kill()
+            bins[names.index(crashed)].wait(30)
+            bins[names.index(crashed)] = start_bin(tmp_path, mosquitto.url, reference_model, crashed, public)
+            assert states.recorder.wait(lambda n=n: states.count(crashed) > n, 60)  # restarted
+        back = states.wait_for(
+            crashed,
+            lambda s: s["last_event"]["event"] == "rolled_back" and s["running"]["version"] == V2,
+            timeout=90,
+        )
+        rows = sqlite3.connect(database).execute("SELECT state, verdict FROM rollouts ORDER BY started_ms")
+        (_, _), (_, _), (state, text) = rows.fetchall()
+        verdict = json.loads(text)
+        assert state == "rolled_back" and verdict["rolled_back"] == [crashed], verdict
+        assert verdict["canary"]["errors"] >= 1 and verdict["rest"]["errors"] == 0, verdict
+        assert len(verdict["reasons"]) == 1 and "error rate above the rest" in verdict["reasons"][0], verdict
+
+        status = ecolens("rollout", "status", *push)
+        assert status.returncode == 0, status.stderr
+        print(f"\n{status.stdout}")
+        lines = status.stdout.split("\n\n")[1].splitlines()
+        assert lines[0].split() == ["rollout", "version", "sha256", "canaries", "state", "decided", "verdict"]
+        assert [line.split()[1:5] for line in lines[1:]] == [
+            [V3, file_sha256(crashing)[:12], crashed, "rolled_back"],
+            [V2, file_sha256(good)[:12], canary_of_good, "healthy"],
+            [V1, file_sha256(one_class)[:12], canary, "rolled_back"],
+        ], status.stdout
+        assert "error rate above the rest" in lines[1] and "plastic share differs" in lines[3]
+        assert lines[2].endswith("within the thresholds")
+        shown = json.loads(ecolens("rollout", "status", "--json", *push).stdout)
+        assert set(shown["bins"]) == {"bin-01", "bin-02"}
+        assert [r["state"] for r in shown["rollouts"]] == ["rolled_back", "healthy", "rolled_back"]
+        assert shown["rollouts"][0]["verdict"]["canary"]["errors"] >= 1
     finally:
         for process in (*bins, aggregator):
             process.send_signal(signal.SIGTERM)
@@ -337,6 +388,43 @@ def test_a_worse_canary_without_a_key_is_only_logged_and_a_loose_key_is_refused(
     assert supervisor.stats.snapshot()["worse_not_rolled_back"] == 1
     supervisor.check(database)  # decided once: nothing more
     assert supervisor.stats.snapshot()["worse_not_rolled_back"] == 1
+    database.close()
+
+
+def test_a_canary_that_keeps_going_offline_is_judged_before_it_answers_enough(tmp_path):
+    """Errors are compared on results plus errors: a canary that crashes on most items is worse
+    at once; offline before the rollout began, or once in many results, is not."""
+    from ecolens.fleet.canary import StagedRollout, judge_rollout, record_rollout
+    from ecolens.fleet.storage import open_database
+
+    database = open_database(f"sqlite:///{tmp_path / 'fleet.db'}")
+    now_ms = int(time.time() * 1000)
+    rollout = StagedRollout("r1", "ab", "m", "2", ("bin-01",), now_ms - 10_000, 600.0, 5)
+    record_rollout(database, rollout)
+
+    def seen(device: str, sha: str, count: int, first: int = 0) -> None:
+        rows = [(f"{device}-{sha}-{n}", device, now_ms - 5000 + n, now_ms, "plastic", 0.9, False, 5.0, 1,
+                 "m", "2", sha, "{}", n) for n in range(first, first + count)]  # fmt: skip
+        database.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def offline(device: str, at_ms: int) -> None:
+        database.execute("INSERT INTO status_events VALUES (?, ?, ?)", (device, at_ms, "offline"))
+
+    seen("bin-02", "cd", 20)
+    seen("bin-01", "ab", 1)
+    offline("bin-01", now_ms - 20_000)  # before the rollout: not counted
+    offline("bin-02", now_ms - 4000)  # the rest has an error too
+    assert judge_rollout(database, rollout, now_ms) is None  # too few results, one error
+    for at_ms in (now_ms - 3000, now_ms - 2000, now_ms - 1000, now_ms - 500):
+        offline("bin-01", at_ms)
+    verdict = judge_rollout(database, rollout, now_ms)
+    assert verdict is not None and not verdict.healthy
+    assert verdict.canary["errors"] == 4 and verdict.canary["error_rate"] == 0.8
+    assert verdict.rest["errors"] == 1 and verdict.rest["error_rate"] == 0.048
+    assert verdict.reasons == ["error rate above the rest by 0.75 (> 0.10; canary offline 4 times)"]
+
+    seen("bin-01", "ab", 40, first=1)  # the same errors over many results: within the threshold
+    assert judge_rollout(database, rollout, now_ms) is None
     database.close()
 
 

@@ -2,7 +2,7 @@
 
 ecolens rollout keygen --out DIR
 ecolens rollout MODEL.tflite --devices bin-01,bin-02 | --canary 10% [--window S] [--watch [--promote]]
-ecolens rollout status
+ecolens rollout status [--database URL] [--json]
 ecolens rollout rollback --devices bin-01
 """
 
@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rollout",
         help="sign and push a model to bins (staged, canary, rollback); 'rollout status' lists them",
         description="TARGET is a .tflite to roll out, or one of: keygen (make the Ed25519 key pair), "
-        "status (every bin's running model), rollback (back to each bin's previous model). "
+        "status (every bin's running model and the rollouts recorded in the fleet database), "
+        "rollback (back to each bin's previous model). "
         "The private key signs every manifest; bins hold only the public key.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
@@ -69,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-uncertain-delta", type=float, default=0.15, help="uncertain rate the canary may add (0.15)"
     )
+    parser.add_argument(
+        "--max-error-delta",
+        type=float,
+        default=0.1,
+        help="error rate the canary may add: times offline per result plus error (0.1)",
+    )
     parser.add_argument("--out", type=Path, help="keygen: folder for rollout.key and rollout.pub")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run_rollout)
@@ -82,9 +89,7 @@ def run_rollout(args: argparse.Namespace) -> int:
 
     prefix = config.subscriber.prefix
     if args.target == "status":
-        states = rollout.collect_states(config.mqtt, prefix)
-        print(json.dumps(states, indent=2) if args.json else rollout.format_states(states))
-        return 0
+        return status(args, config)
     key = private_key(args)
     devices = split_devices(args.devices)
     if args.target == "rollback":
@@ -134,6 +139,37 @@ def run_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def status(args: argparse.Namespace, config) -> int:  # noqa: ANN001
+    """Every bin's running model (from the broker), then the rollouts the aggregator recorded
+    (from the fleet database); without a database the bins are still shown."""
+    from dataclasses import asdict
+
+    from ecolens.fleet import rollout
+    from ecolens.fleet.canary import format_rollouts, load_rollouts
+    from ecolens.fleet.storage import open_database
+
+    states = rollout.collect_states(config.mqtt, config.subscriber.prefix)
+    recorded = None
+    try:
+        database = open_database(config.storage.url, create=False)
+    except EcoLensError as exc:
+        print(f"recorded rollouts not shown: {exc}", file=sys.stderr)
+    else:
+        try:
+            recorded = load_rollouts(database)
+        finally:
+            database.close()
+    if args.json:
+        rollouts = None if recorded is None else [asdict(r) for r in recorded]
+        print(json.dumps({"bins": states, "rollouts": rollouts}, indent=2))
+        return 0
+    print(rollout.format_states(states))
+    if recorded is not None:
+        print()
+        print(format_rollouts(recorded))
+    return 0
+
+
 def record_canary(args: argparse.Namespace, config, manifest, devices: list[str]) -> None:  # noqa: ANN001
     """Hand the canary to the aggregator: one row in the fleet database it supervises."""
     from ecolens.fleet.canary import StagedRollout, record_rollout
@@ -156,6 +192,7 @@ def record_canary(args: argparse.Namespace, config, manifest, devices: list[str]
                 min_results=args.min_results,
                 max_share_delta=args.max_share_delta,
                 max_uncertain_delta=args.max_uncertain_delta,
+                max_error_delta=args.max_error_delta,
             ),
         )
     finally:

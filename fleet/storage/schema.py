@@ -89,6 +89,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX rollouts_state ON rollouts (state)",
     ),
+    # 7: the error rate (times offline) a canary may add over the rest; NULL on rollouts
+    # recorded before, which are judged with the default
+    ("ALTER TABLE rollouts ADD COLUMN max_error_delta DOUBLE PRECISION",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -39,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-images", type=int, default=0, help="mix in only this many training photos (0 = all of them)"
     )
-    parser.add_argument("--refit-all", action="store_true", help="adapt --refit-all")
-    parser.add_argument("--gated-threshold", action="store_true", help="adapt --gated-threshold")
+    parser.add_argument(
+        "--refit-all", action=argparse.BooleanOptionalAction, default=True, help="adapt --refit-all"
+    )
 
 
 def camera(rgb: np.ndarray, key: str) -> np.ndarray:
@@ -136,7 +137,6 @@ def run(args: argparse.Namespace) -> int:
         min_gain=-1.0,  # write it whatever adapt's own gate says: this check measures it
         max_base_drop=1.0,
         refit_all=args.refit_all,
-        gated_threshold=args.gated_threshold,
     )
     try:
         report: dict[str, Any] = adapt(options)

@@ -1,23 +1,25 @@
 """`ecolens adapt`: fit a trained model to one site's camera with a few hundred labelled frames.
 
-A few hundred frames cannot retrain a convolutional trunk, but they can move what sits on top of
-it. So the trunk stays frozen and three things are fitted on its features:
+A few hundred frames cannot retrain a convolutional trunk, but they can fit what sits on top of
+it. So the trunk stays frozen and, on its features, adapt fits:
 
-1. the final Dense layer (multinomial logistic regression, pulled towards the base weights and
-   trained on the field frames mixed with base training images, so it does not forget),
-2. a decision threshold for the positive class (chosen on out-of-fold predictions to maximise
-   balanced accuracy); with ``gated_threshold`` applied through a domain gate (about 1 on the
-   site's frames, about 0 on base images) so that it moves the decision on this camera but not
-   on the base domain, and
-3. a temperature (chosen on the same out-of-fold predictions to minimise log loss).
+1. the site's own final layer: multinomial logistic regression pulled towards the base
+   weights, trained on the frames and their mirrored copies mixed with base training images;
+2. a decision threshold for the positive class and a temperature, chosen (with the
+   regularisation and the base images' share) on out-of-fold predictions of the frames, to
+   maximise balanced accuracy and then minimise log loss;
+3. a site gate: a logistic classifier of "this camera" against the base images.
 
-Threshold and temperature are folded into the Dense weights (logits / T, plus a shift of the
-positive logit), so the adapted model has the base model's exact architecture and every later
-step (`ecolens convert`, the edge's argmax, `min_confidence`) works unchanged.
+The adapted model computes ``base(x) + gate(x) * (site(x) - base(x))``: on the site's frames
+(gate ~1) the site's layer decides; on the base domain (gate ~0) the base model's answer is kept
+unchanged, so adapting to a dark chamber does not cost the white board (a global refit cost
+TrashNet 2.4 points). It is built from Dense, Add, Multiply and Softmax layers, so
+`ecolens convert`, the edge's argmax and `min_confidence` take it like any model.
 
 Part of the field frames (a stable hash of each file's path) is held out and never fitted on;
 base and adapted models are compared on it, and the adapted model is written only when it is
-better there and not worse on held-out base images.
+better there and not worse on held-out base images. Then, by default, the written model is fitted
+on every labelled frame with the choices made without the held-out ones.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from ecolens.core.preprocess import load_image, to_model_input
 
 FOLDS = 5
 MIN_PER_CLASS = 8  # labelled frames of each class needed on each side of the hold-out split
-REGULARISATION_GRID = (0.01, 0.03, 0.1, 0.3)
+REGULARISATION_GRID = (0.3, 1.0, 3.0, 10.0)  # L2 pull towards the base layer's weights
+BASE_SHARE_GRID = (0.3, 1.0, 3.0)  # weight of the mixed-in base images against the site's frames
+GATE_REGULARISATION = 0.01
 
 
 class NotBetter(EcoLensError):
@@ -63,16 +67,14 @@ class AdaptOptions:
     base_eval: Path | None = None  # base-domain held-out images (default: shipped eval sample)
     positive_folders: tuple[str, ...] = ("plastic",)
     holdout_percent: int = 33
-    base_share: float = 1.0  # weight of the base images relative to the field frames
+    base_share: float | None = None  # weight of the base images against the frames (None: chosen)
     min_gain: float = 0.02  # balanced accuracy the adapted model must gain on held-out frames
     max_base_drop: float = 0.03  # balanced accuracy it may lose on held-out base images
     version: str | None = None
     seed: int = 1234
     # once the held-out comparison passed, fit the written model on every labelled frame (held-out
     # ones too) with the regularisation, threshold and temperature chosen without them
-    refit_all: bool = False
-    # apply the threshold shift through the domain gate (see DomainGate) instead of everywhere
-    gated_threshold: bool = False
+    refit_all: bool = True
 
 
 def log(message: str) -> None:
@@ -93,11 +95,8 @@ def is_linear_dense(layer: Any) -> bool:
 
 
 class GroupedHead:
-    """Dense layers whose outputs are added (then scaled by a temperature) seen as ONE Dense
-    over their concatenated inputs, so adapt fits them together: W = vstack(W_g) * s,
-    b = sum(b_g) * s. Writing splits w / s by rows back into each Dense and puts the bias into
-    the Dense that has one, so the model keeps its architecture (and int8 keeps one
-    quantization range per feature group)."""
+    """Dense layers whose outputs are added (then scaled by a temperature) read as ONE Dense
+    over their concatenated inputs: W = vstack(W_g) * s, b = sum(b_g) * s."""
 
     def __init__(self, denses: list[Any], scale: float) -> None:
         self.denses = denses
@@ -109,17 +108,11 @@ class GroupedHead:
         bias = sum(np.asarray(d.bias.numpy(), dtype=np.float64) for d in self.with_bias)
         return [np.vstack(kernels) * self.scale, np.asarray(bias) * self.scale]
 
-    def set_weights(self, weights: list[np.ndarray]) -> None:
-        w, b = (np.asarray(v, dtype=np.float64) / self.scale for v in weights)
-        rows = np.cumsum([int(d.kernel.shape[0]) for d in self.denses])[:-1]
-        for dense, kernel in zip(self.denses, np.split(w, rows)):
-            dense.kernel.assign(kernel.astype(np.float32))
-        for i, dense in enumerate(self.with_bias):
-            dense.bias.assign((b if i == 0 else np.zeros_like(b)).astype(np.float32))
-
 
 class ConcatenatedFeatures:
-    """The image -> the concatenated inputs of a head's Dense layers (what GroupedHead fits on)."""
+    """The image -> the concatenated inputs of a head's Dense layers (what the head is fitted
+    on), as arrays (``predict``) or as symbolic tensors, one per feature group (``groups``), to
+    build the adapted model on."""
 
     def __init__(self, *stages: Any) -> None:
         self.stages = stages
@@ -131,8 +124,14 @@ class ConcatenatedFeatures:
         values = values if isinstance(values, list) else [values]
         return np.concatenate([np.asarray(v).reshape(len(batch), -1) for v in values], axis=1)
 
+    def groups(self, inputs: Any) -> list[Any]:
+        values = inputs
+        for stage in self.stages:
+            values = stage(values)
+        return list(values) if isinstance(values, (list, tuple)) else [values]
 
-def grouped_head(model: Any) -> tuple[Any, GroupedHead] | None:
+
+def grouped_head(model: Any) -> tuple[ConcatenatedFeatures, GroupedHead] | None:
     """(features, head) when the softmax reads an optional Rescaling (the temperature) of one
     Dense or an Add of Dense layers, in the model itself or inside a nested head Model; else None."""
     import keras
@@ -160,15 +159,15 @@ def grouped_head(model: Any) -> tuple[Any, GroupedHead] | None:
     return ConcatenatedFeatures(outer, keras.Model(nested.inputs, inner_outputs)), head
 
 
-def split_head(model: Any) -> tuple[Any, Any, Any]:
-    """(feature extractor, the Dense layer to fit, a function building the adapted model).
+def split_head(model: Any) -> tuple[ConcatenatedFeatures, Any]:
+    """(features, head): what the model's final linear layer reads, and that layer (its
+    ``get_weights()`` gives the logits as ``features @ w + b``).
 
-    A model ending in Dense(softmax), Dense(logits) or Dense + Softmax/Activation gets that
-    Dense layer refitted on the features it reads. A softmax over an optional temperature
-    (Rescaling) of Dense layers added together (the reference model 2.0.0: a nested head with
-    one Dense per feature group) gets those Dense layers refitted as one. Any other model whose
-    output is a softmax gets a new Dense layer on its class logits, started at the identity:
-    an affine recalibration of the logits (threshold and temperature included).
+    A model ending in Dense(softmax), Dense(logits) or Dense + Softmax/Activation: that Dense
+    on the features it reads. A softmax over an optional temperature (Rescaling) of Dense
+    layers added together (the reference model: a nested head with one Dense per feature group):
+    those Dense layers as one over the concatenated groups, the temperature folded in. Any other
+    model whose output is a softmax: the identity on its class logits.
     """
     import keras
 
@@ -178,7 +177,7 @@ def split_head(model: Any) -> tuple[Any, Any, Any]:
     head = layers[-2] if softmax_after else last
     activation = getattr(getattr(head, "activation", None), "__name__", "linear")
     if type(head).__name__ == "Dense" and activation in ("softmax", "linear"):
-        return keras.Model(model.inputs, head.input), head, lambda: model
+        return ConcatenatedFeatures(keras.Model(model.inputs, head.input)), head
     if not softmax_after:
         raise ModelError(
             f"adapt needs a model whose output is a softmax or its last layer Dense; "
@@ -186,19 +185,53 @@ def split_head(model: Any) -> tuple[Any, Any, Any]:
         )
     grouped = grouped_head(model)
     if grouped is not None:
-        return grouped[0], grouped[1], lambda: model
-    logits = last.input
-    classes = int(logits.shape[-1])
-    recalibration = keras.layers.Dense(
-        classes, kernel_initializer="identity", bias_initializer="zeros", name="field_recalibration"
+        return grouped
+    classes = int(last.input.shape[-1])
+    return ConcatenatedFeatures(keras.Model(model.inputs, last.input)), IdentityHead(classes)
+
+
+class IdentityHead:
+    """The class logits of a softmax model read as ``logits @ I + 0``."""
+
+    def __init__(self, classes: int) -> None:
+        self.classes = classes
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [np.eye(self.classes), np.zeros(self.classes)]
+
+
+def gated_model(
+    model: Any, features: ConcatenatedFeatures, w0: np.ndarray, b0: np.ndarray, head: SiteHead
+) -> Any:
+    """The adapted Keras model: the base model's trunk and features, then
+
+        logits = base(x) + gate(x) * (site(x) - base(x)),  gate(x) = sigmoid(x . u + c)
+
+    built from Dense layers per feature group (int8 keeps one quantization range per group),
+    an Add, a Multiply and a Softmax, so `ecolens convert` and the edge take it like any model."""
+    import keras
+
+    groups = features.groups(model.inputs if len(model.inputs) > 1 else model.inputs[0])
+    rows = np.cumsum([int(g.shape[-1]) for g in groups])[:-1]
+
+    def summed(name: str, kernel: np.ndarray, bias: np.ndarray) -> Any:
+        parts = []
+        for i, (tensor, block) in enumerate(zip(groups, np.split(kernel, rows))):
+            dense = keras.layers.Dense(block.shape[1], use_bias=i == 0, name=f"{name}_{i}")
+            output = dense(tensor)
+            dense.set_weights([block.astype(np.float32), *([bias.astype(np.float32)] if i == 0 else [])])
+            parts.append(output)
+        return parts[0] if len(parts) == 1 else keras.layers.Add(name=name)(parts)
+
+    base = summed("base_logits", w0, b0)
+    correction = summed("site_correction", head.weights - w0, head.bias - b0)
+    gate_logit = summed("site_gate", head.gate.direction[:, None], np.array([head.gate.offset]))
+    gate = keras.layers.Activation("sigmoid", name="site_gate_probability")(gate_logit)
+    logits = keras.layers.Add(name="site_logits")(
+        [base, keras.layers.Multiply(name="gated")([gate, correction])]
     )
-
-    def adapted() -> Any:
-        probabilities = keras.layers.Softmax(name="probabilities")(recalibration(logits))
-        return keras.Model(model.inputs, probabilities, name=f"{model.name}_adapted")
-
-    recalibration.build((None, classes))
-    return keras.Model(model.inputs, logits), recalibration, adapted
+    probabilities = keras.layers.Softmax(name="probabilities")(logits)
+    return keras.Model(model.inputs, probabilities, name=f"{model.name}_site")
 
 
 def input_spec(stored: dict[str, Any], size: tuple[int, int]) -> InputSpec:
@@ -212,13 +245,16 @@ def input_spec(stored: dict[str, Any], size: tuple[int, int]) -> InputSpec:
     return InputSpec(**values)
 
 
-def extract(features: Any, samples: list[Sample], spec: InputSpec, what: str) -> np.ndarray:
-    """Trunk features of every sample, in batches (the trunk runs once per image)."""
+def extract(
+    features: ConcatenatedFeatures, samples: list[Sample], spec: InputSpec, what: str, mirror: bool = False
+) -> np.ndarray:
+    """Trunk features of every sample (left-right mirrored with ``mirror``), in batches."""
     rows = []
     for start in range(0, len(samples), 32):
-        batch = np.stack([to_model_input(load_image(s.path), spec) for s in samples[start : start + 32]])
+        images = (load_image(s.path) for s in samples[start : start + 32])
+        batch = np.stack([to_model_input(rgb[:, ::-1] if mirror else rgb, spec) for rgb in images])
         rows.append(np.asarray(features.predict(batch, verbose=0), dtype=np.float64))
-    log(f"features of {len(samples)} {what} images")
+    log(f"features of {len(samples)} {what} images{' (mirrored)' if mirror else ''}")
     return np.concatenate(rows).reshape(len(samples), -1)
 
 
@@ -289,47 +325,59 @@ def best_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class DomainGate:
-    """g(x) = x . direction - offset: about 1 on the site's frames and about 0 on base images,
-    along the line between their mean features. The threshold shift is applied as shift * g(x),
-    so it moves the decision on the site's camera and (nearly) not on the base domain: a global
-    shift that suits a dark camera costs many points on the white board. Linear in x, so it
-    folds into the Dense layer like a plain shift."""
+    """gate(x) = sigmoid(x . direction + offset): a logistic classifier of "this site's camera"
+    against the base images. The site's head acts only where the gate is open, so a decision
+    boundary moved for a dark camera costs nothing on the white board (a global move of the
+    threshold or of the head cost TrashNet 2.4 points in `ecolens benchmark adapt`)."""
 
     direction: np.ndarray
     offset: float
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.direction - self.offset
+        return 1.0 / (1.0 + np.exp(-np.clip(x @ self.direction + self.offset, -60.0, 60.0)))
 
 
-def domain_gate(field_x: np.ndarray, base_x: np.ndarray) -> DomainGate:
-    """The gate between the field frames' and the base images' mean features (unlabelled use);
-    g == 1 everywhere (a plain shift) without base images or when the means coincide."""
-    if len(base_x):
-        base_mean = base_x.mean(axis=0)
-        difference = field_x.mean(axis=0) - base_mean
-        norm = float(difference @ difference)
-        if norm > 1e-12:
-            direction = difference / norm
-            return DomainGate(direction, float(base_mean @ direction))
-    return DomainGate(np.zeros(field_x.shape[1]), -1.0)
-
-
-def gated_shift(margin: np.ndarray, gate: np.ndarray, positive: np.ndarray) -> float:
-    """best_shift for margin + shift * gate (gate near 1 on field frames; kept above 0.05)."""
-    return best_shift(margin / np.maximum(gate, 0.05), positive)
+def fit_domain_gate(field_x: np.ndarray, base_x: np.ndarray) -> DomainGate:
+    """The gate from the site's frames (1) and the base images (0), class-balanced and
+    L2-regularised; open everywhere when there are no base images."""
+    if not len(base_x):
+        return DomainGate(np.zeros(field_x.shape[1]), 60.0)
+    x = np.concatenate([field_x, base_x])
+    domain = np.concatenate([np.ones(len(field_x), dtype=np.int64), np.zeros(len(base_x), dtype=np.int64)])
+    zeros = np.zeros((x.shape[1], 2))
+    w, b = fit_dense(x, domain, balanced_weights(domain, 2, 1.0), zeros, np.zeros(2), GATE_REGULARISATION)
+    return DomainGate(w[:, 1] - w[:, 0], float(b[1] - b[0]))
 
 
 @dataclass
-class FittedHead:
+class SiteHead:
+    """The site's own final layer (threshold shift and temperature folded in) and its gate."""
+
     weights: np.ndarray
     bias: np.ndarray
-    strength: float
-    shift: float
-    temperature: float
+    gate: DomainGate
+    chosen: Choices
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.weights + self.bias
+    def logits(self, x: np.ndarray, w0: np.ndarray, b0: np.ndarray) -> np.ndarray:
+        """base(x) + gate(x) * (site(x) - base(x)), as the adapted model computes them."""
+        base = x @ w0 + b0
+        return base + self.gate(x)[:, None] * (x @ self.weights + self.bias - base)
+
+
+@dataclass(frozen=True)
+class FieldData:
+    """Labelled site frames, their mirrored copies' features and the fold of each frame."""
+
+    x: np.ndarray
+    mirrored: np.ndarray
+    y: np.ndarray
+    folds: np.ndarray
+
+    def take(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The kept frames with their mirrored copies (a held-out frame's copy is held out too)."""
+        return np.concatenate([self.x[keep], self.mirrored[keep]]), np.concatenate(
+            [self.y[keep], self.y[keep]]
+        )
 
 
 def train_mixed(
@@ -342,8 +390,12 @@ def train_mixed(
     base_share: float,
     strength: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The final layer fitted on field frames mixed with base images (each class-balanced)."""
+    """The site's final layer fitted on its frames mixed with base images (each class-balanced,
+    the base images weighing ``base_share`` of the frames): they regularise towards what the
+    trunk's features mean in general, which a hundred frames cannot say alone."""
     classes = w0.shape[1]
+    if not base_share:
+        base_x, base_y = base_x[:0], base_y[:0]
     x = np.concatenate([x_field, base_x])
     y = np.concatenate([y_field, base_y])
     weights = np.concatenate(
@@ -355,80 +407,67 @@ def train_mixed(
     return fit_dense(x, y, weights, w0, b0, strength)
 
 
-def refit(
-    fitted: FittedHead,
-    field_x: np.ndarray,
-    field_y: np.ndarray,
+def fit_site_head(
+    field: FieldData,
     base_x: np.ndarray,
     base_y: np.ndarray,
     w0: np.ndarray,
     b0: np.ndarray,
     positive: int,
-    base_share: float,
-    gated: bool = False,
-) -> FittedHead:
-    """The same choices (strength, threshold, temperature) fitted on more field frames."""
-    w, b = train_mixed(field_x, field_y, base_x, base_y, w0, b0, base_share, fitted.strength)
-    w, b = fold_shift(w, b, positive, fitted.shift, domain_gate(field_x, base_x if gated else base_x[:0]))
-    t = fitted.temperature
-    return FittedHead(w / t, b / t, fitted.strength, fitted.shift, t)
-
-
-def fold_shift(
-    w: np.ndarray, b: np.ndarray, positive: int, shift: float, gate: DomainGate
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weights whose positive logit rises by shift * gate(x)."""
-    w, b = w.copy(), b.copy()
-    w[:, positive] += shift * gate.direction
-    b[positive] -= shift * gate.offset
-    return w, b
-
-
-def fit_head(
-    field_x: np.ndarray,
-    field_y: np.ndarray,
-    folds: np.ndarray,
-    base_x: np.ndarray,
-    base_y: np.ndarray,
-    w0: np.ndarray,
-    b0: np.ndarray,
-    positive: int,
-    base_share: float,
-    gated: bool = False,
-) -> FittedHead:
-    """Choose the regularisation strength, threshold and temperature on out-of-fold field
-    predictions, then fit the final layer on every field frame with them folded in."""
-    classes = w0.shape[1]
-
-    def train(x_field: np.ndarray, y_field: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray]:
-        return train_mixed(x_field, y_field, base_x, base_y, w0, b0, base_share, strength)
-
-    gate = domain_gate(field_x, base_x if gated else base_x[:0])
-    field_gate = gate(field_x)
-    best: tuple[float, float, float, np.ndarray] | None = None
-    for strength in REGULARISATION_GRID:
-        out_of_fold = np.zeros((len(field_y), classes))
-        for fold in range(FOLDS):
-            held = folds == fold
-            if not held.any():
-                continue
-            w, b = train(field_x[~held], field_y[~held], strength)
-            out_of_fold[held] = field_x[held] @ w + b
-        margin = out_of_fold[:, positive] - np.delete(out_of_fold, positive, axis=1).max(axis=1)
-        shift = gated_shift(margin, field_gate, field_y == positive)
-        predicted = (margin + shift * field_gate > 0).astype(int)
-        is_pos = field_y == positive
-        score = 0.5 * ((predicted[is_pos] == 1).mean() + (predicted[~is_pos] == 0).mean())
-        log(f"regularisation {strength:g}: out-of-fold balanced accuracy {score:.3f}")
-        if best is None or score > best[0] + 1e-9:
-            best = (score, strength, shift, out_of_fold)
+    base_shares: tuple[float, ...] = BASE_SHARE_GRID,
+) -> SiteHead:
+    """Choose the regularisation strength, the base images' share, the threshold and the
+    temperature on out-of-fold predictions of the site's frames, then fit the site's layer on
+    all of them (and their mirrored copies) with those choices folded in."""
+    best: tuple[float, float, float, float, np.ndarray] | None = None
+    is_positive = field.y == positive
+    for share in base_shares:
+        for strength in REGULARISATION_GRID:
+            out_of_fold = np.zeros((len(field.y), w0.shape[1]))
+            for fold in np.unique(field.folds):
+                held = field.folds == fold
+                w, b = train_mixed(*field.take(~held), base_x, base_y, w0, b0, share, strength)
+                out_of_fold[held] = field.x[held] @ w + b
+            margin = out_of_fold[:, positive] - np.delete(out_of_fold, positive, axis=1).max(axis=1)
+            shift = best_shift(margin, is_positive)
+            predicted = margin + shift > 0
+            score = 0.5 * (predicted[is_positive].mean() + (~predicted[~is_positive]).mean())
+            if best is None or score > best[0] + 1e-9:
+                best = (score, share, strength, shift, out_of_fold)
     assert best is not None
-    _, strength, shift, out_of_fold = best
-    shifted = out_of_fold.copy()
-    shifted[:, positive] += shift * field_gate
-    temperature = best_temperature(shifted, field_y)
-    w, b = fold_shift(*train(field_x, field_y, strength), positive, shift, gate)
-    return FittedHead(w / temperature, b / temperature, strength, shift, temperature)
+    score, share, strength, shift, out_of_fold = best
+    log(f"chosen on out-of-fold frames: base share {share:g}, regularisation {strength:g} ({score:.3f})")
+    out_of_fold[:, positive] += shift
+    chosen = Choices(share, strength, shift, best_temperature(out_of_fold, field.y))
+    return fit_with(chosen, field, base_x, base_y, w0, b0, positive)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the out-of-fold predictions chose; kept when refitting on more frames."""
+
+    base_share: float
+    strength: float
+    shift: float
+    temperature: float
+
+
+def fit_with(
+    chosen: Choices,
+    field: FieldData,
+    base_x: np.ndarray,
+    base_y: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    positive: int,
+) -> SiteHead:
+    """The site's layer (and its gate) on every frame of ``field`` and their mirrored copies."""
+    every = np.ones(len(field.y), dtype=bool)
+    w, b = train_mixed(*field.take(every), base_x, base_y, w0, b0, chosen.base_share, chosen.strength)
+    b = b.copy()
+    b[positive] += chosen.shift
+    gate = fit_domain_gate(np.concatenate([field.x, field.mirrored]), base_x)
+    return SiteHead(w / chosen.temperature, b / chosen.temperature, gate, chosen)
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -504,7 +543,7 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
             f"{options.base}: adapt needs a two-class {NEGATIVE_LABEL}/{POSITIVE_LABEL} model; "
             f"it has labels {list(labels)} and {loaded.outputs} outputs"
         )
-    features, head, build_adapted = split_head(loaded.model)
+    features, head = split_head(loaded.model)
     spec = input_spec(stored, loaded.input_size)
     positive = labels.index(POSITIVE_LABEL)
 
@@ -517,19 +556,22 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
     )
 
     fit_x = extract(features, fit_set, spec, "field (fit)")
+    fit_mirrored = extract(features, fit_set, spec, "field (fit)", mirror=True)
     hold_x = extract(features, holdout, spec, "field (held-out)")
     base_x = extract(features, base_train, spec, "base (mixed in)")
     base_hold_x = extract(features, base_held, spec, "base (held-out)")
     base_y, base_hold_y = labelled(base_train, labels), labelled(base_held, labels)
 
     w0, b0 = (np.asarray(v, dtype=np.float64) for v in head.get_weights())
-    folds = np.array([s.bucket % FOLDS for s in fit_set])
-    fitted = fit_head(
-        fit_x, fit_y, folds, base_x, base_y, w0, b0, positive, options.base_share, options.gated_threshold
-    )
+    field = FieldData(fit_x, fit_mirrored, fit_y, np.array([s.bucket % FOLDS for s in fit_set]))
+    shares = BASE_SHARE_GRID if options.base_share is None else (options.base_share,)
+    fitted = fit_site_head(field, base_x, base_y, w0, b0, positive, shares)
 
-    def probabilities(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return softmax(x @ w + b)
+    def base_probabilities(x: np.ndarray) -> np.ndarray:
+        return softmax(x @ w0 + b0)
+
+    def adapted_probabilities(x: np.ndarray) -> np.ndarray:
+        return softmax(fitted.logits(x, w0, b0))
 
     report: dict[str, Any] = {
         "base_model": str(options.base),
@@ -537,18 +579,23 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
         "field_frames": {"fit": len(fit_set), "held_out": len(holdout)},
         "base_images": {"mixed_in": len(base_train), "held_out": len(base_held)},
         "field_held_out": {
-            "base": evaluate(probabilities(hold_x, w0, b0), hold_y, labels),
-            "adapted": evaluate(probabilities(hold_x, fitted.weights, fitted.bias), hold_y, labels),
+            "base": evaluate(base_probabilities(hold_x), hold_y, labels),
+            "adapted": evaluate(adapted_probabilities(hold_x), hold_y, labels),
         },
         "base_held_out": {
-            "base": evaluate(probabilities(base_hold_x, w0, b0), base_hold_y, labels),
-            "adapted": evaluate(probabilities(base_hold_x, fitted.weights, fitted.bias), base_hold_y, labels),
+            "base": evaluate(base_probabilities(base_hold_x), base_hold_y, labels),
+            "adapted": evaluate(adapted_probabilities(base_hold_x), base_hold_y, labels),
         },
         "fitted": {
-            "regularisation": fitted.strength,
-            "positive_logit_shift": round(fitted.shift, 4),
-            "temperature": round(fitted.temperature, 4),
-            "gated_threshold": options.gated_threshold,
+            "regularisation": fitted.chosen.strength,
+            "base_share": fitted.chosen.base_share,
+            "positive_logit_shift": round(fitted.chosen.shift, 4),
+            "temperature": round(fitted.chosen.temperature, 4),
+            # how open the site gate is: ~1 on the site's frames, ~0 on the base domain
+            "gate_mean": {
+                "field_held_out": round(float(fitted.gate(hold_x).mean()), 4),
+                "base_held_out": round(float(fitted.gate(base_hold_x).mean()), 4),
+            },
         },
     }
     field_scores, base_scores = report["field_held_out"], report["base_held_out"]
@@ -575,22 +622,16 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
         )
 
     if options.refit_all:
-        all_x, all_y = np.concatenate([fit_x, hold_x]), np.concatenate([fit_y, hold_y])
-        fitted = refit(
-            fitted,
-            all_x,
-            all_y,
-            base_x,
-            base_y,
-            w0,
-            b0,
-            positive,
-            options.base_share,
-            options.gated_threshold,
+        hold_mirrored = extract(features, holdout, spec, "field (held-out)", mirror=True)
+        every = FieldData(
+            np.concatenate([fit_x, hold_x]),
+            np.concatenate([fit_mirrored, hold_mirrored]),
+            np.concatenate([fit_y, hold_y]),
+            np.zeros(len(fit_y) + len(hold_y), dtype=np.int64),
         )
-        report["refit_on_all"] = len(all_y)
-        log(f"refitted on all {len(all_y)} labelled field frames")
-    head.set_weights([fitted.weights.astype(np.float32), fitted.bias.astype(np.float32)])
+        fitted = fit_with(fitted.chosen, every, base_x, base_y, w0, b0, positive)
+        report["refit_on_all"] = len(every.y)
+        log(f"refitted on all {len(every.y)} labelled field frames")
     version = options.version or next_version(str(stored.get("version", "1.0.0")))
     metadata = dict(stored)
     metadata.update(
@@ -602,7 +643,7 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
     )
     if "input" not in metadata:
         metadata["input"] = dataclasses.asdict(spec)
-    save_adapted(build_adapted(), options.out, metadata)
+    save_adapted(gated_model(loaded.model, features, w0, b0, fitted), options.out, metadata)
     report.update(written=True, out=str(options.out), version=version)
     options.out.with_suffix(".adapt.json").write_text(json.dumps(report, indent=2) + "\n")
     log(f"saved {options.out} (version {version})")

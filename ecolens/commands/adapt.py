@@ -15,10 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "adapt",
         help="adapt a trained .h5 to a site's camera from a few hundred labelled frames",
-        description="Fine-tunes only what a few hundred frames support (the final Dense layer, a "
-        "decision threshold and a temperature) on DIR/<class>/*.jpg mixed with base training "
-        "images, holds out part of DIR, and writes NEW.h5 only when it beats the base model "
-        "there without forgetting the base domain. Convert the result with `ecolens convert`.",
+        description="Fits only what a few hundred frames support (a site final layer, decision "
+        "threshold and temperature, behind a gate that opens on this camera's frames) on "
+        "DIR/<class>/*.jpg mixed with base training images, holds out part of DIR, and writes "
+        "NEW.h5 only when it beats the base model there without forgetting the base domain. "
+        "Convert the result with `ecolens convert`.",
     )
     parser.add_argument(
         "--base", type=Path, required=True, help="the trained model (.h5 with EcoLens metadata)"
@@ -43,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--holdout", type=int, default=33, help="percent of DIR held out (default 33)")
     parser.add_argument(
-        "--base-share", type=float, default=1.0, help="weight of base images vs field frames (default 1.0)"
+        "--base-share",
+        type=float,
+        help="weight of base images vs field frames (default: chosen on out-of-fold frames)",
     )
     parser.add_argument(
         "--min-gain",
@@ -59,15 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--refit-all",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="once it beats the base model on the held-out frames, fit the written model on every "
-        "labelled frame (its report stays the one measured before)",
-    )
-    parser.add_argument(
-        "--gated-threshold",
-        action="store_true",
-        help="move the plastic threshold only on frames that look like DIR's camera (a domain gate "
-        "between DIR's and the base images' mean features), not on the base domain",
+        "labelled frame (default; its report stays the one measured before)",
     )
     parser.add_argument("--model-version", help="version of the adapted model (default: base version + 1)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -90,7 +88,6 @@ def run_adapt(args: argparse.Namespace) -> int:
         max_base_drop=args.max_base_drop,
         version=args.model_version,
         refit_all=args.refit_all,
-        gated_threshold=args.gated_threshold,
     )
     try:
         report = adapt(options)

@@ -37,6 +37,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+UNDECODABLE = "data is not a decodable image (JPEG, PNG, BMP, WebP, ...)"
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); C4, C8, CC are not.
 JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 JPEG_STANDALONE_MARKERS = frozenset(range(0xD0, 0xD9)) | {0x01}
@@ -92,11 +93,14 @@ def image_size(data: bytes) -> tuple[int, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as header:
-                return header.size
+                width, height = header.size
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise ImageTooLargeError(f"image is too large in pixels: {exc}") from exc
     except Exception as exc:  # Pillow raises many types for garbage input
-        raise ImageError("data is not a decodable image (JPEG, PNG, BMP, WebP, ...)") from exc
+        raise ImageError(UNDECODABLE) from exc
+    if width <= 0 or height <= 0:  # Pillow's stub formats (HDF5, GRIB, ...) open with no size
+        raise ImageError(UNDECODABLE)
+    return width, height
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ def decode_bgr(image: EncodedImage, spec: InputSpec | None = None) -> np.ndarray
     _factor, flag = reduction_for(image.width, image.height, spec)
     bgr = cv2.imdecode(np.frombuffer(image.data, dtype=np.uint8), flag)
     if bgr is None:
-        raise ImageError("data is not a decodable image (JPEG, PNG, BMP, WebP, ...)")
+        raise ImageError(UNDECODABLE)
     return bgr
 
 

@@ -129,6 +129,7 @@ def test_json_documents(server, session, document):
         header_values,
     ),
 )
+@example(body=b"\x89HDF\r\n\x1a\n", content_type="image/jpeg")  # a 0x0 header once divided by zero
 def test_raw_bodies_with_any_content_type(server, session, body, content_type):
     headers = {**bearer(), "Content-Type": content_type}
     check(session.post(server.url + "/predict", data=body, headers=headers, timeout=30))

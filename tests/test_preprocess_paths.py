@@ -167,6 +167,11 @@ def test_header_checks_come_before_any_decode():
         inspect_image(b"")
     with pytest.raises(ImageError):
         inspect_image(b"not an image at all")
+    # Pillow's stub plugins open an HDF5 (or GRIB, BUFR) signature with a 0x0 size: refused
+    # here, before a letterbox divides by it (CI's fuzz found this one as a 500)
+    for stub in (b"\x89HDF\r\n\x1a\n", b"GRIB" + bytes(12)):
+        with pytest.raises(ImageError, match="not a decodable image"):
+            inspect_image(stub)
     truncated = inspect_image(png_header(64, 64))  # header fine, pixels missing: decode says so
     with pytest.raises(ImageError):
         decode_for_model(truncated, InputSpec(160, 160))

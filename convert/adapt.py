@@ -18,8 +18,8 @@ TrashNet 2.4 points). It is built from Dense, Add, Multiply and Softmax layers, 
 
 Part of the field frames (a stable hash of each file's path) is held out and never fitted on;
 base and adapted models are compared on it, and the adapted model is written only when it is
-better there and not worse on held-out base images. Then, by default, the written model is fitted
-on every labelled frame with the choices made without the held-out ones.
+better there and not worse on held-out base images. Then, by default, the choices are made again
+out of fold on every labelled frame and the written model is fitted on all of them.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ class AdaptOptions:
     max_base_drop: float = 0.03  # balanced accuracy it may lose on held-out base images
     version: str | None = None
     seed: int = 1234
-    # once the held-out comparison passed, fit the written model on every labelled frame (held-out
-    # ones too) with the regularisation, threshold and temperature chosen without them
+    # once the held-out comparison passed, choose again and fit the written model on every
+    # labelled frame (held-out ones too): more frames to choose the threshold on
     refit_all: bool = True
 
 
@@ -444,7 +444,7 @@ def fit_site_head(
 
 @dataclass(frozen=True)
 class Choices:
-    """What the out-of-fold predictions chose; kept when refitting on more frames."""
+    """What the out-of-fold predictions chose (reported, and folded into the site layer)."""
 
     base_share: float
     strength: float
@@ -627,9 +627,9 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
             np.concatenate([fit_x, hold_x]),
             np.concatenate([fit_mirrored, hold_mirrored]),
             np.concatenate([fit_y, hold_y]),
-            np.zeros(len(fit_y) + len(hold_y), dtype=np.int64),
+            np.array([s.bucket % FOLDS for s in [*fit_set, *holdout]]),
         )
-        fitted = fit_with(fitted.chosen, every, base_x, base_y, w0, b0, positive)
+        fitted = fit_site_head(every, base_x, base_y, w0, b0, positive, shares)
         report["refit_on_all"] = len(every.y)
         log(f"refitted on all {len(every.y)} labelled field frames")
     version = options.version or next_version(str(stored.get("version", "1.0.0")))

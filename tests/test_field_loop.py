@@ -133,6 +133,8 @@ def test_samples_labels_adapt_convert_canary_promote(tmp_path, mosquitto):
         assert adapt.returncode == 0, adapt.stderr[-3000:]
         report = json.loads(adapt.stdout)
         assert report["gain"] >= 0.1, report["field_held_out"]
+        # the default: once better, chosen again and fitted on every labelled frame
+        assert report["refit_on_all"] == sum(report["field_frames"].values())
         held = report["field_held_out"]
         base_score, adapted_score = held["base"]["balanced_accuracy"], held["adapted"]["balanced_accuracy"]
         print(f"\nadapt on labelled samples: {base_score} -> {adapted_score}")

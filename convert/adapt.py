@@ -262,8 +262,8 @@ def extract(
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def balanced_weights(y: np.ndarray, classes: int, total: float) -> np.ndarray:
@@ -271,6 +271,42 @@ def balanced_weights(y: np.ndarray, classes: int, total: float) -> np.ndarray:
     counts = np.bincount(y, minlength=classes).astype(np.float64)
     per_class = np.divide(total / classes, counts, out=np.zeros_like(counts), where=counts > 0)
     return per_class[y]
+
+
+def fit_dense_many(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    strengths: np.ndarray,
+    steps: int = 1000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Several weighted multinomial logistic regressions on the same rows at once, each started
+    at, and pulled towards, (w0, b0) with its own strength (Adam). ``weights`` is (fits, rows): a
+    row a fit must not see weighs 0 there. One pass over ``x`` per step serves every fit, so a
+    grid of folds and settings costs little more than one fit (the fits are memory-bound)."""
+    fits, classes = len(weights), w0.shape[1]
+    w = np.repeat(w0[:, None, :], fits, axis=1)  # (features, fits, classes)
+    b = np.repeat(b0[None, :], fits, axis=0)  # (fits, classes)
+    w_start, pull = w.copy(), np.asarray(strengths, dtype=np.float64)[None, :, None]
+    target = np.eye(classes)[y][:, None, :]
+    share = (weights / weights.sum(axis=1, keepdims=True)).T[:, :, None]  # (rows, fits, 1)
+    moments = [np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)]
+    rate, beta1, beta2 = 0.01, 0.9, 0.999
+    for step in range(1, steps + 1):
+        logits = (x @ w.reshape(len(w), -1)).reshape(len(x), fits, classes) + b
+        error = (softmax(logits) - target) * share
+        grad_w = (x.T @ error.reshape(len(x), -1)).reshape(w.shape) + pull * (w - w_start)
+        grad_b = error.sum(axis=0)
+        for i, (param, grad) in enumerate(((w, grad_w), (b, grad_b))):
+            m, v = moments[2 * i], moments[2 * i + 1]
+            m *= beta1
+            m += (1 - beta1) * grad
+            v *= beta2
+            v += (1 - beta2) * grad**2
+            param -= rate * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + 1e-8)
+    return w.transpose(1, 0, 2), b
 
 
 def fit_dense(
@@ -282,24 +318,9 @@ def fit_dense(
     strength: float,
     steps: int = 1000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted multinomial logistic regression started at, and pulled towards, (w0, b0) (Adam)."""
-    w, b = w0.copy(), b0.copy()
-    target = np.eye(w0.shape[1])[y]
-    share = weights[:, None] / weights.sum()
-    moments = [np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)]
-    rate, beta1, beta2 = 0.01, 0.9, 0.999
-    for step in range(1, steps + 1):
-        error = (softmax(x @ w + b) - target) * share
-        grad_w = x.T @ error + strength * (w - w0)
-        grad_b = error.sum(axis=0)
-        for i, (param, grad) in enumerate(((w, grad_w), (b, grad_b))):
-            m, v = moments[2 * i], moments[2 * i + 1]
-            m *= beta1
-            m += (1 - beta1) * grad
-            v *= beta2
-            v += (1 - beta2) * grad**2
-            param -= rate * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + 1e-8)
-    return w, b
+    """One weighted multinomial logistic regression started at, and pulled towards, (w0, b0)."""
+    w, b = fit_dense_many(x, y, weights[None, :], w0, b0, np.array([strength]), steps)
+    return w[0], b[0]
 
 
 def best_shift(margin: np.ndarray, positive: np.ndarray) -> float:
@@ -373,38 +394,35 @@ class FieldData:
     y: np.ndarray
     folds: np.ndarray
 
-    def take(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The kept frames with their mirrored copies (a held-out frame's copy is held out too)."""
-        return np.concatenate([self.x[keep], self.mirrored[keep]]), np.concatenate(
-            [self.y[keep], self.y[keep]]
-        )
 
+@dataclass(frozen=True)
+class Rows:
+    """Every row a site layer is fitted on: the frames, their mirrored copies, the base images.
+    Fits differ only in how much each row weighs (0 for a row a fit must not see)."""
 
-def train_mixed(
-    x_field: np.ndarray,
-    y_field: np.ndarray,
-    base_x: np.ndarray,
-    base_y: np.ndarray,
-    w0: np.ndarray,
-    b0: np.ndarray,
-    base_share: float,
-    strength: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The site's final layer fitted on its frames mixed with base images (each class-balanced,
-    the base images weighing ``base_share`` of the frames): they regularise towards what the
-    trunk's features mean in general, which a hundred frames cannot say alone."""
-    classes = w0.shape[1]
-    if not base_share:
-        base_x, base_y = base_x[:0], base_y[:0]
-    x = np.concatenate([x_field, base_x])
-    y = np.concatenate([y_field, base_y])
-    weights = np.concatenate(
-        [
-            balanced_weights(y_field, classes, 1.0),
-            balanced_weights(base_y, classes, base_share) if len(base_y) else np.empty(0),
-        ]
-    )
-    return fit_dense(x, y, weights, w0, b0, strength)
+    field: FieldData
+    base_x: np.ndarray
+    base_y: np.ndarray
+
+    @property
+    def x(self) -> np.ndarray:
+        return np.concatenate([self.field.x, self.field.mirrored, self.base_x])
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.concatenate([self.field.y, self.field.y, self.base_y])
+
+    def weights(self, keep: np.ndarray, base_share: float, classes: int) -> np.ndarray:
+        """The kept frames and their copies, class-balanced, weigh 1 in all (a held-out frame's
+        copy is held out too); the base images, class-balanced, weigh ``base_share``: they
+        regularise towards what the trunk's features mean in general, which a hundred frames
+        cannot say alone."""
+        keep_rows = np.concatenate([keep, keep])
+        field_y = np.concatenate([self.field.y, self.field.y])
+        field_w = np.zeros(len(field_y))
+        field_w[keep_rows] = balanced_weights(field_y[keep_rows], classes, 1.0)
+        base_w = balanced_weights(self.base_y, classes, base_share) if len(self.base_y) else np.empty(0)
+        return np.concatenate([field_w, base_w])
 
 
 def fit_site_head(
@@ -419,21 +437,28 @@ def fit_site_head(
     """Choose the regularisation strength, the base images' share, the threshold and the
     temperature on out-of-fold predictions of the site's frames, then fit the site's layer on
     all of them (and their mirrored copies) with those choices folded in."""
+    rows, classes = Rows(field, base_x, base_y), w0.shape[1]
+    settings = [(share, strength) for share in base_shares for strength in REGULARISATION_GRID]
+    folds = np.unique(field.folds)
+    log(f"fitting {len(settings) * len(folds)} site layers ({len(settings)} settings x {len(folds)} folds)")
+    weights = np.stack(
+        [rows.weights(field.folds != fold, share, classes) for share, _ in settings for fold in folds]
+    )
+    strengths = np.array([strength for _, strength in settings for _ in folds])
+    all_w, all_b = fit_dense_many(rows.x, rows.y, weights, w0, b0, strengths)
     best: tuple[float, float, float, float, np.ndarray] | None = None
     is_positive = field.y == positive
-    for share in base_shares:
-        for strength in REGULARISATION_GRID:
-            out_of_fold = np.zeros((len(field.y), w0.shape[1]))
-            for fold in np.unique(field.folds):
-                held = field.folds == fold
-                w, b = train_mixed(*field.take(~held), base_x, base_y, w0, b0, share, strength)
-                out_of_fold[held] = field.x[held] @ w + b
-            margin = out_of_fold[:, positive] - np.delete(out_of_fold, positive, axis=1).max(axis=1)
-            shift = best_shift(margin, is_positive)
-            predicted = margin + shift > 0
-            score = 0.5 * (predicted[is_positive].mean() + (~predicted[~is_positive]).mean())
-            if best is None or score > best[0] + 1e-9:
-                best = (score, share, strength, shift, out_of_fold)
+    for index, (share, strength) in enumerate(settings):
+        out_of_fold = np.zeros((len(field.y), classes))
+        for offset, fold in enumerate(folds):
+            held, fit = field.folds == fold, index * len(folds) + offset
+            out_of_fold[held] = field.x[held] @ all_w[fit] + all_b[fit]
+        margin = out_of_fold[:, positive] - np.delete(out_of_fold, positive, axis=1).max(axis=1)
+        shift = best_shift(margin, is_positive)
+        predicted = margin + shift > 0
+        score = 0.5 * (predicted[is_positive].mean() + (~predicted[~is_positive]).mean())
+        if best is None or score > best[0] + 1e-9:
+            best = (score, share, strength, shift, out_of_fold)
     assert best is not None
     score, share, strength, shift, out_of_fold = best
     log(f"chosen on out-of-fold frames: base share {share:g}, regularisation {strength:g} ({score:.3f})")
@@ -462,8 +487,10 @@ def fit_with(
     positive: int,
 ) -> SiteHead:
     """The site's layer (and its gate) on every frame of ``field`` and their mirrored copies."""
+    rows = Rows(field, base_x, base_y)
     every = np.ones(len(field.y), dtype=bool)
-    w, b = train_mixed(*field.take(every), base_x, base_y, w0, b0, chosen.base_share, chosen.strength)
+    weights = rows.weights(every, chosen.base_share, w0.shape[1])
+    w, b = fit_dense(rows.x, rows.y, weights, w0, b0, chosen.strength)
     b = b.copy()
     b[positive] += chosen.shift
     gate = fit_domain_gate(np.concatenate([field.x, field.mirrored]), base_x)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from ecolens.convert.dataset import NEGATIVE_LABEL, POSITIVE_LABEL
-from ecolens.convert.metrics import answer_stats, classification_metrics, collapse_reason
+from ecolens.convert.metrics import COLLAPSE_SHARE, answer_stats, classification_metrics, collapse_reason
 from ecolens.core.classifier import Classifier, to_probabilities
 from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import InputSpec
@@ -114,13 +114,19 @@ def proof(probs: np.ndarray, evalset: EvalSet, labels: tuple[str, ...], positive
             majority_share=majority,
             required_balanced_accuracy=floor,
         )
+        answered = [sum(row[j] for row in counts) / metrics["n"] for j in range(len(labels))]
+        top = int(np.argmax(answered))
+        # One answer for nearly every photo when the truth is mixed is a collapse, even if the
+        # few other answers lift balanced accuracy a little over the floor (wrong input range).
+        collapsed = answered[top] >= COLLAPSE_SHARE and majority < COLLAPSE_SHARE
         verdict["failure"] = (
             None
-            if metrics["balanced_accuracy"] > floor
+            if metrics["balanced_accuracy"] > floor and not collapsed
             else (
                 f"on {metrics['n']} labelled photos the converted model is no better than always "
                 f"answering the majority class (accuracy {metrics['accuracy']:.0%}, balanced "
-                f"{metrics['balanced_accuracy']:.2f}, majority share {majority:.0%})"
+                f"{metrics['balanced_accuracy']:.2f}, majority share {majority:.0%}, "
+                f"answers {labels[top]!r} for {answered[top]:.0%})"
             )
         )
         return verdict

@@ -55,6 +55,23 @@ def representative_dataset(tensors: list[np.ndarray]) -> Callable[[], Iterator[l
     return generate
 
 
+def forward_pass_converter(tf: Any, model: Any) -> Any | None:
+    """A converter that exports only the model's forward pass (inference mode) and the variables
+    it reads, or None for models without one known input (subclassed, multi-input).
+    ``from_keras_model`` first saves the whole Keras object graph, tracing every layer's call
+    functions: 33-36 s per conversion of a 64 px MobileNetV2 against 8 s this way, for the same
+    bytes and answers, and a convert tries up to three modes."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs or len(inputs) != 1:
+        return None
+    holder = tf.Module()
+    # The signature must track what it reads: tf.Variables (a Keras 3 variable wraps one).
+    holder.model_variables = [v if isinstance(v, tf.Variable) else v.value for v in model.variables]
+    spec = tf.TensorSpec(tuple(inputs[0].shape), inputs[0].dtype, name="input")
+    holder.serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    return tf.lite.TFLiteConverter.from_concrete_functions([holder.serve.get_concrete_function()], holder)
+
+
 def to_tflite(
     model: Any,
     mode: str,
@@ -62,21 +79,38 @@ def to_tflite(
     io_type: str = "int8",
     verbose: bool = False,
 ) -> bytes:
-    """Convert; ``calibration`` (preprocessed tensors) is required for int8."""
+    """Convert; ``calibration`` (preprocessed tensors) is required for int8. The forward pass
+    is exported alone when it can be; should that fail, through ``from_keras_model`` (which
+    accepts Keras 3 and tf_keras models alike). The accuracy proof judges either."""
     import tensorflow as tf
 
     if mode not in MODES:
         raise EcoLensError(f"unknown quantization {mode!r}; choose one of {', '.join(MODES)}")
-    # from_keras_model accepts Keras 3 and tf_keras (Keras 2) models alike.
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "int8" and not calibration:
+        raise EcoLensError("int8 quantization needs calibration images")
+    try:
+        fast = forward_pass_converter(tf, model)
+    except Exception:  # tracing a model it cannot trace: the Keras route will say why
+        fast = None
+    if fast is not None:
+        try:
+            return run_converter(tf, fast, mode, calibration, io_type, verbose)
+        except EcoLensError:
+            print("[convert] the forward-pass export failed; using Keras' exporter", file=sys.stderr)
+    keras_route = tf.lite.TFLiteConverter.from_keras_model(model)
+    return run_converter(tf, keras_route, mode, calibration, io_type, verbose)
+
+
+def run_converter(
+    tf: Any, converter: Any, mode: str, calibration: list[np.ndarray] | None, io_type: str, verbose: bool
+) -> bytes:
+    """Set ``converter`` up for ``mode`` and run it."""
     if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode == "int8":
-        if not calibration:
-            raise EcoLensError("int8 quantization needs calibration images")
-        converter.representative_dataset = representative_dataset(calibration)
+        converter.representative_dataset = representative_dataset(calibration or [])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8 if io_type == "uint8" else tf.int8
         converter.inference_output_type = tf.uint8 if io_type == "uint8" else tf.int8

@@ -56,3 +56,13 @@ def postgres_server():
 def postgres_url(postgres_server) -> str:
     """A fresh empty database on the session's PostgreSQL."""
     return postgres_server.create_database()
+
+
+@pytest.fixture(scope="module")
+def field_domain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """333 frames (60 plastic) of the shipped photos as a dark, warm-lit, far-away camera sees them."""
+    from ecolens.models import calibration_dir, eval_dir
+
+    from tests.support.field_domain import build_field_domain
+
+    return build_field_domain([eval_dir(), calibration_dir()], tmp_path_factory.mktemp("field") / "frames")

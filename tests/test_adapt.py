@@ -1,6 +1,7 @@
-"""`ecolens adapt` on a synthetic "other camera" built from the shipped photos: it must improve
-balanced accuracy on held-out frames, write an .h5 `ecolens convert` accepts, and refuse a data
-set that teaches nothing."""
+"""`ecolens adapt` on a synthetic "other camera" built from the shipped photos (the
+``field_domain`` fixture): on the shipped model it writes a gated site head that keeps the base
+domain's answers, it refuses a data set that teaches nothing, and its head finding and gate.
+The previous model's gain, through convert, is in tests/test_adapt_previous_model.py."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import pytest
 from ecolens.convert.dataset import LABELS, scan
 from ecolens.convert.metrics import classification_metrics
 from ecolens.core.classifier import Classifier
-from ecolens.models import calibration_dir, eval_dir, reference_h5, reference_tflite
+from ecolens.models import eval_dir, reference_h5, reference_tflite
 
-from tests.support.field_domain import build_field_domain, seed_of
-from tests.support.model_variants import PREVIOUS_H5, PREVIOUS_TFLITE, later_version, version_of
+from tests.support.field_domain import seed_of
+from tests.support.model_variants import later_version, version_of
 
 pytest.importorskip("tensorflow")
 
@@ -37,59 +38,6 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1, proc.stderr[-2000:]
     return errors[0]
-
-
-@pytest.fixture(scope="module")
-def field_domain(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """333 frames (60 plastic) of the shipped photos as a dark, warm-lit, far-away camera sees them."""
-    return build_field_domain([eval_dir(), calibration_dir()], tmp_path_factory.mktemp("field") / "frames")
-
-
-def test_adapt_improves_held_out_frames_and_converts(field_domain: Path, tmp_path: Path) -> None:
-    """On the previous reference model 1.0.0, which this camera defeats (the shipped 2.0.0 was
-    trained against this very shift: see the test below)."""
-    out = tmp_path / "site.h5"
-    # --no-refit-all: the written model is the one compared, never fitted on the held-out frames the
-    # int8 check below scores (the default refit is tested end to end in tests/test_field_loop.py)
-    proc = ecolens(
-        "adapt", "--base", str(PREVIOUS_H5), "--data", str(field_domain), "--out", str(out), "--json",
-        "--no-refit-all",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
-    field = report["field_held_out"]
-    assert field["base"]["n"] == field["adapted"]["n"] > 80  # a third of 333, never fitted on
-    assert field["base"]["balanced_accuracy"] < 0.6  # the other camera really defeats the base model
-    assert field["adapted"]["balanced_accuracy"] >= field["base"]["balanced_accuracy"] + 0.1
-    assert field["adapted"]["plastic_f1"] > field["base"]["plastic_f1"]
-    assert report["base_drop"] <= 0.02  # mixing in base images keeps the base domain
-    assert report["written"] and report["version"] == later_version(version_of(PREVIOUS_TFLITE))
-    assert json.loads(out.with_suffix(".adapt.json").read_text())["gain"] == report["gain"]
-
-    # int8 as shipped, calibrated on the site's frames; the gain survives quantization. The adapted
-    # boundary runs through the site's frames, so int8 flips a few borderline ones (97% agreement).
-    tflite = tmp_path / "site.int8.tflite"
-    frames = ["--calibration", str(field_domain), "--eval", str(field_domain), "--min-agreement", "0.95"]
-    convert = ecolens("convert", str(out), "--out", str(tflite), *frames)
-    assert convert.returncode == 0, convert.stderr[-3000:]
-    adapted = Classifier(tflite)
-    assert adapted.metadata.version == later_version(version_of(PREVIOUS_TFLITE))
-    assert adapted.labels == ("non_plastic", "plastic")
-    held_out = [s for s in scan(field_domain) if s.bucket < 33]
-    truth = [s.label for s in held_out]
-
-    def balanced_accuracy(classifier: Classifier) -> float:
-        predicted = [classifier.classify_file(s.path)["label"] for s in held_out]
-        return classification_metrics(truth, predicted, LABELS, "plastic")["balanced_accuracy"]
-
-    base_tflite, adapted_tflite = (
-        balanced_accuracy(Classifier(PREVIOUS_TFLITE)),
-        balanced_accuracy(adapted),
-    )
-    print(
-        f"\nint8, {len(held_out)} held-out field frames: base {base_tflite:.3f}, adapted {adapted_tflite:.3f}"
-    )
-    assert adapted_tflite >= base_tflite + 0.1
 
 
 def test_adapt_writes_a_gated_site_head_on_the_shipped_model(field_domain: Path, tmp_path: Path) -> None:
@@ -143,7 +91,7 @@ def test_adapt_writes_a_gated_site_head_on_the_shipped_model(field_domain: Path,
 def test_useless_data_is_refused(field_domain: Path, tmp_path: Path) -> None:
     """Labels that carry no information (a hash of the file name) cannot beat the base model."""
     shuffled = tmp_path / "shuffled"
-    for frame in sorted(field_domain.rglob("*.jpg")):
+    for frame in sorted(field_domain.rglob("*.jpg"))[::2]:  # half the frames: noise is noise
         label = "plastic" if seed_of(frame.name) % 5 == 0 else "non_plastic"
         (shuffled / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(frame, shuffled / label / frame.name)

@@ -28,6 +28,7 @@ class ItemResult:
 
 @dataclass
 class _Collected:
+    classifier: Classifier | None = None  # the model that answers for every frame collected
     probabilities: list[np.ndarray] = field(default_factory=list)
     inference_ms: float = 0.0
     seen_at: datetime | None = None
@@ -91,9 +92,15 @@ class ItemPipeline:
 
     def _collect(self, frame: Frame, box: Box | None) -> None:
         image = self._crop(frame, box)
-        probabilities, elapsed_ms = self.classifier().predict(image)
+        classifier = self.classifier()
+        if self._collected.classifier not in (None, classifier):
+            # The model changed mid-item (hot reload, rollout): start the item again, so that a
+            # result is stamped with the model whose answers it combines.
+            self._collected = _Collected()
+        probabilities, elapsed_ms = classifier.predict(image)
         self.frames_classified += 1
         collected = self._collected
+        collected.classifier = classifier
         collected.probabilities.append(probabilities)
         collected.inference_ms += elapsed_ms
         collected.seen_at = collected.seen_at or frame.seen_at
@@ -104,7 +111,8 @@ class ItemPipeline:
         scores = stacked.max(axis=0) if self.detect.combine == "max" else stacked.mean(axis=0)
         if self.detect.combine == "max":
             scores = scores / scores.sum()
-        result = self.classifier().result(
+        classifier = collected.classifier or self.classifier()
+        result = classifier.result(
             scores,
             collected.inference_ms,
             seen_at=collected.seen_at,
@@ -132,14 +140,16 @@ class ItemPipeline:
             return []
         collected = _Collected()
         self._collected_from(collected, frame, self._crop(frame, None))
-        label = self.classifier().labels[int(np.argmax(collected.probabilities[0]))]
+        assert collected.classifier is not None
+        label = collected.classifier.labels[int(np.argmax(collected.probabilities[0]))]
         if label == self._last_label:
             return []
         self._last_label = label
         return self._emit(collected, frame, source=self.source_name)
 
     def _collected_from(self, collected: _Collected, frame: Frame, image: np.ndarray) -> None:
-        probabilities, elapsed_ms = self.classifier().predict(image)
+        collected.classifier = self.classifier()
+        probabilities, elapsed_ms = collected.classifier.predict(image)
         self.frames_classified += 1
         collected.probabilities.append(probabilities)
         collected.inference_ms = elapsed_ms

@@ -18,9 +18,9 @@ from ecolens.convert.dataset import LABELS, POSITIVE_LABEL
 from ecolens.convert.metrics import classification_metrics
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-# The recommended `min_confidence`: the lowest threshold above which out-of-domain answers are
-# right at least this often.
-TARGET_ACCURACY = 0.85
+# The recommended `min_confidence`: the lowest threshold above which the out-of-domain answers
+# kept have at least this balanced accuracy (each class's answers right this often on average).
+TARGET_BALANCED_ACCURACY = 0.85
 
 
 def scored(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -56,7 +56,9 @@ def evaluation_report(
     report["ood"] = ood
     coverage = coverage_table(softmax(ood_logits, temperature), ood_labels, THRESHOLDS) if len(labels) else []
     good = [
-        r["min_confidence"] for r in coverage if r["accuracy_kept"] and r["accuracy_kept"] >= TARGET_ACCURACY
+        r["min_confidence"]
+        for r in coverage
+        if r["balanced_accuracy_kept"] is not None and r["balanced_accuracy_kept"] >= TARGET_BALANCED_ACCURACY
     ]
     report["calibration"] = {
         "temperature": temperature,

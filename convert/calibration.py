@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ecolens.convert.metrics import balanced_accuracy
 
 BINS = 10
 CONFIDENT = 0.9
@@ -76,14 +77,6 @@ def confident_error_share(
     return float((probabilities.max(axis=1)[wrong] > threshold).mean())
 
 
-def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float | None:
-    """Mean recall over the classes present in ``labels`` (None when there is none)."""
-    classes = np.unique(labels)
-    if not len(classes):
-        return None
-    return float(np.mean([(predicted[labels == c] == c).mean() for c in classes]))
-
-
 def coverage_table(
     probabilities: np.ndarray, labels: np.ndarray, thresholds: tuple[float, ...]
 ) -> list[dict]:
@@ -96,12 +89,14 @@ def coverage_table(
     rows = []
     for t in thresholds:
         kept = confidence >= t
+        any_kept = bool(kept.any())
+        balanced = balanced_accuracy(labels[kept], predicted[kept]) if any_kept else None
         rows.append(
             {
                 "min_confidence": t,
                 "kept": float(kept.mean()),
-                "accuracy_kept": float(correct[kept].mean()) if kept.any() else None,
-                "balanced_accuracy_kept": balanced_accuracy(predicted[kept], labels[kept]),
+                "accuracy_kept": float(correct[kept].mean()) if any_kept else None,
+                "balanced_accuracy_kept": balanced,
             }
         )
     return rows

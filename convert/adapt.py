@@ -5,9 +5,11 @@ it. So the trunk stays frozen and, on its features, adapt fits:
 
 1. the site's own final layer: multinomial logistic regression pulled towards the base
    weights, trained on the frames and their mirrored copies mixed with base training images;
-2. a decision threshold for the positive class and a temperature, chosen (with the
-   regularisation and the base images' share) on out-of-fold predictions of the frames, to
-   maximise balanced accuracy and then minimise log loss;
+   one such layer per (regularisation, base images' share) setting, averaged: a hundred
+   frames cannot reliably choose one setting (see :func:`fit_site_head`);
+2. a decision threshold for the positive class and a temperature, chosen on the averaged
+   layer's out-of-fold predictions of the frames, to maximise balanced accuracy and then
+   minimise log loss;
 3. a site gate: a logistic classifier of "this camera" against the base images.
 
 The adapted model computes ``base(x) + gate(x) * (site(x) - base(x))``: on the site's frames
@@ -18,8 +20,9 @@ TrashNet 2.4 points). It is built from Dense, Add, Multiply and Softmax layers, 
 
 Part of the field frames (a stable hash of each file's path) is held out and never fitted on;
 base and adapted models are compared on it, and the adapted model is written only when it is
-better there and not worse on held-out base images. Then, by default, the choices are made again
-out of fold on every labelled frame and the written model is fitted on all of them.
+better there and not worse on held-out base images. Then, by default, the threshold and
+temperature are chosen again out of fold on every labelled frame and the written model is fitted
+on all of them.
 """
 
 from __future__ import annotations
@@ -434,67 +437,59 @@ def fit_site_head(
     positive: int,
     base_shares: tuple[float, ...] = BASE_SHARE_GRID,
 ) -> SiteHead:
-    """Choose the regularisation strength, the base images' share, the threshold and the
-    temperature on out-of-fold predictions of the site's frames, then fit the site's layer on
-    all of them (and their mirrored copies) with those choices folded in."""
+    """The site's layer: the average of one fit per (base share, regularisation) setting on
+    every frame (and its mirrored copy), with a threshold and a temperature chosen on the same
+    average's out-of-fold predictions.
+
+    Averaging rather than choosing one setting: with a hundred-odd labelled frames (a score of
+    20-odd plastic ones) the out-of-fold scores that would choose barely follow how the settings
+    do on unseen frames, so a choice is mostly luck. On cached features of two synthetic cameras
+    (22 conditions: random base sets and random two-thirds of the labelled frames), the average
+    scored 0.757 and 0.737 balanced accuracy on hidden frames where the chosen setting scored
+    0.728 and 0.707, and its worst case 0.72 and 0.64 where the choice's was 0.59 and 0.50."""
     rows, classes = Rows(field, base_x, base_y), w0.shape[1]
     settings = [(share, strength) for share in base_shares for strength in REGULARISATION_GRID]
     folds = np.unique(field.folds)
-    log(f"fitting {len(settings) * len(folds)} site layers ({len(settings)} settings x {len(folds)} folds)")
+    every = np.ones(len(field.y), dtype=bool)
+    log(
+        f"fitting {len(settings) * (len(folds) + 1)} site layers ({len(settings)} settings x "
+        f"{len(folds)} folds, and each setting on every frame)"
+    )
     weights = np.stack(
         [rows.weights(field.folds != fold, share, classes) for share, _ in settings for fold in folds]
+        + [rows.weights(every, share, classes) for share, _ in settings]
     )
-    strengths = np.array([strength for _, strength in settings for _ in folds])
+    strengths = np.array([strength for _, strength in settings for _ in folds] + [s for _, s in settings])
     all_w, all_b = fit_dense_many(rows.x, rows.y, weights, w0, b0, strengths)
-    best: tuple[float, float, float, float, np.ndarray] | None = None
-    is_positive = field.y == positive
-    for index, (share, strength) in enumerate(settings):
-        out_of_fold = np.zeros((len(field.y), classes))
+    out_of_fold = np.zeros((len(field.y), classes))
+    for index in range(len(settings)):
         for offset, fold in enumerate(folds):
             held, fit = field.folds == fold, index * len(folds) + offset
-            out_of_fold[held] = field.x[held] @ all_w[fit] + all_b[fit]
-        margin = out_of_fold[:, positive] - np.delete(out_of_fold, positive, axis=1).max(axis=1)
-        shift = best_shift(margin, is_positive)
-        predicted = margin + shift > 0
-        score = 0.5 * (predicted[is_positive].mean() + (~predicted[~is_positive]).mean())
-        if best is None or score > best[0] + 1e-9:
-            best = (score, share, strength, shift, out_of_fold)
-    assert best is not None
-    score, share, strength, shift, out_of_fold = best
-    log(f"chosen on out-of-fold frames: base share {share:g}, regularisation {strength:g} ({score:.3f})")
+            out_of_fold[held] += (field.x[held] @ all_w[fit] + all_b[fit]) / len(settings)
+    margin = out_of_fold[:, positive] - np.delete(out_of_fold, positive, axis=1).max(axis=1)
+    is_positive = field.y == positive
+    shift = best_shift(margin, is_positive)
+    predicted = margin + shift > 0
+    score = 0.5 * (predicted[is_positive].mean() + (~predicted[~is_positive]).mean())
+    log(f"averaged {len(settings)} settings; out-of-fold balanced accuracy {score:.3f}")
     out_of_fold[:, positive] += shift
-    chosen = Choices(share, strength, shift, best_temperature(out_of_fold, field.y))
-    return fit_with(chosen, field, base_x, base_y, w0, b0, positive)
+    chosen = Choices(tuple(base_shares), REGULARISATION_GRID, shift, best_temperature(out_of_fold, field.y))
+    full = slice(len(settings) * len(folds), None)
+    w, b = all_w[full].mean(axis=0), all_b[full].mean(axis=0)
+    b[positive] += shift
+    gate = fit_domain_gate(np.concatenate([field.x, field.mirrored]), base_x)
+    return SiteHead(w / chosen.temperature, b / chosen.temperature, gate, chosen)
 
 
 @dataclass(frozen=True)
 class Choices:
-    """What the out-of-fold predictions chose (reported, and folded into the site layer)."""
+    """The settings averaged over and what their out-of-fold average chose (reported, and
+    folded into the site layer)."""
 
-    base_share: float
-    strength: float
+    base_shares: tuple[float, ...]
+    strengths: tuple[float, ...]
     shift: float
     temperature: float
-
-
-def fit_with(
-    chosen: Choices,
-    field: FieldData,
-    base_x: np.ndarray,
-    base_y: np.ndarray,
-    w0: np.ndarray,
-    b0: np.ndarray,
-    positive: int,
-) -> SiteHead:
-    """The site's layer (and its gate) on every frame of ``field`` and their mirrored copies."""
-    rows = Rows(field, base_x, base_y)
-    every = np.ones(len(field.y), dtype=bool)
-    weights = rows.weights(every, chosen.base_share, w0.shape[1])
-    w, b = fit_dense(rows.x, rows.y, weights, w0, b0, chosen.strength)
-    b = b.copy()
-    b[positive] += chosen.shift
-    gate = fit_domain_gate(np.concatenate([field.x, field.mirrored]), base_x)
-    return SiteHead(w / chosen.temperature, b / chosen.temperature, gate, chosen)
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -614,8 +609,9 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
             "adapted": evaluate(adapted_probabilities(base_hold_x), base_hold_y, labels),
         },
         "fitted": {
-            "regularisation": fitted.chosen.strength,
-            "base_share": fitted.chosen.base_share,
+            # one fit per (base share, regularisation) pair, averaged
+            "regularisation": list(fitted.chosen.strengths),
+            "base_share": list(fitted.chosen.base_shares),
             "positive_logit_shift": round(fitted.chosen.shift, 4),
             "temperature": round(fitted.chosen.temperature, 4),
             # how open the site gate is: ~1 on the site's frames, ~0 on the base domain

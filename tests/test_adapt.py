@@ -89,9 +89,12 @@ def test_adapt_writes_a_gated_site_head_on_the_shipped_model(field_domain: Path,
 
 
 def test_useless_data_is_refused(field_domain: Path, tmp_path: Path) -> None:
-    """Labels that carry no information (a hash of the file name) cannot beat the base model."""
+    """Labels that carry no information (a hash of the file name) cannot beat the base model.
+    Every frame: a third of half of them (58 frames, 12 plastic) is too few to tell a model from
+    chance (balanced accuracy's standard error there is about 0.06, against the 0.02 gain asked
+    for); on half, averaged site layers once gained +0.049 on noise."""
     shuffled = tmp_path / "shuffled"
-    for frame in sorted(field_domain.rglob("*.jpg"))[::2]:  # half the frames: noise is noise
+    for frame in sorted(field_domain.rglob("*.jpg")):
         label = "plastic" if seed_of(frame.name) % 5 == 0 else "non_plastic"
         (shuffled / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(frame, shuffled / label / frame.name)
@@ -171,7 +174,7 @@ def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
     batch = np.random.default_rng(0).random((3, 16, 16, 3)).astype("float32")
     w, b = head.get_weights()
     if ending != "dense_logits":  # the adapted model, its site layer equal to the base layer
-        same = SiteHead(w, b, DomainGate(np.zeros(len(w)), 5.0), Choices(1.0, 1.0, 0.0, 1.0))
+        same = SiteHead(w, b, DomainGate(np.zeros(len(w)), 5.0), Choices((1.0,), (1.0,), 0.0, 1.0))
         np.testing.assert_allclose(
             gated_model(model, features, w, b, same).predict(batch, verbose=0),
             model.predict(batch, verbose=0),
@@ -215,7 +218,9 @@ def test_grouped_head_of_the_shipped_model_is_fitted_as_one_dense() -> None:
 
     rng = np.random.default_rng(0)
     gate = DomainGate(rng.normal(0, 0.05, 3024), 0.3)  # half open: both terms matter
-    site = SiteHead(w + rng.normal(0, 0.01, w.shape), b + np.array([0.5, -0.5]), gate, Choices(1, 1, 0, 1))
+    site = SiteHead(
+        w + rng.normal(0, 0.01, w.shape), b + np.array([0.5, -0.5]), gate, Choices((1.0,), (1.0,), 0.0, 1.0)
+    )
     assert 0.05 < gate(x).mean() < 0.95
     adapted = gated_model(model, features, w, b, site)
     np.testing.assert_allclose(adapted.predict(batch, verbose=0), softmax(site.logits(x, w, b)), atol=1e-5)
@@ -233,7 +238,7 @@ def test_the_site_gate_opens_on_the_site_and_stays_closed_on_the_base_domain() -
     gate = fit_domain_gate(field, base)
     assert gate(field).min() > 0.9 and gate(base).max() < 0.1
     w, b = rng.normal(0, 1, (32, 2)), rng.normal(0, 1, 2)
-    site = SiteHead(w + 1.0, b - 1.0, gate, Choices(1, 1, 0, 1))
+    site = SiteHead(w + 1.0, b - 1.0, gate, Choices((1.0,), (1.0,), 0.0, 1.0))
     site_answers = (field @ (w + 1.0) + (b - 1.0)).argmax(axis=1)
     assert (site.logits(base, w, b).argmax(axis=1) == (base @ w + b).argmax(axis=1)).mean() >= 0.97
     assert (site.logits(field, w, b).argmax(axis=1) == site_answers).mean() >= 0.97

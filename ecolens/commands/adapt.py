@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--base-share",
         type=float,
-        help="weight of base images vs field frames (default: chosen on out-of-fold frames)",
+        help="weight of base images vs field frames (default: one fit each at 0.3, 1 and 3, averaged)",
     )
     parser.add_argument(
         "--min-gain",

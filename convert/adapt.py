@@ -41,7 +41,7 @@ from ecolens.convert.calibration import expected_calibration_error
 from ecolens.convert.dataset import LABELS, NEGATIVE_LABEL, POSITIVE_LABEL, Sample, scan
 from ecolens.convert.h5meta import read_h5_metadata, write_h5_metadata
 from ecolens.convert.loading import load_keras_model
-from ecolens.convert.metrics import classification_metrics
+from ecolens.convert.metrics import balanced_accuracy_gain_bound, classification_metrics
 from ecolens.core.errors import EcoLensError, ModelError
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import load_image, to_model_input
@@ -624,14 +624,29 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
     field_scores, base_scores = report["field_held_out"], report["base_held_out"]
     gain = field_scores["adapted"]["balanced_accuracy"] - field_scores["base"]["balanced_accuracy"]
     drop = base_scores["base"]["balanced_accuracy"] - base_scores["adapted"]["balanced_accuracy"]
+    # a gain on a few dozen frames can be luck: how low it is in 1 of 10 resamplings of them
+    gain_bound = balanced_accuracy_gain_bound(
+        hold_y, base_probabilities(hold_x).argmax(axis=1), adapted_probabilities(hold_x).argmax(axis=1)
+    )
     report["gain"], report["base_drop"] = round(gain, 4), round(drop, 4)
+    report["gain_lower_bound"] = round(gain_bound, 4)
+    before_after = (
+        f"balanced accuracy {field_scores['base']['balanced_accuracy']:.3f} -> "
+        f"{field_scores['adapted']['balanced_accuracy']:.3f}"
+    )
     if gain < options.min_gain:
         report["written"] = False
         raise NotBetter(
-            f"adapted model is not better on the {len(holdout)} held-out frames: balanced accuracy "
-            f"{field_scores['base']['balanced_accuracy']:.3f} -> "
-            f"{field_scores['adapted']['balanced_accuracy']:.3f} "
+            f"adapted model is not better on the {len(holdout)} held-out frames: {before_after} "
             f"(needs +{options.min_gain:.2f}); nothing written",
+            report,
+        )
+    if options.min_gain > 0 and gain_bound <= 0:
+        report["written"] = False
+        raise NotBetter(
+            f"adapted model's gain on the {len(holdout)} held-out frames may be chance: {before_after}, "
+            f"but {gain_bound:+.3f} or less in 1 of 10 resamplings of them (label more frames); "
+            "nothing written",
             report,
         )
     if drop > options.max_base_drop:
@@ -682,7 +697,8 @@ def format_report(report: dict[str, Any]) -> str:
             name = f"{which} model, {m['n']} held-out {title}"
             lines.append(f"{name:<42}{m['balanced_accuracy']:>14.3f}{m['plastic_f1']:>12.3f}{m['ece']:>8.3f}")
     lines.append(
-        f"gain {report['gain']:+.3f} on field frames, {-report['base_drop']:+.3f} on base images; "
+        f"gain {report['gain']:+.3f} on field frames ({report['gain_lower_bound']:+.3f} or more in 9 of "
+        f"10 resamplings), {-report['base_drop']:+.3f} on base images; "
         f"temperature {report['fitted']['temperature']:.2f}, "
         f"threshold shift {report['fitted']['positive_logit_shift']:+.2f}"
     )

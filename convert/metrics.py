@@ -70,3 +70,24 @@ def collapse_reason(stats: dict, labels: Sequence[str]) -> str | None:
     if stats["median_confidence"] >= COLLAPSE_CONFIDENCE:
         return f"median confidence is {stats['median_confidence']:.3f} on {stats['n']} varied photos"
     return None
+
+
+def balanced_accuracy_gain_bound(
+    truth: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    quantile: float = 0.1,
+    rounds: int = 2000,
+    seed: int = 0,
+) -> float:
+    """The ``quantile`` of the balanced accuracy gain from ``before`` to ``after`` predictions
+    over paired bootstrap resamplings of the items (within each class, so class counts stay):
+    a gain measured on a few dozen items can be chance, and this says how low it plausibly is."""
+    rng = np.random.default_rng(seed)
+    gains = np.zeros(rounds)
+    classes = np.unique(truth)
+    for c in classes:
+        members = np.flatnonzero(truth == c)
+        picks = members[rng.integers(0, len(members), size=(rounds, len(members)))]
+        gains += ((after[picks] == c).mean(axis=1) - (before[picks] == c).mean(axis=1)) / len(classes)
+    return float(np.quantile(gains, quantile)) if len(classes) else 0.0

@@ -52,7 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--min-gain",
         type=float,
         default=0.02,
-        help="balanced accuracy to gain on held-out frames (default 0.02)",
+        help=(
+            "balanced accuracy to gain on held-out frames (default 0.02); "
+            "0 or below also writes a gain that may be chance"
+        ),
     )
     parser.add_argument(
         "--max-base-drop",

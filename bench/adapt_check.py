@@ -117,10 +117,13 @@ def score(model: Path, folder: Path) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):  # TensorFlow's C++ start-up lines: only with -v
+        from ecolens.convert.quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     from ecolens.convert.adapt import AdaptOptions, NotBetter, adapt
     from ecolens.models import reference_h5
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     base = args.base or reference_h5()
     started = time.monotonic()
     folders = build(args.trashnet, args.work, args.base_images)

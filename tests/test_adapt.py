@@ -120,6 +120,27 @@ def test_too_few_labelled_frames(tmp_path: Path) -> None:
     assert "at least 8 of each class" in one_error_line(proc)
 
 
+def test_tensorflow_start_up_lines_are_hidden_unless_verbose(tmp_path: Path) -> None:
+    """Without TF_CPP_MIN_LOG_LEVEL, as a user runs it: one error line, none of TensorFlow's."""
+    few = tmp_path / "few"
+    photos = sorted(eval_dir().rglob("*.jpg"))
+    for i, photo in enumerate(photos[:6] + photos[-6:]):  # both classes: the model is loaded
+        (few / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, few / photo.parent.name / f"{i}.jpg")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecolens.cli", "adapt", "--base", str(reference_h5()), "--data", str(few)]
+        + ["--out", str(tmp_path / "x.h5")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert "at least 8 of each class" in one_error_line(proc)
+    for noise in ("oneDNN", "cuInit", "cuda", "absl"):
+        assert noise not in proc.stderr, proc.stderr[-2000:]
+
+
 def test_missing_data_folder(tmp_path: Path) -> None:
     proc = ecolens(
         "adapt",

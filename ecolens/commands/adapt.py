@@ -76,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_adapt(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):  # TensorFlow's C++ start-up lines: only with -v
+        from ecolens.convert.quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     from ecolens.convert.adapt import AdaptOptions, NotBetter, adapt, format_report
 
     options = AdaptOptions(

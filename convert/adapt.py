@@ -41,7 +41,11 @@ from ecolens.convert.calibration import expected_calibration_error
 from ecolens.convert.dataset import LABELS, NEGATIVE_LABEL, POSITIVE_LABEL, Sample, scan
 from ecolens.convert.h5meta import read_h5_metadata, write_h5_metadata
 from ecolens.convert.loading import load_keras_model
-from ecolens.convert.metrics import balanced_accuracy_gain_bound, classification_metrics
+from ecolens.convert.metrics import (
+    balanced_accuracy,
+    balanced_accuracy_gain_bound,
+    classification_metrics,
+)
 from ecolens.core.errors import EcoLensError, ModelError
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import load_image, to_model_input
@@ -333,8 +337,7 @@ def best_shift(margin: np.ndarray, positive: np.ndarray) -> float:
     midpoints = np.concatenate([[0.0], (candidates[1:] + candidates[:-1]) / 2])
     best, best_score = 0.0, -1.0
     for shift in sorted(midpoints, key=abs):
-        predicted = margin + shift > 0
-        score = 0.5 * (predicted[positive].mean() + (~predicted[~positive]).mean())
+        score = balanced_accuracy(positive, margin + shift > 0)
         if score > best_score + 1e-12:
             best, best_score = float(shift), score
     return best
@@ -469,8 +472,7 @@ def fit_site_head(
     margin = out_of_fold[:, positive] - np.delete(out_of_fold, positive, axis=1).max(axis=1)
     is_positive = field.y == positive
     shift = best_shift(margin, is_positive)
-    predicted = margin + shift > 0
-    score = 0.5 * (predicted[is_positive].mean() + (~predicted[~is_positive]).mean())
+    score = balanced_accuracy(is_positive, margin + shift > 0)
     log(f"averaged {len(settings)} settings; out-of-fold balanced accuracy {score:.3f}")
     out_of_fold[:, positive] += shift
     chosen = Choices(tuple(base_shares), REGULARISATION_GRID, shift, best_temperature(out_of_fold, field.y))
@@ -589,25 +591,18 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
     shares = BASE_SHARE_GRID if options.base_share is None else (options.base_share,)
     fitted = fit_site_head(field, base_x, base_y, w0, b0, positive, shares)
 
-    def base_probabilities(x: np.ndarray) -> np.ndarray:
-        return softmax(x @ w0 + b0)
-
-    def adapted_probabilities(x: np.ndarray) -> np.ndarray:
-        return softmax(fitted.logits(x, w0, b0))
-
+    held = {"base": softmax(hold_x @ w0 + b0), "adapted": softmax(fitted.logits(hold_x, w0, b0))}
+    base_images_held = {
+        "base": softmax(base_hold_x @ w0 + b0),
+        "adapted": softmax(fitted.logits(base_hold_x, w0, b0)),
+    }
     report: dict[str, Any] = {
         "base_model": str(options.base),
         "data": str(options.data),
         "field_frames": {"fit": len(fit_set), "held_out": len(holdout)},
         "base_images": {"mixed_in": len(base_train), "held_out": len(base_held)},
-        "field_held_out": {
-            "base": evaluate(base_probabilities(hold_x), hold_y, labels),
-            "adapted": evaluate(adapted_probabilities(hold_x), hold_y, labels),
-        },
-        "base_held_out": {
-            "base": evaluate(base_probabilities(base_hold_x), base_hold_y, labels),
-            "adapted": evaluate(adapted_probabilities(base_hold_x), base_hold_y, labels),
-        },
+        "field_held_out": {name: evaluate(p, hold_y, labels) for name, p in held.items()},
+        "base_held_out": {name: evaluate(p, base_hold_y, labels) for name, p in base_images_held.items()},
         "fitted": {
             # one fit per (base share, regularisation) pair, averaged
             "regularisation": list(fitted.chosen.strengths),
@@ -626,7 +621,7 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
     drop = base_scores["base"]["balanced_accuracy"] - base_scores["adapted"]["balanced_accuracy"]
     # a gain on a few dozen frames can be luck: how low it is in 1 of 10 resamplings of them
     gain_bound = balanced_accuracy_gain_bound(
-        hold_y, base_probabilities(hold_x).argmax(axis=1), adapted_probabilities(hold_x).argmax(axis=1)
+        hold_y, held["base"].argmax(axis=1), held["adapted"].argmax(axis=1)
     )
     report["gain"], report["base_drop"] = round(gain, 4), round(drop, 4)
     report["gain_lower_bound"] = round(gain_bound, 4)

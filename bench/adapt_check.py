@@ -9,6 +9,10 @@ sensor noise and JPEG. A third of the frames (a hash of each path) is written as
 folders and given to `adapt`; the other two thirds and the same photos' TrashNet originals are
 only evaluated, never fitted on or used to choose anything. The base images mixed in are the
 TrashNet training split (what the base model was trained on).
+
+``--labelled-percent`` labels more or fewer of the frames (the issue's "a few hundred" labelled
+frames are about two thirds of our 395); ``--camera small-blurred`` is a second camera, unlike
+the first, to check that what helps one does not just fit it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import numpy as np
 
 CAST = np.array([1.2, 1.0, 0.7])  # the camera's warm white balance (RGB gains)
 GAMMA = 1.3  # and its under-exposure
-LABELLED_PERCENT = 34  # "a third of them labelled"
+COLD_CAST = np.array([0.8, 1.0, 1.25])  # the second camera's cold LEDs
+LABELLED_PERCENT = 34  # "a third of them labelled" (the default of --labelled-percent)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,12 +45,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--base-images", type=int, default=0, help="mix in only this many training photos (0 = all of them)"
     )
     parser.add_argument(
+        "--labelled-percent",
+        type=int,
+        default=LABELLED_PERCENT,
+        help="share of the 395 camera frames given to adapt as labelled (default: a third; the "
+        "issue's 'a few hundred' labelled frames are about two thirds of ours)",
+    )
+    parser.add_argument(
+        "--camera", choices=sorted(CAMERAS), default="dark-chamber", help="which synthetic camera"
+    )
+    parser.add_argument(
         "--refit-all", action=argparse.BooleanOptionalAction, default=True, help="adapt --refit-all"
     )
 
 
-def camera(rgb: np.ndarray, key: str) -> np.ndarray:
-    """One photo as this camera sees it (deterministic per ``key``)."""
+def dark_chamber_camera(rgb: np.ndarray, key: str) -> np.ndarray:
+    """One photo as the dark-chamber camera sees it (deterministic per ``key``)."""
     from ecolens.convert import ood, scenes
     from ecolens.convert.board import item_alpha
 
@@ -55,8 +70,24 @@ def camera(rgb: np.ndarray, key: str) -> np.ndarray:
     return scenes.jpeg(scenes.sensor_noise(frame, rng, 6.0), 75)
 
 
-def labelled_part(relative: str) -> bool:
-    return int(hashlib.sha256(f"camera|{relative}".encode()).hexdigest(), 16) % 100 < LABELLED_PERCENT
+def small_blurred_camera(rgb: np.ndarray, key: str) -> np.ndarray:
+    """A second camera, unlike the first: the item small and off-centre on a textured floor in a
+    16:9 frame (a bin whose crop failed), cold-LED white balance, motion blur, strong JPEG."""
+    from ecolens.convert import ood, scenes
+    from ecolens.convert.board import item_alpha
+
+    rng = ood.variant_rng(key, "camera_b")
+    frame = ood.small_in_frame(rgb, item_alpha(rgb), rng)
+    frame = scenes.colour_cast(frame, COLD_CAST, gamma=1.1)
+    frame = scenes.motion_blur(frame, 7, float(rng.uniform(0, 180)))
+    return scenes.jpeg(frame, 60)
+
+
+CAMERAS = {"dark-chamber": dark_chamber_camera, "small-blurred": small_blurred_camera}
+
+
+def labelled_part(relative: str, percent: int) -> bool:
+    return int(hashlib.sha256(f"camera|{relative}".encode()).hexdigest(), 16) % 100 < percent
 
 
 def write(image: np.ndarray, path: Path) -> None:
@@ -66,7 +97,9 @@ def write(image: np.ndarray, path: Path) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
 
 
-def build(trashnet: Path, work: Path, base_images: int) -> dict[str, Path]:
+def build(
+    trashnet: Path, work: Path, base_images: int, labelled_percent: int, camera: str = "dark-chamber"
+) -> dict[str, Path]:
     """labelled / hidden camera frames, the hidden photos' originals, the training photos."""
     from ecolens.convert.dataset import scan
     from ecolens.core.preprocess import load_image
@@ -84,9 +117,9 @@ def build(trashnet: Path, work: Path, base_images: int) -> dict[str, Path]:
         os.symlink(s.path.resolve(), target)
     for s in (s for s in samples if s.split == "validation"):
         rgb = load_image(s.path)
-        part = "labelled" if labelled_part(s.relative) else "hidden"
+        part = "labelled" if labelled_part(s.relative, labelled_percent) else "hidden"
         # a name of its own: the same relative path would fall in the same hash buckets as the photo
-        write(camera(rgb, s.relative), folders[part] / s.folder / f"{s.path.stem}-camera.jpg")
+        write(CAMERAS[camera](rgb, s.relative), folders[part] / s.folder / f"{s.path.stem}-camera.jpg")
         if part == "hidden":
             target = folders["trashnet-hidden"] / s.folder / s.path.name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +150,10 @@ def score(model: Path, folder: Path) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ecolens.core.errors import EcoLensError
+
+    if not 10 <= args.labelled_percent <= 90:  # before TensorFlow's seconds of start-up
+        raise EcoLensError("--labelled-percent must be between 10 and 90")
     if not getattr(args, "verbose", False):  # TensorFlow's C++ start-up lines: only with -v
         from ecolens.convert.quiet import import_tensorflow_quietly
 
@@ -126,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
     base = args.base or reference_h5()
     started = time.monotonic()
-    folders = build(args.trashnet, args.work, args.base_images)
+    folders = build(args.trashnet, args.work, args.base_images, args.labelled_percent, args.camera)
     counts = {name: sum(1 for _ in folder.rglob("*.*")) for name, folder in folders.items()}
     print(f"frames: {counts} ({time.monotonic() - started:.0f} s)", flush=True)
     out = args.work / "adapted.h5"
@@ -150,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         ("base", base),
         ("adapted", out),
     ]
-    print(f"{'':10}{'camera, hidden 2/3':>20}{'TrashNet, same photos':>24}")
+    print(f"{'':10}{'camera, hidden':>20}{'TrashNet, same photos':>24}")
     figures = {}
     for name, model in rows:
         figures[name] = (score(model, folders["hidden"]), score(model, folders["trashnet-hidden"]))
@@ -160,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     target = figures["adapted"][0] >= 0.80 and drop <= 0.01
     print(
         f"gain {gain:+.3f} on the camera, {-drop:+.3f} on TrashNet; adapt's own held-out part of the "
-        f"labelled third: {report['field_held_out']['base']['balanced_accuracy']:.3f} -> "
+        f"labelled frames: {report['field_held_out']['base']['balanced_accuracy']:.3f} -> "
         f"{report['field_held_out']['adapted']['balanced_accuracy']:.3f}; issue 12's target "
         f"(>= 0.80, <= 1 point lost): {'reached' if target else 'NOT reached'} "
         f"({time.monotonic() - started:.0f} s)"

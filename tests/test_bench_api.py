@@ -1,6 +1,7 @@
 """`ecolens benchmark api` and `coldstart` run end to end (one short round): the plain LiteRT
 app baseline answers, the figures and the machine line (CPU, int8 dot product, load) come out.
-A smoke test of the measuring tools, not a performance assertion."""
+A smoke test of the measuring tools, not a performance assertion. Bad settings are refused in one
+line before anything runs."""
 
 from __future__ import annotations
 
@@ -90,3 +91,13 @@ def test_scripts_benchmarks_writes_every_table_to_one_file(tmp_path: Path) -> No
     assert wrong.stderr.strip() == (
         "error: --only: unknown benchmark(s) nope; choose from models, daemon, api, coldstart, fleet"
     )
+
+
+def test_adapt_check_refuses_a_bad_share_in_one_line() -> None:
+    proc = ecolens(
+        "benchmark", "adapt", "--trashnet", ".", "--work", ".", "--labelled-percent", "95", timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "ecolens benchmark: error: --labelled-percent must be between 10 and 90"
+    ]

@@ -47,7 +47,7 @@ def storable_string(value: str, where: str, limit: int = MAX_STRING_CHARS) -> No
         raise PayloadError(f"{where}: string contains a lone surrogate (not valid Unicode)") from None
 
 
-def check_values(root: Any) -> None:
+def check_values(root: Any, max_string_chars: int = MAX_STRING_CHARS) -> None:
     """At most MAX_DEPTH levels and MAX_VALUES values, every string storable, every integer
     a BIGINT, every float finite. Iterative (an explicit stack): no input can exhaust the
     recursion limit."""
@@ -59,7 +59,7 @@ def check_values(root: Any) -> None:
         if seen > MAX_VALUES:  # bounds the schema check's work on a wide payload
             raise PayloadError(f"more than {MAX_VALUES} JSON values")
         if isinstance(value, str):
-            storable_string(value, where)
+            storable_string(value, where, max_string_chars)
         elif isinstance(value, bool) or value is None:
             continue
         elif isinstance(value, int):
@@ -80,8 +80,11 @@ def check_values(root: Any) -> None:
                 stack.extend((item, f"{prefix}{index}", depth + 1) for index, item in enumerate(value))
 
 
-def decode_payload(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[str, Any]:
-    """(the UTF-8 text, its JSON value); raises PayloadError with the reason."""
+def decode_payload(
+    payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES, max_string_chars: int = MAX_STRING_CHARS
+) -> tuple[str, Any]:
+    """(the UTF-8 text, its JSON value); raises PayloadError with the reason. A sample message
+    raises ``max_string_chars`` for its base64 image."""
     if len(payload) > max_bytes:
         raise PayloadError(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
     try:
@@ -100,7 +103,7 @@ def decode_payload(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[
         raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise PayloadError(f"not JSON: {str(exc)[:200]}") from None
-    check_values(value)
+    check_values(value, max_string_chars)
     return text, value
 
 

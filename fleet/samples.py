@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import logging
 import re
 import shutil
 import sqlite3
@@ -19,10 +19,15 @@ from typing import Any
 
 from ecolens.core.errors import ConfigError, EcoLensError
 from ecolens.core.mqtt import BrokerSection, make_client
+from ecolens.fleet.payload import PayloadError, check_values, decode_payload
+
+log = logging.getLogger(__name__)
 
 HUMAN_LABELS = ("plastic", "non_plastic", "skip")
 SAMPLE_LEAF = "sample"
-SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# a file name of its own: no path separator, and no leading dot (".." would leave the folder)
+SAFE_ID = re.compile(r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+MAX_SAMPLE_BYTES = 16 * 1024 * 1024  # a 320 px crop is ~30 kB; the daemon's largest (4096 px) fits
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 SCHEMA = """
@@ -68,17 +73,28 @@ class Sample:
 
 
 def parse_sample(device_id: str, payload: bytes) -> tuple[dict[str, Any], bytes]:
-    """(result, jpeg bytes) from a sample message; SampleRejected for anything else."""
+    """(result, jpeg bytes) from a sample message; SampleRejected for anything else. The
+    payload checks are the result path's (fleet/payload.py: UTF-8, finite numbers, no NUL or
+    lone surrogate, bounded nesting), so nothing a broker client sends can stop the subscriber
+    or make SQLite refuse the row; the ids become file names, so they must be plain names."""
     try:
-        body = json.loads(payload)
-        result, jpeg = body["result"], base64.b64decode(body["jpeg"], validate=True)
-        event_id = str(result["event_id"])
-        float(result["confidence"])
-        str(result["label"]), str(result["model"]["version"]), str(result["model"]["sha256"])
-    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-        raise SampleRejected(f"malformed sample: {exc!r}") from exc
-    if not SAFE_ID.match(event_id) or not SAFE_ID.match(device_id):
-        raise SampleRejected("sample event or device id has unexpected characters")
+        _, body = decode_payload(payload, MAX_SAMPLE_BYTES, max_string_chars=MAX_SAMPLE_BYTES)
+        if not isinstance(body, dict) or not isinstance(body.get("result"), dict):
+            raise PayloadError("not a JSON object with a result object")
+        result = body["result"]
+        check_values(result)  # the result's strings are bounded as a result message's are
+        jpeg = base64.b64decode(body.get("jpeg", ""), validate=True)
+    except (PayloadError, TypeError, binascii.Error) as exc:
+        raise SampleRejected(f"malformed sample: {exc}") from None
+    event_id, model, confidence = result.get("event_id"), result.get("model"), result.get("confidence")
+    if not isinstance(event_id, str) or not SAFE_ID.match(event_id) or not SAFE_ID.match(device_id):
+        raise SampleRejected("sample event or device id is missing or not a plain name")
+    if not isinstance(result.get("label"), str) or not isinstance(model, dict):
+        raise SampleRejected("sample result has no label or no model")
+    if not all(isinstance(model.get(key), str) for key in ("version", "sha256")):
+        raise SampleRejected("sample result's model has no version or sha256")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
+        raise SampleRejected("sample confidence is not a number between 0 and 1")
     if not jpeg.startswith(JPEG_MAGIC):
         raise SampleRejected("sample image is not a JPEG")
     return result, jpeg
@@ -104,10 +120,13 @@ class SampleStore:
         """Store one sample message; False when it was already stored (QoS 1 may repeat)."""
         result, jpeg = parse_sample(device_id, payload)
         relative = f"{device_id}/{result['event_id']}.jpg"
-        path = self.folder / relative
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(jpeg)
         with self.lock:
+            # a repeated event keeps its first image: it may be labelled already
+            if self.db.execute("SELECT 1 FROM samples WHERE event_id = ?", (result["event_id"],)).fetchone():
+                return False
+            path = self.folder / relative
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(jpeg)
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO samples (event_id, device_id, seen_at, received_ms, model_version, "
                 "model_sha256, predicted, confidence, uncertain, file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -224,12 +243,18 @@ class SampleSubscriber:
         self.broker = broker
 
     def _on_message(self, client, userdata, message) -> None:
+        """One line for a sample that is not stored; never an exception (it would stop paho's
+        network thread, and with it every later sample)."""
         parts = message.topic.split("/")
         try:
             if self.store.add(parts[-2], message.payload):
                 self.stored += 1
-        except SampleRejected:
+        except SampleRejected as exc:
             self.rejected += 1
+            log.warning("sample on %s rejected: %s", message.topic[:200], str(exc)[:300])
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a removed folder
+            self.rejected += 1
+            log.error("sample on %s not stored: %s", message.topic[:200], exc)
 
     def start(self) -> None:
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)

@@ -1,0 +1,86 @@
+"""Sample messages from anyone with broker access: each bad one is refused with one log line,
+nothing is written outside the samples folder, a repeated event keeps its first image, and the
+next good sample is still stored. Before this, a NaN confidence or a lone surrogate stopped the
+sample subscriber's network thread for good, and a device id of ".." wrote one folder up."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from ecolens.bench.postgres import wait_until
+from ecolens.core.mqtt import BrokerSection
+from ecolens.fleet.samples import SampleRejected, SampleStore, SampleSubscriber
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+def message(jpeg: bytes = JPEG, **changes: object) -> bytes:
+    result = {"event_id": "ev-1", "label": "plastic", "confidence": 0.5, "uncertain": True}
+    result["model"] = {"name": "m", "version": "1.0.0", "sha256": "0" * 64}
+    result.update(changes)
+    return json.dumps({"result": result, "jpeg": base64.b64encode(jpeg).decode()}).encode()
+
+
+HOSTILE = {
+    "NaN confidence": ("bin-1", message(confidence=float("nan"))),
+    "confidence above 1": ("bin-1", message(confidence=7)),
+    "lone surrogate label": ("bin-1", message(label="\ud800")),
+    "NUL in the version": ("bin-1", message(model={"version": "1\x00", "sha256": "0"})),
+    "event id leaving the folder": ("bin-1", message(event_id="../../x")),
+    "dot-dot device": ("..", message()),
+    "dot device": (".", message()),
+    "not JSON": ("bin-1", b"\xff\xfe garbage"),
+    "result not an object": ("bin-1", b'{"result": [1], "jpeg": ""}'),
+    "deep nesting": ("bin-1", b'{"result": ' + b"[" * 100000 + b"]" * 100000 + b"}"),
+    "not a JPEG": ("bin-1", message(jpeg=b"<svg/>")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_sample_is_refused_and_writes_nothing(name: str, tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples")
+    device, payload = HOSTILE[name]
+    with pytest.raises(SampleRejected):
+        store.add(device, payload)
+    assert store.progress()["total"] == 0
+    assert sorted(p.name for p in tmp_path.rglob("*.jpg")) == []
+
+
+def test_a_repeated_event_keeps_its_first_image(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples")
+    assert store.add("bin-1", message())
+    assert not store.add("bin-1", message(jpeg=JPEG + b"other"))
+    assert store.image("ev-1").read_bytes() == JPEG
+
+
+def test_the_subscriber_survives_hostile_samples(mosquitto, tmp_path: Path, caplog) -> None:
+    import paho.mqtt.publish as publish
+
+    store = SampleStore(tmp_path / "samples")
+    subscriber = SampleSubscriber(BrokerSection(host=mosquitto.host, port=mosquitto.port), "ecolens", store)
+    caplog.set_level(logging.WARNING, logger="ecolens.fleet.samples")
+    subscriber.start()
+    try:
+        assert wait_until(lambda: subscriber.client.is_connected(), timeout=10)
+        for device, payload in HOSTILE.values():
+            if device not in ("..", "."):  # a topic level; the rest go to bin-1's topic
+                device = "bin-1"
+            publish.single(f"ecolens/{device}/sample", payload, qos=1, port=mosquitto.port)
+        publish.single("ecolens/bin-2/sample", message(event_id="good"), qos=1, port=mosquitto.port)
+        assert wait_until(lambda: subscriber.stored == 1, timeout=20), (
+            subscriber.stored,
+            subscriber.rejected,
+        )
+    finally:
+        subscriber.stop()
+    assert subscriber.rejected == len(HOSTILE)
+    assert [s.event_id for s in store.list(state="all")] == ["good"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jpg")) == [
+        "samples/bin-2/good.jpg"
+    ]
+    lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(lines) == len(HOSTILE) and all("\n" not in line for line in lines)

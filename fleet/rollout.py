@@ -6,7 +6,6 @@ of the fleet (the aggregator applies the judgement: fleet/canary.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import threading
 import time
@@ -29,6 +28,7 @@ from ecolens.core.rollout import (
     sign,
     state_topic,
 )
+from ecolens.fleet.payload import PayloadError, decode_payload
 
 PUBLISH_TIMEOUT_S = 60.0
 
@@ -158,17 +158,46 @@ def publish_rollback(
         connection.close()
 
 
+def _strings(value: Any, keys: tuple[str, ...]) -> bool:
+    """A JSON object whose ``keys``, where present and not null, are strings."""
+    return isinstance(value, dict) and all(isinstance(value.get(k) or "", str) for k in keys)
+
+
+def well_formed_state(prefix: str, topic: str, payload: bytes) -> dict[str, Any] | None:
+    """A state as a daemon reports it (edge/daemon/rollout.py), from the bin its topic names;
+    None for anything else. Anyone who may publish there can retain a message: a malformed one
+    must not break `rollout status`, canary picking or a rollback (the payload checks are the
+    result messages', fleet/payload.py)."""
+    try:
+        _, body = decode_payload(payload)
+    except PayloadError:
+        return None
+    device = body.get("device_id") if isinstance(body, dict) else None
+    if not isinstance(device, str) or topic != state_topic(prefix, device):
+        return None
+    previous, event = body.get("previous"), body.get("last_event")
+    if not _strings(body.get("running"), ("name", "version", "sha256")):
+        return None
+    if previous is not None and not (_strings(previous, ("version", "sha256")) and previous.get("sha256")):
+        return None
+    if event is not None and not _strings(event, ("event", "reason")):
+        return None
+    return body
+
+
+def printable(value: Any) -> str:
+    """Text a bin sent, safe to print on the operator's terminal (no escape sequences)."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))
+
+
 def collect_states(broker: BrokerSection, prefix: str, wait_s: float = 1.5) -> dict[str, dict[str, Any]]:
     """Every bin's retained model state (running model, previous model, last rollout event)."""
     states: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
 
     def on_message(client, userdata, message) -> None:
-        try:
-            body = json.loads(message.payload)
-        except ValueError:
-            return
-        if isinstance(body, dict) and isinstance(body.get("device_id"), str):
+        body = well_formed_state(prefix, message.topic, message.payload)
+        if body is not None:
             with lock:
                 states[body["device_id"]] = body
 
@@ -196,12 +225,13 @@ def format_states(states: dict[str, dict[str, Any]]) -> str:
     for device, state in states.items():
         running = state.get("running") or {}
         event = state.get("last_event") or {}
-        described = event.get("event", "-")
+        described = printable(event.get("event", "-"))
         if event.get("reason"):
-            described += f" ({event['reason']})"
+            described += f" ({printable(event['reason'])})"
         lines.append(
-            f"{device:<16}{str(running.get('name', '?')):<28}{str(running.get('version', '?')):<10}"
-            f"{str(running.get('sha256', ''))[:12]:<14}{described}"
+            f"{printable(device):<16}{printable(running.get('name', '?')):<28}"
+            f"{printable(running.get('version', '?')):<10}"
+            f"{printable(running.get('sha256', ''))[:12]:<14}{described}"
         )
     return "\n".join(lines)
 

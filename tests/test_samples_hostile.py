@@ -65,22 +65,29 @@ def test_the_subscriber_survives_hostile_samples(mosquitto, tmp_path: Path, capl
     caplog.set_level(logging.WARNING, logger="ecolens.fleet.samples")
     subscriber.start()
     try:
-        assert wait_until(lambda: subscriber.client.is_connected(), timeout=10)
+
+        def first_sample_stored() -> bool:
+            # connected is not yet subscribed: send until one arrives (a repeat is not stored twice)
+            publish.single("ecolens/bin-2/sample", message(event_id="first"), qos=1, port=mosquitto.port)
+            return wait_until(lambda: subscriber.stored == 1, timeout=1)
+
+        assert wait_until(first_sample_stored, timeout=20)
         for device, payload in HOSTILE.values():
             if device not in ("..", "."):  # a topic level; the rest go to bin-1's topic
                 device = "bin-1"
             publish.single(f"ecolens/{device}/sample", payload, qos=1, port=mosquitto.port)
         publish.single("ecolens/bin-2/sample", message(event_id="good"), qos=1, port=mosquitto.port)
-        assert wait_until(lambda: subscriber.stored == 1, timeout=20), (
+        assert wait_until(lambda: subscriber.stored == 2, timeout=20), (
             subscriber.stored,
             subscriber.rejected,
         )
     finally:
         subscriber.stop()
     assert subscriber.rejected == len(HOSTILE)
-    assert [s.event_id for s in store.list(state="all")] == ["good"]
+    assert [s.event_id for s in store.list(state="all")] == ["first", "good"]
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jpg")) == [
-        "samples/bin-2/good.jpg"
+        "samples/bin-2/first.jpg",
+        "samples/bin-2/good.jpg",
     ]
     lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert len(lines) == len(HOSTILE) and all("\n" not in line for line in lines)

@@ -112,3 +112,9 @@ def storable_text(text: str, limit: int) -> str:
     lone surrogates and NUL escaped, cut to ``limit`` characters."""
     text = text[:limit].encode("utf-8", errors="backslashreplace").decode("utf-8")
     return text.replace("\x00", "\\x00")
+
+
+def printable(value: Any) -> str:
+    """Text a bin sent, safe to print on a terminal or in one log line: control characters
+    (escape sequences, newlines) replaced."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))

@@ -28,7 +28,7 @@ from ecolens.core.rollout import (
     sign,
     state_topic,
 )
-from ecolens.fleet.payload import PayloadError, decode_payload
+from ecolens.fleet.payload import PayloadError, decode_payload, printable
 
 PUBLISH_TIMEOUT_S = 60.0
 
@@ -183,11 +183,6 @@ def well_formed_state(prefix: str, topic: str, payload: bytes) -> dict[str, Any]
     if event is not None and not _strings(event, ("event", "reason")):
         return None
     return body
-
-
-def printable(value: Any) -> str:
-    """Text a bin sent, safe to print on the operator's terminal (no escape sequences)."""
-    return "".join(c if c.isprintable() else "?" for c in str(value))
 
 
 def collect_states(broker: BrokerSection, prefix: str, wait_s: float = 1.5) -> dict[str, dict[str, Any]]:

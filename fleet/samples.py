@@ -19,7 +19,7 @@ from typing import Any
 
 from ecolens.core.errors import ConfigError, EcoLensError
 from ecolens.core.mqtt import BrokerSection, make_client
-from ecolens.fleet.payload import PayloadError, check_values, decode_payload
+from ecolens.fleet.payload import PayloadError, check_values, decode_payload, printable
 
 log = logging.getLogger(__name__)
 
@@ -251,10 +251,12 @@ class SampleSubscriber:
                 self.stored += 1
         except SampleRejected as exc:
             self.rejected += 1
-            log.warning("sample on %s rejected: %s", message.topic[:200], str(exc)[:300])
+            log.warning(
+                "sample on %s rejected: %s", printable(message.topic[:200]), printable(str(exc)[:300])
+            )
         except (OSError, sqlite3.Error) as exc:  # a full disk, a removed folder
             self.rejected += 1
-            log.error("sample on %s not stored: %s", message.topic[:200], exc)
+            log.error("sample on %s not stored: %s", printable(message.topic[:200]), printable(exc))
 
     def start(self) -> None:
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)

@@ -29,6 +29,7 @@ HOSTILE = {
     "NaN confidence": ("bin-1", message(confidence=float("nan"))),
     "confidence above 1": ("bin-1", message(confidence=7)),
     "lone surrogate label": ("bin-1", message(label="\ud800")),
+    "newline in the reason": ("bin-1", message(**{"forged\nline": "\ud800"})),
     "NUL in the version": ("bin-1", message(model={"version": "1\x00", "sha256": "0"})),
     "event id leaving the folder": ("bin-1", message(event_id="../../x")),
     "dot-dot device": ("..", message()),

@@ -1,7 +1,8 @@
 """`ecolens adapt`: fit a trained model to one site's camera with a few hundred labelled frames.
 
 A few hundred frames cannot retrain a convolutional trunk, but they can fit what sits on top of
-it. So the trunk stays frozen and, on its features, adapt fits:
+it (tuning the trunk's last blocks on them was measured and lost: docs/field-adaptation.md,
+"Tuning the trunk per site"). So the trunk stays frozen and, on its features, adapt fits:
 
 1. the site's own final layer: multinomial logistic regression pulled towards the base
    weights, trained on the frames and their mirrored copies mixed with base training images;

@@ -8,6 +8,7 @@ healthy one is promoted to every bin, and `rollout status` lists every recorded 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -227,6 +228,45 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
 
         status = ecolens("rollout", "status", "--broker", mosquitto.url)
         assert status.returncode == 0 and "bin-01" in status.stdout and BASE in status.stdout, status.stdout
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+        states.recorder.close()
+
+
+def test_junk_on_the_chunk_topic_is_ignored_and_the_signed_model_still_installs(
+    tmp_path, mosquitto, reference_model, keys
+):
+    """Anyone who may publish on the chunk topic could leave junk there (retained). Before, a
+    bin buffered whatever came, however large, and refused the rollout when the junk came first;
+    now a chunk of another length than the signed manifest says is ignored with one log line."""
+    key, public = keys
+    private = load_private_key(key.read_bytes())
+    newer = variant(reference_model, tmp_path / "v101.tflite", V1)
+    states = States(mosquitto.port)
+    daemon = start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public)
+    log_file = tmp_path / "bin-01" / "daemon.log"
+    try:
+        states.wait_for("bin-01", lambda s: s["running"]["version"] == BASE)
+        body = manifest_for(newer, "bin-01", int(time.time() * 1000), V1)
+        chunk = chunk_topic("ecolens", body.sha256, 0)
+        publish(mosquitto.port, chunk, newer.read_bytes() + b"junk" * 1000)
+        publish(mosquitto.port, manifest_topic("ecolens", "bin-01"), sign(body, private))
+        assert states.recorder.wait(lambda: "ignored" in log_file.read_text(), 30), log_file.read_text()
+        expected = f"chunk 0 of model {body.sha256[:12]} ignored: {body.size + 4000} bytes"
+        assert expected in log_file.read_text()
+        publish(mosquitto.port, chunk, newer.read_bytes())
+        installed = states.wait_for("bin-01", lambda s: s["running"]["version"] == V1)
+        assert installed["running"]["sha256"] == file_sha256(newer)
+
+        # a signed manifest whose chunks cannot make its size is refused before fetching anything
+        n = states.count("bin-01")
+        even_newer = variant(reference_model, tmp_path / "v102.tflite", V2)
+        short = dataclasses.replace(manifest_for(even_newer, "bin-01", int(time.time() * 1000), V2), chunks=3)
+        publish(mosquitto.port, manifest_topic("ecolens", "bin-01"), sign(short, private))
+        states.refused("bin-01", n, "do not make")
+        assert states.last("bin-01")["running"]["version"] == V1
+        assert daemon.poll() is None
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)

@@ -38,6 +38,18 @@ log = logging.getLogger("ecolens.daemon.rollout")
 STATE_FILE = "rollout-state.json"
 
 
+def chunks_cover(manifest: Manifest) -> bool:
+    """The chunk count and size make exactly the model's size (the last chunk may be shorter)."""
+    if manifest.chunk_bytes <= 0 or manifest.size <= 0:
+        return False
+    return manifest.chunks == -(-manifest.size // manifest.chunk_bytes)
+
+
+def chunk_length(manifest: Manifest, index: int) -> int:
+    """How long chunk ``index`` must be: every chunk is full but the last."""
+    return min(manifest.chunk_bytes, manifest.size - index * manifest.chunk_bytes)
+
+
 class ModelUpdater:
     """Receives signed manifests for one device and installs the models they name."""
 
@@ -143,8 +155,19 @@ class ModelUpdater:
             index = int(topic.rsplit("/", 1)[1])
         except ValueError:
             return
-        if 0 <= index < pending.chunks:
-            self.chunks[index] = bytes(payload)
+        if not 0 <= index < pending.chunks:
+            return
+        expected = chunk_length(pending, index)
+        if len(payload) != expected:  # junk on the topic: never buffer more than the signed size
+            log.warning(
+                "chunk %d of model %s ignored: %d bytes where the signed manifest says %d",
+                index,
+                pending.sha256[:12],
+                len(payload),
+                expected,
+            )
+            return
+        self.chunks[index] = bytes(payload)
         if len(self.chunks) == pending.chunks:
             self.client.unsubscribe(chunk_topic(self.prefix, pending.sha256, "+"))
             data = b"".join(self.chunks[i] for i in range(pending.chunks))
@@ -189,6 +212,11 @@ class ModelUpdater:
             raise RolloutError(f"replayed manifest (serial {manifest.serial} <= {serial})")
         if manifest.size > self.settings.max_model_mb * 1024 * 1024:
             raise RolloutError(f"model of {manifest.size} bytes is over max_model_mb")
+        if manifest.action == "install" and not chunks_cover(manifest):
+            raise RolloutError(
+                f"manifest's {manifest.chunks} chunks of {manifest.chunk_bytes} bytes do not make "
+                f"{manifest.size} bytes"
+            )
         running = self.current().metadata.version
         if manifest.action == "install" and version_key(manifest.version) <= version_key(running):
             raise RolloutError(f"version {manifest.version} is not newer than the running {running}")

@@ -28,6 +28,10 @@ SAMPLE_LEAF = "sample"
 # a file name of its own: no path separator, and no leading dot (".." would leave the folder)
 SAFE_ID = re.compile(r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
 MAX_SAMPLE_BYTES = 16 * 1024 * 1024  # a 320 px crop is ~30 kB; the daemon's largest (4096 px) fits
+# Anyone who may publish on <prefix>/+/sample could otherwise fill the disk the results database
+# shares: samples stop at a cap on their folder, and before the disk's last gigabyte.
+DEFAULT_MAX_MB = 5000  # ~500,000 samples of the daemon's default 10 kB
+MIN_FREE_BYTES = 1024**3
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 SCHEMA = """
@@ -103,8 +107,12 @@ def parse_sample(device_id: str, payload: bytes) -> tuple[dict[str, Any], bytes]
 class SampleStore:
     """Files under ``folder/<device>/<event_id>.jpg`` and ``folder/samples.sqlite3``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self, folder: Path, max_bytes: int = DEFAULT_MAX_MB * 1024**2, min_free_bytes: int = MIN_FREE_BYTES
+    ) -> None:
         self.folder = folder
+        self.max_bytes = max_bytes
+        self.min_free_bytes = min_free_bytes
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
@@ -112,9 +120,25 @@ class SampleStore:
             )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            self.used_bytes = sum(p.stat().st_size for p in folder.glob("*/*.jpg"))
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"samples folder {folder} is not usable: {exc}") from exc
         self.lock = threading.Lock()
+
+    def _check_room(self, size: int) -> None:
+        """SampleRejected when this image would pass the folder's cap or the disk's floor."""
+        if self.used_bytes + size > self.max_bytes:
+            raise SampleRejected(
+                f"samples folder holds {self.used_bytes / 1024**2:.0f} MB, its cap "
+                f"(--samples-max-mb {self.max_bytes // 1024**2}): export and delete labelled samples, "
+                "or raise the cap"
+            )
+        free = shutil.disk_usage(self.folder).free
+        if free - size < self.min_free_bytes:
+            raise SampleRejected(
+                f"only {free / 1024**2:.0f} MB free on the samples folder's disk: samples stop "
+                f"{self.min_free_bytes / 1024**2:.0f} MB before it is full (the results need it)"
+            )
 
     def add(self, device_id: str, payload: bytes) -> bool:
         """Store one sample message; False when it was already stored (QoS 1 may repeat)."""
@@ -124,9 +148,11 @@ class SampleStore:
             # a repeated event keeps its first image: it may be labelled already
             if self.db.execute("SELECT 1 FROM samples WHERE event_id = ?", (result["event_id"],)).fetchone():
                 return False
+            self._check_room(len(jpeg))
             path = self.folder / relative
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(jpeg)
+            self.used_bytes += len(jpeg)
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO samples (event_id, device_id, seen_at, received_ms, model_version, "
                 "model_sha256, predicted, confidence, uncertain, file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,31 @@ def test_a_repeated_event_keeps_its_first_image(tmp_path: Path) -> None:
     assert store.add("bin-1", message())
     assert not store.add("bin-1", message(jpeg=JPEG + b"other"))
     assert store.image("ev-1").read_bytes() == JPEG
+
+
+def test_samples_stop_at_the_folder_cap_across_restarts(tmp_path: Path) -> None:
+    """A flood of samples (any client may publish them) cannot fill the disk the results share."""
+    cap = 3 * len(JPEG) + 10
+    store = SampleStore(tmp_path / "samples", max_bytes=cap)
+    for n in range(3):
+        assert store.add("bin-1", message(event_id=f"ev-{n}"))
+    with pytest.raises(SampleRejected, match="samples folder holds 0 MB, its cap"):
+        store.add("bin-1", message(event_id="ev-3"))
+    store.close()
+    reopened = SampleStore(tmp_path / "samples", max_bytes=cap)  # counts what is on disk
+    with pytest.raises(SampleRejected, match="cap"):
+        reopened.add("bin-2", message(event_id="ev-4"))
+    assert reopened.progress()["total"] == 3
+    assert len(list(tmp_path.rglob("*.jpg"))) == 3
+
+
+def test_samples_stop_before_the_disk_is_full(tmp_path: Path) -> None:
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    store = SampleStore(folder, min_free_bytes=shutil.disk_usage(folder).total)
+    with pytest.raises(SampleRejected, match="free on the samples folder's disk"):
+        store.add("bin-1", message())
+    assert store.progress()["total"] == 0 and not list(tmp_path.rglob("*.jpg"))
 
 
 def test_the_subscriber_survives_hostile_samples(mosquitto, tmp_path: Path, caplog) -> None:

@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ecolens.commands.classify import bounded
+
 log = logging.getLogger("ecolens.fleet")
 
 
@@ -53,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--samples-dir",
         type=Path,
         help="receive the bins' samples into DIR and serve the labelling page (/label) and API",
+    )
+    aggregate.add_argument(
+        "--samples-max-mb",
+        type=bounded(int, 1, 10**8),
+        default=5000,
+        help="refuse new samples once DIR's images take this many MB (default 5000), and always "
+        "1 GB before the disk is full",
     )
     aggregate.add_argument(
         "--rollout-key",
@@ -147,13 +156,14 @@ def require_ingest_modules() -> None:
     _result_validator()
 
 
-def _start_samples(folder: Path | None, config: Any) -> Any:
+def _start_samples(folder: Path | None, max_mb: int, config: Any) -> Any:
     """The bins' samples for labelling (``--samples-dir``), or None."""
     if folder is None:
         return None
     from ecolens.fleet.samples import SampleStore, SampleSubscriber
 
-    subscriber = SampleSubscriber(config.mqtt, config.subscriber.prefix, SampleStore(folder))
+    store = SampleStore(folder, max_bytes=max_mb * 1024**2)
+    subscriber = SampleSubscriber(config.mqtt, config.subscriber.prefix, store)
     subscriber.start()
     return subscriber
 
@@ -213,7 +223,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
         if config.rollout.key_file is not None
         else "without a key (worse canaries are only logged)",
     )
-    samples = _start_samples(args.samples_dir, config)
+    samples = _start_samples(args.samples_dir, args.samples_max_mb, config)
     aggregator = Aggregator(config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)).start()
     canary.start()
 

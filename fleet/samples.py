@@ -32,6 +32,7 @@ MAX_SAMPLE_BYTES = 16 * 1024 * 1024  # a 320 px crop is ~30 kB; the daemon's lar
 # shares: samples stop at a cap on their folder, and before the disk's last gigabyte.
 DEFAULT_MAX_MB = 5000  # ~500,000 samples of the daemon's default 10 kB
 MIN_FREE_BYTES = 1024**3
+RECOUNT_INTERVAL_S = 60.0  # while full, look at the folder again at most this often (after a prune)
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 SCHEMA = """
@@ -108,11 +109,17 @@ class SampleStore:
     """Files under ``folder/<device>/<event_id>.jpg`` and ``folder/samples.sqlite3``."""
 
     def __init__(
-        self, folder: Path, max_bytes: int = DEFAULT_MAX_MB * 1024**2, min_free_bytes: int = MIN_FREE_BYTES
+        self,
+        folder: Path,
+        max_bytes: int = DEFAULT_MAX_MB * 1024**2,
+        min_free_bytes: int = MIN_FREE_BYTES,
+        recount_interval_s: float = RECOUNT_INTERVAL_S,
     ) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
+        self.recount_interval_s = recount_interval_s
+        self._counted_at = time.monotonic()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
@@ -120,13 +127,21 @@ class SampleStore:
             )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
-            self.used_bytes = sum(p.stat().st_size for p in folder.glob("*/*.jpg"))
+            self.used_bytes = self._count_bytes()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"samples folder {folder} is not usable: {exc}") from exc
         self.lock = threading.Lock()
 
+    def _count_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.glob("*/*.jpg"))
+
     def _check_room(self, size: int) -> None:
-        """SampleRejected when this image would pass the folder's cap or the disk's floor."""
+        """SampleRejected when this image would pass the folder's cap or the disk's floor. While
+        full, the folder is counted again now and then: `ecolens samples prune` (another process)
+        makes room without a restart."""
+        now = time.monotonic()
+        if self.used_bytes + size > self.max_bytes and now - self._counted_at >= self.recount_interval_s:
+            self.used_bytes, self._counted_at = self._count_bytes(), now
         if self.used_bytes + size > self.max_bytes:
             raise SampleRejected(
                 f"samples folder holds {self.used_bytes / 1024**2:.0f} MB, its cap "
@@ -237,15 +252,42 @@ class SampleStore:
 
     def export(self, out: Path, device: str | None = None) -> dict[str, int]:
         """Labelled samples (not skipped) as ``out/plastic/*.jpg`` and ``out/non_plastic/*.jpg``."""
-        counts = {"plastic": 0, "non_plastic": 0}
+        counts = {"plastic": 0, "non_plastic": 0, "missing_image": 0}
         for sample in self.list(device=device, state="labelled", limit=1000000):
-            if sample.human_label not in counts:
+            if sample.human_label not in ("plastic", "non_plastic"):
+                continue
+            source = self.folder / sample.file
+            if not source.is_file():  # deleted by hand: the rest still export
+                counts["missing_image"] += 1
                 continue
             target = out / sample.human_label / f"{sample.device_id}_{sample.event_id}.jpg"
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.folder / sample.file, target)
+            shutil.copyfile(source, target)
             counts[sample.human_label] += 1
         return counts
+
+    def prune(self, state: str, older_than_days: float = 0.0, device: str | None = None) -> tuple[int, int]:
+        """Delete samples (row and image) in ``state`` (labelled, skipped or all) received more than
+        ``older_than_days`` ago; returns (samples, bytes) freed. Export labelled ones first."""
+        where = {"labelled": "human_label IS NOT NULL", "skipped": "human_label = 'skip'", "all": "1 = 1"}
+        if state not in where:
+            raise ConfigError("state must be labelled, skipped or all")
+        cutoff = int((time.time() - older_than_days * 86400) * 1000)
+        sql = f"SELECT event_id, file FROM samples WHERE {where[state]} AND received_ms <= ?"
+        params: list[Any] = [cutoff]
+        if device:
+            sql += " AND device_id = ?"
+            params.append(device)
+        freed = 0
+        with self.lock:
+            rows = self.db.execute(sql, params).fetchall()
+            for event_id, file in rows:  # the row first: a row without its image would break export
+                self.db.execute("DELETE FROM samples WHERE event_id = ?", (event_id,))
+                path = self.folder / file
+                freed += path.stat().st_size if path.is_file() else 0
+                path.unlink(missing_ok=True)
+            self.used_bytes = max(0, self.used_bytes - freed)
+        return len(rows), freed
 
     def close(self) -> None:
         with self.lock:

@@ -9,6 +9,8 @@ import base64
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,41 @@ def test_samples_stop_at_the_folder_cap_across_restarts(tmp_path: Path) -> None:
         reopened.add("bin-2", message(event_id="ev-4"))
     assert reopened.progress()["total"] == 3
     assert len(list(tmp_path.rglob("*.jpg"))) == 3
+
+
+def samples_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ecolens.cli", "samples", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_prune_makes_room_for_the_running_aggregator(tmp_path: Path) -> None:
+    folder = tmp_path / "samples"
+    running = SampleStore(folder, max_bytes=3 * len(JPEG) + 10, recount_interval_s=0)
+    for n in range(3):
+        assert running.add("bin-1", message(event_id=f"ev-{n}"))
+    with pytest.raises(SampleRejected, match="cap"):
+        running.add("bin-1", message(event_id="ev-3"))
+    running.label("ev-0", "plastic")
+    running.label("ev-1", "skip")
+
+    pruned = samples_cli("prune", "--dir", str(folder), "--state", "skipped")
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.startswith("deleted 1 skipped samples") and not (folder / "bin-1/ev-1.jpg").exists()
+    assert running.add("bin-1", message(event_id="ev-3"))  # another process freed the room
+
+    (folder / "bin-1/ev-2.jpg").unlink()  # deleted by hand, though labelled
+    running.label("ev-2", "non_plastic")
+    exported = samples_cli("export", "--dir", str(folder), "--out", str(tmp_path / "out"))
+    assert exported.returncode == 0, exported.stderr
+    assert "exported 1 plastic and 0 non_plastic" in exported.stdout
+    assert "1 labelled without an image file skipped" in exported.stdout
+    assert samples_cli("prune", "--dir", str(folder), "--state", "labelled").stdout.startswith("deleted 2 ")
+    assert running.progress()["total"] == 1  # ev-3, unlabelled
+
+    refused = samples_cli("prune", "--dir", str(folder))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "samples prune needs --state" in refused.stderr
 
 
 def test_samples_stop_before_the_disk_is_full(tmp_path: Path) -> None:

@@ -21,9 +21,11 @@ from ecolens.core.backoff import Backoff
 from ecolens.core.errors import ConfigError
 from ecolens.core.mqtt import BrokerSection, make_client
 from ecolens.core.topics import result_topic, status_topic, subscriptions
+from ecolens.fleet.config.storage import StorageSection
 from ecolens.fleet.config.subscriber import SubscriberSection
 from ecolens.fleet.messages import make_rejected, parse_message
 from ecolens.fleet.rejections import reason_kind
+from ecolens.fleet.retention import prune
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult, WriteOutcome
 
@@ -112,9 +114,12 @@ class Aggregator:
         settings: SubscriberSection,
         database_factory: Callable[[], Database],
         client_id: str | None = None,
+        retention: StorageSection | None = None,
     ) -> None:
         self.broker = broker
         self.settings = settings
+        self.retention = retention or StorageSection()
+        self._pruned_at: float | None = None  # monotonic time of the last prune (None: at start)
         self.database_factory = database_factory
         self.client_id = client_id or broker.client_id or default_client_id()
         self.stats = IngestStats()
@@ -318,6 +323,7 @@ class Aggregator:
                 batch = self._next_batch()
                 if batch and not self._store_batch(batch):
                     break
+                self._prune_when_due()
         except BaseException as exc:
             self.failure = f"the writer thread stopped: {type(exc).__name__}: {exc}"
             self.stats.writer = "dead"
@@ -326,6 +332,34 @@ class Aggregator:
             self.failed.set()
             return
         self.stats.writer = "stopped"
+
+    def _prune_when_due(self) -> None:
+        """Apply [storage]'s limits on refused messages and status events at start and every
+        prune_interval_s, on this thread (it owns the connection). A failure is one warning:
+        the next try is an interval later, and storing results goes on."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < self.retention.prune_interval_s:
+            return
+        self._pruned_at = now
+        settings = self.retention
+        try:
+            assert self._store is not None
+            pruned = prune(
+                self._store.database,
+                now_ms(),
+                settings.keep_rejected_days,
+                settings.max_rejected_rows,
+                settings.keep_status_days,
+            )
+        except Exception as exc:
+            log.warning("pruning old refused messages and status events failed: %s", exc)
+            return
+        if pruned.rejected or pruned.status_events:
+            log.info(
+                "pruned %d refused messages and %d status events ([storage] limits)",
+                pruned.rejected,
+                pruned.status_events,
+            )
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> Aggregator:

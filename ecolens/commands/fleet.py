@@ -224,7 +224,9 @@ def run_aggregate(args: argparse.Namespace) -> int:
         else "without a key (worse canaries are only logged)",
     )
     samples = _start_samples(args.samples_dir, args.samples_max_mb, config)
-    aggregator = Aggregator(config.mqtt, config.subscriber, lambda: open_database(url, migrate=False)).start()
+    aggregator = Aggregator(
+        config.mqtt, config.subscriber, lambda: open_database(url, migrate=False), retention=config.storage
+    ).start()
     canary.start()
 
     def ingest_stats() -> dict[str, Any]:

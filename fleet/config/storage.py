@@ -18,6 +18,22 @@ class StorageSection(Section):
         "ECOLENS_STORAGE__URL or PGPASSWORD)",
     )
 
+    keep_rejected_days: float = Field(
+        30, gt=0, le=36500, description="refused messages (table rejected) are deleted after this many days"
+    )
+    max_rejected_rows: int = Field(
+        100_000,
+        ge=100,
+        le=100_000_000,
+        description="and beyond this many rows, oldest first (each keeps up to 4 KiB of what was sent)",
+    )
+    keep_status_days: float = Field(
+        400, gt=0, le=36500, description="status events (a bin's online/offline history) kept this long"
+    )
+    prune_interval_s: float = Field(
+        3600, ge=1, le=86400, description="how often the aggregator applies the two limits above"
+    )
+
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:

@@ -1,0 +1,85 @@
+"""[storage] limits on what anyone on the broker can make grow (refused messages, status
+events), on a real SQLite and a real PostgreSQL, and applied by a running aggregator to a flood
+of garbage from a real Mosquitto while results are still stored."""
+
+from __future__ import annotations
+
+import time
+
+import paho.mqtt.publish as publish
+import pytest
+from ecolens.bench.postgres import wait_until
+from ecolens.core.mqtt import BrokerSection
+from ecolens.fleet.config import SubscriberSection
+from ecolens.fleet.config.storage import StorageSection
+from ecolens.fleet.retention import DAY_MS, prune
+from ecolens.fleet.storage import open_database
+from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate
+from ecolens.fleet.subscriber import Aggregator
+
+NOW = 1_764_000_000_000
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fleet.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def count(url: str, table: str) -> int:
+    database = open_database(url, migrate=False)
+    try:
+        return int(database.query(f"SELECT COUNT(*) FROM {table}")[0][0])
+    finally:
+        database.close()
+
+
+def test_old_and_surplus_rows_go_newest_stay(database_url: str) -> None:
+    database = open_database(database_url)
+    store = ResultStore(database)
+    old = [Rejected(NOW - 40 * DAY_MS + i, "ecolens/x/result", "old", "{}") for i in range(50)]
+    recent = [Rejected(NOW - 1000 + i, "ecolens/x/result", "recent", "{}") for i in range(150)]
+    statuses = [
+        StatusUpdate("bin-1", "online", NOW - 500 * DAY_MS),
+        StatusUpdate("bin-1", "offline", NOW - 5),
+    ]
+    store.write(rejected=old + recent, statuses=statuses)
+
+    pruned = prune(database, NOW, keep_rejected_days=30, max_rejected_rows=100, keep_status_days=400)
+    assert (pruned.rejected, pruned.status_events) == (100, 1)
+    kept = sorted(row[0] for row in database.query("SELECT received_ms FROM rejected"))
+    assert kept == [r.received_ms for r in recent[50:]]  # the newest 100
+    assert database.query("SELECT status FROM status_events") == [("offline",)]
+    assert prune(database, NOW, 30, 100, 400).rejected == 0  # nothing more to do
+    database.close()
+
+
+def test_a_running_aggregator_bounds_a_flood_of_garbage(mosquitto, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    database = open_database(url)
+    ResultStore(database).write(rejected=[Rejected(1, "ecolens/x/result", "ancient", "{}")])
+    database.close()
+    limits = StorageSection(url=url, max_rejected_rows=100, prune_interval_s=1)
+    aggregator = Aggregator(
+        BrokerSection(host=mosquitto.host, port=mosquitto.port),
+        SubscriberSection(),
+        lambda: open_database(url, migrate=False),
+        client_id="retention-test",
+        retention=limits,
+    ).start()
+    try:
+        assert wait_until(lambda: count(url, "rejected") == 0, timeout=10)  # pruned at start
+        garbage = [{"topic": "ecolens/bin-9/result", "payload": b"garbage %d" % i} for i in range(300)]
+        publish.multiple(garbage, port=mosquitto.port)
+        assert wait_until(lambda: aggregator.stats.rejected == 300, timeout=30), aggregator.stats
+        time.sleep(1.5)  # the next prune is due after 1 s
+        assert wait_until(lambda: count(url, "rejected") <= 100, timeout=10), count(url, "rejected")
+        assert aggregator.stats.writer == "running"
+    finally:
+        aggregator.stop()
+
+
+def test_limits_are_checked_when_the_settings_are_read() -> None:
+    with pytest.raises(ValueError, match="max_rejected_rows"):
+        StorageSection(max_rejected_rows=5)

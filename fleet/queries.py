@@ -166,18 +166,25 @@ def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatu
 def missing_results(db: Database, device_id: str | None = None, complete_too: bool = False) -> dict[str, int]:
     """Per bin, results that never arrived: numbers from 1 (each bin starts there) to its
     highest stored ``seq`` that are not stored: lost in the broker, dropped from a bin's full
-    queue, or sent before this database existed. Read from the (device_id, seq) index alone.
-    Only bins with something missing are listed, unless ``complete_too`` (metrics: a 0)."""
-    where, params = "seq IS NOT NULL", []
+    queue, or sent before this database existed. Numbers up to the bin's ``pruned_seq`` (results
+    deleted by [storage] keep_results_days) are not counted. Read from the (device_id, seq)
+    index and one devices row per bin. Only bins with something missing are listed, unless
+    ``complete_too`` (metrics: a 0)."""
+    where, params = "r.seq IS NOT NULL", []
     if device_id is not None:
-        where += " AND device_id = ?"
+        where += " AND r.device_id = ?"
         params.append(device_id)
     rows = db.query(
-        f"""SELECT device_id, MAX(seq) - COUNT(DISTINCT seq)
-            FROM results WHERE {where} GROUP BY device_id ORDER BY device_id""",
+        f"""SELECT r.device_id,
+                   MAX(r.seq) - COALESCE(d.pruned_seq, 0)
+                   - COUNT(DISTINCT CASE WHEN r.seq > COALESCE(d.pruned_seq, 0) THEN r.seq END)
+            FROM results r LEFT JOIN devices d ON d.device_id = r.device_id
+            WHERE {where} GROUP BY r.device_id, d.pruned_seq ORDER BY r.device_id""",
         params,
     )
-    return {row[0]: int(row[1]) for row in rows if row[1] or complete_too}
+    # at least 0: a kept result may carry a number below the floor (a bin's clock was off)
+    missing = {row[0]: max(0, int(row[1])) for row in rows}
+    return {device: n for device, n in missing.items() if n or complete_too}
 
 
 def status_history(db: Database, device_id: str, window: TimeWindow, limit: int = 200) -> list[StatusEvent]:

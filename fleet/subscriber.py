@@ -334,7 +334,7 @@ class Aggregator:
         self.stats.writer = "stopped"
 
     def _prune_when_due(self) -> None:
-        """Apply [storage]'s limits on refused messages and status events at start and every
+        """Apply [storage]'s limits on results, refused messages and status events at start and every
         prune_interval_s, on this thread (it owns the connection). A failure is one warning:
         the next try is an interval later, and storing results goes on."""
         now = time.monotonic()
@@ -350,13 +350,15 @@ class Aggregator:
                 settings.keep_rejected_days,
                 settings.max_rejected_rows,
                 settings.keep_status_days,
+                settings.keep_results_days,
             )
         except Exception as exc:
-            log.warning("pruning old refused messages and status events failed: %s", exc)
+            log.warning("pruning old rows ([storage] limits) failed: %s", exc)
             return
-        if pruned.rejected or pruned.status_events:
+        if pruned.rejected or pruned.status_events or pruned.results:
             log.info(
-                "pruned %d refused messages and %d status events ([storage] limits)",
+                "pruned %d results, %d refused messages and %d status events ([storage] limits)",
+                pruned.results,
                 pruned.rejected,
                 pruned.status_events,
             )

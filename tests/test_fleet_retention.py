@@ -12,9 +12,10 @@ from ecolens.bench.postgres import wait_until
 from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.config import SubscriberSection
 from ecolens.fleet.config.storage import StorageSection
+from ecolens.fleet.queries import missing_results
 from ecolens.fleet.retention import DAY_MS, prune
 from ecolens.fleet.storage import open_database
-from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate
+from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult
 from ecolens.fleet.subscriber import Aggregator
 
 NOW = 1_764_000_000_000
@@ -52,6 +53,32 @@ def test_old_and_surplus_rows_go_newest_stay(database_url: str) -> None:
     assert kept == [r.received_ms for r in recent[50:]]  # the newest 100
     assert database.query("SELECT status FROM status_events") == [("offline",)]
     assert prune(database, NOW, 30, 100, 400).rejected == 0  # nothing more to do
+    database.close()
+
+
+def result(device: str, seq: int, seen_ms: int) -> StoredResult:
+    return StoredResult(
+        event_id=f"{device}-{seq}", device_id=device, seen_ms=seen_ms, received_ms=seen_ms,
+        label="plastic", confidence=0.9, uncertain=False, inference_ms=5.0, frames=1,
+        model_name="m", model_version="1", model_sha256="a" * 64, payload="{}", seq=seq,
+    )  # fmt: skip
+
+
+def test_old_results_go_and_are_not_counted_as_missing(database_url: str) -> None:
+    database = open_database(database_url)
+    store = ResultStore(database)
+    old, recent = NOW - 40 * DAY_MS, NOW - 1000
+    rows = [result("bin-1", n, old + n if n <= 5 else recent + n) for n in range(1, 11) if n not in (3, 8)]
+    store.write(rows + [result("bin-2", n, recent + n) for n in (1, 2, 3)])
+    assert missing_results(database) == {"bin-1": 2}  # 3 and 8
+
+    assert prune(database, NOW, 30, 100_000, 400, keep_results_days=0).results == 0  # 0: forever
+    pruned = prune(database, NOW, 30, 100_000, 400, keep_results_days=30)
+    assert pruned.results == 4  # bin-1's 1, 2, 4, 5
+    assert database.query("SELECT pruned_seq FROM devices WHERE device_id = 'bin-1'") == [(5,)]
+    assert missing_results(database) == {"bin-1": 1}  # 8: 3 was older than the retention
+    store.write([result("bin-1", 11, NOW)])
+    assert missing_results(database, complete_too=True) == {"bin-1": 1, "bin-2": 0}
     database.close()
 
 

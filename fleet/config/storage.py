@@ -18,6 +18,13 @@ class StorageSection(Section):
         "ECOLENS_STORAGE__URL or PGPASSWORD)",
     )
 
+    keep_results_days: float = Field(
+        0,
+        ge=0,
+        le=36500,
+        description="results seen longer ago than this are deleted (0: kept forever); the count of "
+        "missing results does not count deleted ones",
+    )
     keep_rejected_days: float = Field(
         30, gt=0, le=36500, description="refused messages (table rejected) are deleted after this many days"
     )
@@ -31,7 +38,7 @@ class StorageSection(Section):
         400, gt=0, le=36500, description="status events (a bin's online/offline history) kept this long"
     )
     prune_interval_s: float = Field(
-        3600, ge=1, le=86400, description="how often the aggregator applies the two limits above"
+        3600, ge=1, le=86400, description="how often the aggregator applies the limits above"
     )
 
     @field_validator("url")

@@ -92,6 +92,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 7: the error rate (times offline) a canary may add over the rest; NULL on rollouts
     # recorded before, which are judged with the default
     ("ALTER TABLE rollouts ADD COLUMN max_error_delta DOUBLE PRECISION",),
+    # 8: the highest seq of a bin's results deleted by [storage] keep_results_days: numbers up to
+    # it are not counted as missing (NULL: none deleted)
+    ("ALTER TABLE devices ADD COLUMN pruned_seq BIGINT",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -59,7 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     aggregate.add_argument(
         "--samples-max-mb",
         type=bounded(int, 1, 10**8),
-        default=5000,
         help="refuse new samples once DIR's images take this many MB (default 5000), and always "
         "1 GB before the disk is full",
     )
@@ -156,13 +155,13 @@ def require_ingest_modules() -> None:
     _result_validator()
 
 
-def _start_samples(folder: Path | None, max_mb: int, config: Any) -> Any:
+def _start_samples(folder: Path | None, max_mb: int | None, config: Any) -> Any:
     """The bins' samples for labelling (``--samples-dir``), or None."""
     if folder is None:
         return None
-    from ecolens.fleet.samples import SampleStore, SampleSubscriber
+    from ecolens.fleet.samples import DEFAULT_MAX_MB, SampleStore, SampleSubscriber
 
-    store = SampleStore(folder, max_bytes=max_mb * 1024**2)
+    store = SampleStore(folder, max_bytes=(max_mb or DEFAULT_MAX_MB) * 1024**2)
     subscriber = SampleSubscriber(config.mqtt, config.subscriber.prefix, store)
     subscriber.start()
     return subscriber

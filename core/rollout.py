@@ -1,5 +1,5 @@
-"""Signed model rollout: the manifest a fleet server signs and a bin verifies, its topics, and
-Ed25519 signing (the `cryptography` package).
+"""Signed model rollout: the manifest a fleet server signs and a bin verifies, and Ed25519
+signing (the `cryptography` package). Its topics are built by ``core.wire``.
 
 A manifest names one device and one model (sha256, size, version) and where to fetch it: the
 model travels as retained chunks on ``<prefix>/models/<sha256>/<index>`` (one copy on the broker,
@@ -27,18 +27,6 @@ ACTIONS = ("install", "rollback")
 
 class RolloutError(EcoLensError):
     """A manifest or key that must not be used, with the reason."""
-
-
-def manifest_topic(prefix: str, device_id: str) -> str:
-    return f"{prefix}/{device_id}/model/manifest"
-
-
-def state_topic(prefix: str, device_id: str) -> str:
-    return f"{prefix}/{device_id}/model/state"
-
-
-def chunk_topic(prefix: str, sha256: str, index: int | str) -> str:
-    return f"{prefix}/models/{sha256}/{index}"
 
 
 def version_key(version: str) -> tuple:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ecolens.core.errors import ConfigError
 from ecolens.core.http.errors import error_body
-from ecolens.fleet.samples import SampleStore
+from ecolens.fleet.samples.store import SampleStore
 
 
 def labelling_blueprint(store: SampleStore) -> Any:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ecolens.core.contract import validate_result
-from ecolens.core.topics import RESULT, split_topic
+from ecolens.core.wire import CAMERA_STATES, RESULT, STATUSES, RejectionKind, split_topic
 from ecolens.fleet.payload import (
     INT_MAX,
     MAX_KEY_CHARS,
@@ -19,8 +19,6 @@ from ecolens.fleet.payload import (
 )
 from ecolens.fleet.storage.store import Rejected, StatusUpdate, StoredResult
 
-STATUSES = ("online", "offline")
-CAMERA_STATES = ("up", "down", "starting")
 MAX_KEPT_PAYLOAD = 4096  # bytes of a rejected payload kept for inspection
 
 
@@ -33,7 +31,7 @@ def parse_timestamp_ms(text: str) -> int:
         raise PayloadError(f"timestamp {text[:40]!r} is not a real time: {exc}") from None
 
 
-def make_rejected(topic: str, payload: bytes, received_ms: int, reason: str) -> Rejected:
+def make_rejected(topic: str, payload: bytes, received_ms: int, reason: str, kind: RejectionKind) -> Rejected:
     """What is kept of a refused message: every field storable whatever the bytes were."""
     text = payload[:MAX_KEPT_PAYLOAD].decode("utf-8", errors="replace")
     return Rejected(
@@ -41,19 +39,20 @@ def make_rejected(topic: str, payload: bytes, received_ms: int, reason: str) -> 
         topic=storable_text(topic, 1024),
         reason=storable_text(reason, 1024),
         payload=storable_text(text, MAX_KEPT_PAYLOAD),
+        kind=kind.value,
     )
 
 
-def _validation_reason(result: Any) -> str | None:
+def _validation_reason(result: Any) -> PayloadError | None:
     import jsonschema
 
     if not isinstance(result, dict):
-        return "not a JSON object"
+        return PayloadError("not a JSON object", RejectionKind.NOT_JSON)
     try:
         validate_result(result)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        return f"breaks the result contract at {where}: {exc.message}"
+        return PayloadError(f"breaks the result contract at {where}: {exc.message}", RejectionKind.CONTRACT)
     return None
 
 
@@ -66,23 +65,26 @@ def parse_result(
             if isinstance(result, dict) and isinstance(result.get(name), str):
                 storable_string(result[name], name, MAX_KEY_CHARS)
     except PayloadError as exc:
-        return make_rejected(topic, payload, received_ms, str(exc))
-    reason = _validation_reason(result)
-    if reason:
-        return make_rejected(topic, payload, received_ms, reason)
+        return make_rejected(topic, payload, received_ms, str(exc), exc.kind)
+    invalid = _validation_reason(result)
+    if invalid:
+        return make_rejected(topic, payload, received_ms, str(invalid), invalid.kind)
     if result.get("device_id", device_id) != device_id:
         mismatch = f"device_id {result['device_id']!r} does not match topic"
-        return make_rejected(topic, payload, received_ms, mismatch)
+        return make_rejected(topic, payload, received_ms, mismatch, RejectionKind.DEVICE_MISMATCH)
     if "event_id" not in result:
-        return make_rejected(topic, payload, received_ms, "no event_id: cannot be de-duplicated")
+        reason = "no event_id: cannot be de-duplicated"
+        return make_rejected(topic, payload, received_ms, reason, RejectionKind.NO_EVENT_ID)
     if result["label"] not in result["scores"]:
-        return make_rejected(topic, payload, received_ms, "label is not one of scores")
+        reason = "label is not one of scores"
+        return make_rejected(topic, payload, received_ms, reason, RejectionKind.LABEL_NOT_IN_SCORES)
     if result.get("frames", 1) > INT_MAX:
-        return make_rejected(topic, payload, received_ms, f"frames {result['frames']} is out of range")
+        reason = f"frames {result['frames']} is out of range"
+        return make_rejected(topic, payload, received_ms, reason, RejectionKind.CONTRACT)
     try:
         seen_ms = parse_timestamp_ms(result["timestamp"])
     except PayloadError as exc:
-        return make_rejected(topic, payload, received_ms, str(exc))
+        return make_rejected(topic, payload, received_ms, str(exc), exc.kind)
     model = result["model"]
     return StoredResult(
         event_id=result["event_id"],
@@ -112,11 +114,13 @@ def parse_status(topic: str, device_id: str, payload: bytes, received_ms: int) -
             text = str(value.get("status", ""))
             camera = value.get("camera") if value.get("camera") in CAMERA_STATES else None
     except UnicodeDecodeError:
-        return make_rejected(topic, payload, received_ms, "status is not UTF-8 text")
+        return make_rejected(topic, payload, received_ms, "status is not UTF-8 text", RejectionKind.NOT_JSON)
     except PayloadError as exc:
-        return make_rejected(topic, payload, received_ms, f"status is not valid JSON: {exc}")
+        reason = f"status is not valid JSON: {exc}"
+        return make_rejected(topic, payload, received_ms, reason, RejectionKind.NOT_JSON)
     if text.lower() not in STATUSES:
-        return make_rejected(topic, payload, received_ms, "status must be online or offline")
+        reason = "status must be online or offline"
+        return make_rejected(topic, payload, received_ms, reason, RejectionKind.BAD_STATUS)
     return StatusUpdate(device_id=device_id, status=text.lower(), at_ms=received_ms, camera=camera)
 
 
@@ -125,12 +129,12 @@ def parse_message(
 ) -> StoredResult | StatusUpdate | Rejected:
     where = split_topic(prefix, topic)
     if where is None:
-        return make_rejected(topic, payload, received_ms, "unexpected topic")
+        return make_rejected(topic, payload, received_ms, "unexpected topic", RejectionKind.UNEXPECTED_TOPIC)
     device_id, kind = where
     try:
         storable_string(device_id, "device id in the topic", MAX_KEY_CHARS)
     except PayloadError as exc:
-        return make_rejected(topic, payload, received_ms, str(exc))
+        return make_rejected(topic, payload, received_ms, str(exc), exc.kind)
     if kind == RESULT:
         return parse_result(topic, device_id, payload, received_ms, max_bytes)
     return parse_status(topic, device_id, payload, received_ms)

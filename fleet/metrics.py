@@ -87,7 +87,7 @@ class FleetCollector:
             )
         by_reason = CounterMetricFamily(
             "ecolens_fleet_ingest_rejected_by_reason",
-            "Messages rejected, by reason: " + ", ".join(kind for _, kind in REASON_KINDS) + ", other",
+            "Messages rejected, by reason: " + ", ".join(REASON_KINDS),
             labels=["reason"],
         )
         for kind, count in sorted(stats.get("rejected_by_reason", {}).items()):

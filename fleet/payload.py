@@ -10,6 +10,8 @@ import json
 import math
 from typing import Any
 
+from ecolens.core.wire import RejectionKind
+
 MAX_PAYLOAD_BYTES = 64 * 1024  # a result is ~600 bytes; room for long source paths
 MAX_DEPTH = 8  # a result nests 2 levels (scores, model)
 MAX_VALUES = 1000  # a result holds ~20 values (a model with many labels: a few hundred)
@@ -21,7 +23,12 @@ DOUBLE_MAX = 1.7976931348623157e308
 
 
 class PayloadError(ValueError):
-    """The payload cannot become a stored row; the message is the rejection reason."""
+    """The payload cannot become a stored row; the message is the rejection reason for people,
+    ``kind`` the one for counting (metrics)."""
+
+    def __init__(self, reason: str, kind: RejectionKind = RejectionKind.UNSTORABLE_VALUE) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 def _no_constants(name: str) -> Any:
@@ -86,15 +93,21 @@ def decode_payload(
     """(the UTF-8 text, its JSON value); raises PayloadError with the reason. A sample message
     raises ``max_string_chars`` for its base64 image."""
     if len(payload) > max_bytes:
-        raise PayloadError(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
+        raise PayloadError(
+            f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit", RejectionKind.TOO_LARGE
+        )
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PayloadError(f"not UTF-8 text (byte {exc.start}): results are UTF-8 JSON") from None
+        raise PayloadError(
+            f"not UTF-8 text (byte {exc.start}): results are UTF-8 JSON", RejectionKind.NOT_JSON
+        ) from None
     if text.startswith("\ufeff"):
-        raise PayloadError("starts with a byte-order mark: results are UTF-8 JSON without one")
+        raise PayloadError(
+            "starts with a byte-order mark: results are UTF-8 JSON without one", RejectionKind.NOT_JSON
+        )
     if "\x00" in text:
-        raise PayloadError("contains a NUL byte (UTF-16 or binary data?)")
+        raise PayloadError("contains a NUL byte (UTF-16 or binary data?)", RejectionKind.NOT_JSON)
     try:
         value = json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
     except PayloadError:
@@ -102,7 +115,7 @@ def decode_payload(
     except RecursionError:  # the C decoder's own guard: "[" * 200000
         raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
-        raise PayloadError(f"not JSON: {str(exc)[:200]}") from None
+        raise PayloadError(f"not JSON: {str(exc)[:200]}", RejectionKind.NOT_JSON) from None
     check_values(value, max_string_chars)
     return text, value
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from ecolens.core.contract import make_result
 from ecolens.core.errors import ConfigError
-from ecolens.core.mqtt import BrokerSection, make_client
-from ecolens.core.topics import result_topic, status_topic
+from ecolens.core.mqtt import BrokerSection, ConnectFailed
+from ecolens.core.wire import result_topic, status_topic
 
 log = logging.getLogger(__name__)
 
@@ -142,24 +142,26 @@ class FleetSimulator:
 
     # -- MQTT -----------------------------------------------------------------------------
     def connect(self) -> FleetSimulator:
-        client = make_client(self.broker, f"ecolens-simulator-{uuid.uuid4().hex[:8]}", mqtt5=True)
+        from ecolens.core.mqtt.client import MqttClient  # paho only when publishing (bench imports this)
+
+        client = MqttClient(self.broker, f"ecolens-simulator-{uuid.uuid4().hex[:8]}", mqtt5=True)
         try:
-            client.connect(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
-        except OSError as exc:
+            client.connect()
+        except ConnectFailed as exc:
             raise ConfigError(
-                f"cannot connect to the MQTT broker {self.broker.host}:{self.broker.port}: {exc}"
+                f"cannot connect to the MQTT broker {self.broker.host}:{self.broker.port}: {exc.cause}"
             ) from exc
-        client.loop_start()
-        self._client = client
+        self._client = client.start()
         return self
 
     def publish_status(self, device_id: str, status: str) -> None:
         """Retained, like a real bin's online message and last will."""
         topic = status_topic(self.prefix, device_id)
-        self._client.publish(topic, status, qos=1, retain=True).wait_for_publish(30)
+        self._client.publish(topic, status, qos=1, retain=True).wait(30)
         self.summary.statuses[device_id] = status
 
     def publish_result(self, bin_: VirtualBin, seen_at: datetime) -> Any:
+        """The Publication (core.mqtt.client), done once the broker acknowledged it."""
         import json
 
         result = self.make_result(bin_, seen_at)
@@ -202,14 +204,14 @@ class FleetSimulator:
                 seen_at = datetime.now(timezone.utc)
             pending.append(self.publish_result(bin_, seen_at))
             if len(pending) >= 10000:
-                pending = [info for info in pending if not info.is_published()]
+                pending = [publication for publication in pending if not publication.done()]
             index += 1
             if interval:
                 delay = started + index * interval - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-        for info in pending:  # every result acknowledged by the broker
-            info.wait_for_publish(120)
+        for publication in pending:  # every result acknowledged by the broker
+            publication.wait(120)
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -220,6 +222,5 @@ class FleetSimulator:
         if offline:
             for bin_ in self.bins:
                 self.publish_status(bin_.device_id, "offline")
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._client.stop()
         self._client = None

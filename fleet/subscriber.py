@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecolens.core.backoff import Backoff
 from ecolens.core.errors import ConfigError
-from ecolens.core.mqtt import BrokerSection, make_client
-from ecolens.core.topics import result_topic, status_topic, subscriptions
+from ecolens.core.mqtt import BrokerSection, ConnectFailed, MqttError
+from ecolens.core.wire import RejectionKind, result_topic, status_topic, subscriptions
 from ecolens.fleet.config.storage import StorageSection
 from ecolens.fleet.config.subscriber import SubscriberSection
 from ecolens.fleet.messages import make_rejected, parse_message
@@ -28,6 +28,9 @@ from ecolens.fleet.rejections import reason_kind
 from ecolens.fleet.retention import prune
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult, WriteOutcome
+
+if TYPE_CHECKING:  # paho only once the aggregator starts: bench/fleet.py imports this module
+    from ecolens.core.mqtt.client import Message, MqttClient
 
 log = logging.getLogger(__name__)
 
@@ -127,74 +130,67 @@ class Aggregator:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._writer: threading.Thread | None = None
-        self._client: Any = None
+        self._client: MqttClient | None = None
         self._store: ResultStore | None = None
         self.failed = threading.Event()  # set when the writer died: the process must exit
         self.failure: str | None = None
 
     # -- MQTT -------------------------------------------------------------------------------
-    def _make_client(self) -> Any:
-        client = make_client(self.broker, self.client_id, mqtt5=True, manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
+    def _make_client(self) -> MqttClient:
+        """A persistent MQTT 5 session (never a clean start) whose messages are acknowledged
+        only once stored (manual_ack)."""
+        from ecolens.core.mqtt.client import MqttClient
+
+        client = MqttClient(
+            self.broker,
+            self.client_id,
+            mqtt5=True,
+            manual_ack=True,
+            clean_start=False,
+            session_expiry_s=self.settings.session_expiry_s,
+            receive_maximum=self.settings.receive_maximum,
+        )
+        for topic in subscriptions(self.settings.prefix, self.settings.share_group):
+            client.subscribe(topic, qos=1)
+        client.on_connected = self._on_connect
+        client.on_disconnected = self._on_disconnect
+        client.on_subscribed = self._on_subscribe
+        client.on_error = self._on_error
+        client.route_others(self._on_message)  # whatever the session delivers is parsed (or rejected)
         return client
 
-    def _connect_properties(self) -> Any:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
+    def _on_error(self, error: MqttError) -> None:
+        self.stats.last_error = str(error)
+        log.error("%s", self.stats.last_error)
 
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self.settings.session_expiry_s
-        properties.ReceiveMaximum = self.settings.receive_maximum
-        return properties
-
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            self.stats.last_error = f"broker refused the connection: {reason}"
-            log.error("%s", self.stats.last_error)
-            return
-        from paho.mqtt.subscribeoptions import SubscribeOptions
-
-        topics = subscriptions(self.settings.prefix, self.settings.share_group)
-        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in topics])
+    def _on_connect(self, session_present: bool) -> None:
         log.info(
             "connected to %s:%d as %s (session %s), subscribing to %s",
             self.broker.host,
             self.broker.port,
             self.client_id,
-            "resumed" if flags.session_present else "new",
-            ", ".join(topics),
+            "resumed" if session_present else "new",
+            ", ".join(subscriptions(self.settings.prefix, self.settings.share_group)),
         )
 
-    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: list, props: Any) -> None:
+    def _on_subscribe(self, granted: list[int]) -> None:
         """Ready only once the broker has granted the subscriptions: on a new session,
         whatever is published before the SUBACK is not queued for us."""
-        refused = [str(reason) for reason in reasons if reason.is_failure]
-        if refused:
-            self.stats.last_error = f"broker refused the subscriptions: {', '.join(refused)}"
-            log.error("%s", self.stats.last_error)
-            return
         self.stats.connected = True
         if self.stats.last_error and not self.stats.last_error.startswith("storage"):
             self.stats.last_error = None
         self._connected.set()
-        log.info("subscriptions granted (QoS %s)", ", ".join(str(int(r.value)) for r in reasons))
+        log.info("subscriptions granted (QoS %s)", ", ".join(str(qos) for qos in granted))
 
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any):
+    def _on_disconnect(self, reason: str) -> None:
         self.stats.connected = False
         self._connected.clear()
         if not self._stopping.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            topic = repr(message._topic)
+    def _on_message(self, message: Message) -> None:
         self.stats.add(received=1)
-        self._queue.put(Incoming(message.mid, message.qos, topic, message.payload, now_ms()))
+        self._queue.put(Incoming(message.mid, message.qos, message.topic, message.payload, now_ms()))
 
     # -- storage ----------------------------------------------------------------------------
     def _next_batch(self) -> list[Incoming]:
@@ -222,7 +218,7 @@ class Aggregator:
         for item in parsed:
             if isinstance(item, Rejected):
                 log.warning("rejected message on %s: %s", item.topic, item.reason)
-                self.stats.rejected_as(reason_kind(item.reason))
+                self.stats.rejected_as(reason_kind(item))
         backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:
             try:
@@ -241,6 +237,7 @@ class Aggregator:
             log.info("storage works again")
             self.stats.last_error = None
         log.debug("stored a batch of %d messages", len(batch))
+        assert self._client is not None
         for message in batch:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)
@@ -289,7 +286,7 @@ class Aggregator:
         else:
             text, topic = item.status, status_topic(prefix, item.device_id)
         payload = text.encode("utf-8", errors="backslashreplace")
-        rejected = make_rejected(topic, payload, now_ms(), reason)
+        rejected = make_rejected(topic, payload, now_ms(), reason, RejectionKind.OTHER)
         try:
             outcome = self._write([rejected])
         except Exception:  # not even the escaped copy: keep only why (else: an outage, raise)
@@ -369,19 +366,13 @@ class Aggregator:
         self._store = ResultStore(self.database_factory())
         self._client = self._make_client()
         try:
-            self._client.connect(
-                self.broker.host,
-                self.broker.port,
-                keepalive=self.broker.keepalive,
-                clean_start=False,
-                properties=self._connect_properties(),
-            )
-        except (OSError, ValueError) as exc:
+            self._client.connect()
+        except ConnectFailed as exc:
             self._store.database.close()
             raise ConfigError(
-                f"cannot connect to the MQTT broker {self.broker.host}:{self.broker.port}: {exc}"
+                f"cannot connect to the MQTT broker {self.broker.host}:{self.broker.port}: {exc.cause}"
             ) from exc
-        self._client.loop_start()
+        self._client.start()
         self._writer = threading.Thread(target=self._write_loop, name="fleet-writer", daemon=True)
         self._writer.start()
         if not self._connected.wait(timeout):
@@ -397,8 +388,7 @@ class Aggregator:
         if self._writer is not None:
             self._writer.join()
         if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._client.stop()
         if self._store is not None:
             self._store.database.close()
             self._store = None

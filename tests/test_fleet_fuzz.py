@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from ecolens.core.rollout import RolloutError, generate_keypair, load_public_key, verify
 from ecolens.fleet.messages import parse_message
-from ecolens.fleet.rollout import well_formed_state
-from ecolens.fleet.samples import SampleRejected, parse_sample
+from ecolens.fleet.rollout.states import well_formed_state
+from ecolens.fleet.samples.parse import SampleRejected, parse_sample
 from ecolens.fleet.storage import open_database
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult
 from hypothesis import HealthCheck, example, given, settings

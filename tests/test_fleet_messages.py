@@ -6,7 +6,7 @@ import json
 
 import pytest
 from ecolens.core.contract import make_result
-from ecolens.core.topics import split_topic, subscriptions
+from ecolens.core.wire import split_topic, subscriptions
 from ecolens.fleet.messages import parse_message
 from ecolens.fleet.storage.store import Rejected, StatusUpdate, StoredResult
 

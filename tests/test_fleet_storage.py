@@ -70,7 +70,7 @@ def test_an_older_schema_is_upgraded_in_place(database_url, monkeypatch):
 
 
 def test_a_rollout_recorded_before_errors_were_compared_gets_the_default(database_url, monkeypatch):
-    from ecolens.fleet.canary import StagedRollout, load_rollout
+    from ecolens.fleet.canary.records import StagedRollout, load_rollout
     from ecolens.fleet.storage import schema
 
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 6)

@@ -20,14 +20,8 @@ from pathlib import Path
 
 import pytest
 from ecolens.core.classifier import file_sha256
-from ecolens.core.rollout import (
-    Manifest,
-    chunk_topic,
-    generate_keypair,
-    load_private_key,
-    manifest_topic,
-    sign,
-)
+from ecolens.core.rollout import Manifest, generate_keypair, load_private_key, sign
+from ecolens.core.wire import chunk_topic, manifest_topic
 
 from tests.support.aggregator_process import start_aggregator
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
@@ -380,7 +374,8 @@ def test_the_aggregator_rolls_back_bad_canaries_and_a_good_one_is_promoted(
 def test_a_worse_canary_without_a_key_is_only_logged_and_a_loose_key_is_refused(tmp_path, mosquitto, keys):
     """Without rollout.key_file the aggregator judges and says what to run; a key file others
     may read stops it at start with one line."""
-    from ecolens.fleet.canary import CanarySupervisor, StagedRollout, load_rollout, record_rollout
+    from ecolens.fleet.canary.records import StagedRollout, load_rollout, record_rollout
+    from ecolens.fleet.canary.supervisor import CanarySupervisor
     from ecolens.fleet.storage import open_database
 
     key, _ = keys
@@ -434,7 +429,8 @@ def test_a_worse_canary_without_a_key_is_only_logged_and_a_loose_key_is_refused(
 def test_a_canary_that_keeps_going_offline_is_judged_before_it_answers_enough(tmp_path):
     """Errors are compared on results plus errors: a canary that crashes on most items is worse
     at once; offline before the rollout began, or once in many results, is not."""
-    from ecolens.fleet.canary import StagedRollout, judge_rollout, record_rollout
+    from ecolens.fleet.canary.judging import judge_rollout
+    from ecolens.fleet.canary.records import StagedRollout, record_rollout
     from ecolens.fleet.storage import open_database
 
     database = open_database(f"sqlite:///{tmp_path / 'fleet.db'}")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import paho.mqtt.publish as publish
-from ecolens.core.rollout import state_topic
+from ecolens.core.wire import state_topic
 
 
 def state(device: str, **changes: object) -> str:

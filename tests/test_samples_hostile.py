@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from ecolens.bench.postgres import wait_until
 from ecolens.core.mqtt import BrokerSection
-from ecolens.fleet.samples import SampleRejected, SampleStore, SampleSubscriber
+from ecolens.fleet.samples.parse import SampleRejected
+from ecolens.fleet.samples.store import SampleStore
+from ecolens.fleet.samples.subscriber import SampleSubscriber
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 

@@ -11,8 +11,9 @@ import secrets
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
-from ecolens.core.mqtt import BrokerSection, make_client
+from ecolens.core.mqtt import BrokerSection
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,18 +62,20 @@ class ResultPrinter:
     """Subscribes to the results topic and prints each result as it arrives."""
 
     def __init__(self, broker: BrokerSection, topic: str, json_only: bool) -> None:
+        from ecolens.core.mqtt.client import MqttClient
+
         self.json_only = json_only
         self.count = 0
         self.subscribed = threading.Event()
         # The daemon's own connection settings (credentials, TLS) for a broker given by URL.
-        self.client = make_client(broker, f"ecolens-demo-sub-{secrets.token_hex(4)}")
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *_: self.subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port, broker.keepalive)
-        self.client.loop_start()
+        self.client = MqttClient(broker, f"ecolens-demo-sub-{secrets.token_hex(4)}")
+        self.client.subscribe(topic, qos=1)
+        self.client.route(topic, self._on_message)
+        self.client.on_subscribed = lambda granted: self.subscribed.set()
+        self.client.connect()
+        self.client.start()
 
-    def _on_message(self, client, userdata, message) -> None:
+    def _on_message(self, message: Any) -> None:
         result = json.loads(message.payload)
         self.count += 1
         if self.json_only:
@@ -81,14 +84,14 @@ class ResultPrinter:
             print(f"#{self.count:<3} {describe(result)}", flush=True)
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.stop()
 
 
 def run(args: argparse.Namespace) -> int:
     from ecolens.bench.localbroker import LocalBroker
     from ecolens.core.logs import configure_logging
     from ecolens.core.mqtt import parse_broker_url
+    from ecolens.core.wire import RESULT
     from ecolens.edge.daemon.app import Daemon
     from ecolens.edge.daemon.config import load_daemon_config
 
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             }
             overrides.update({f"mqtt.{k}": v for k, v in parse_broker_url(url).items()})
             config = load_daemon_config(None, overrides, environ={})
-            topic = config.publish.topic("result")
+            topic = config.publish.topic(RESULT)
             printer = ResultPrinter(config.mqtt, topic, args.json)
             printer.subscribed.wait(10)
             if not args.json:

@@ -85,7 +85,8 @@ def run_rollout(args: argparse.Namespace) -> int:
     if args.target == "keygen":
         return keygen(args)
     config = _fleet_config(args)
-    from ecolens.fleet import rollout
+    from ecolens.fleet.rollout.publish import collect_states, publish_model, publish_rollback
+    from ecolens.fleet.rollout.states import pick_canaries
 
     prefix = config.subscriber.prefix
     if args.target == "status":
@@ -95,8 +96,8 @@ def run_rollout(args: argparse.Namespace) -> int:
     if args.target == "rollback":
         if not devices:
             raise EcoLensError("rollback needs --devices")
-        states = rollout.collect_states(config.mqtt, prefix)
-        rollout.publish_rollback(config.mqtt, prefix, states, devices, key)
+        states = collect_states(config.mqtt, prefix)
+        publish_rollback(config.mqtt, prefix, states, devices, key)
         print(f"rollback sent to {', '.join(devices)}")
         return 0
     model = Path(args.target)
@@ -107,11 +108,11 @@ def run_rollout(args: argparse.Namespace) -> int:
     from ecolens.core.classifier import file_sha256
 
     sha256 = file_sha256(model)
-    states = rollout.collect_states(config.mqtt, prefix)
+    states = collect_states(config.mqtt, prefix)
     if args.canary:
-        devices = rollout.pick_canaries(list(states), percent(args.canary), sha256)
+        devices = pick_canaries(list(states), percent(args.canary), sha256)
     started = time.monotonic()
-    manifests = rollout.publish_model(config.mqtt, prefix, model, devices, key)
+    manifests = publish_model(config.mqtt, prefix, model, devices, key)
     print(
         f"model {manifests[0].name} {manifests[0].version} ({sha256[:12]}, {manifests[0].chunks} chunks) "
         f"signed for {', '.join(devices)} in {time.monotonic() - started:.1f} s",
@@ -134,7 +135,7 @@ def run_rollout(args: argparse.Namespace) -> int:
     if args.promote:
         others = [d for d in states if d not in devices]
         if others:
-            rollout.publish_model(config.mqtt, prefix, model, others, key)
+            publish_model(config.mqtt, prefix, model, others, key)
         print(f"canary healthy: promoted to {', '.join(others) or 'no other bins'}")
     return 0
 
@@ -144,11 +145,12 @@ def status(args: argparse.Namespace, config) -> int:  # noqa: ANN001
     (from the fleet database); without a database the bins are still shown."""
     from dataclasses import asdict
 
-    from ecolens.fleet import rollout
-    from ecolens.fleet.canary import format_rollouts, load_rollouts
+    from ecolens.fleet.canary.records import format_rollouts, load_rollouts
+    from ecolens.fleet.rollout.publish import collect_states
+    from ecolens.fleet.rollout.states import format_states
     from ecolens.fleet.storage import open_database
 
-    states = rollout.collect_states(config.mqtt, config.subscriber.prefix)
+    states = collect_states(config.mqtt, config.subscriber.prefix)
     recorded = None
     try:
         database = open_database(config.storage.url, create=False)
@@ -163,7 +165,7 @@ def status(args: argparse.Namespace, config) -> int:  # noqa: ANN001
         rollouts = None if recorded is None else [asdict(r) for r in recorded]
         print(json.dumps({"bins": states, "rollouts": rollouts}, indent=2))
         return 0
-    print(rollout.format_states(states))
+    print(format_states(states))
     if recorded is not None:
         print()
         print(format_rollouts(recorded))
@@ -172,7 +174,7 @@ def status(args: argparse.Namespace, config) -> int:  # noqa: ANN001
 
 def record_canary(args: argparse.Namespace, config, manifest, devices: list[str]) -> None:  # noqa: ANN001
     """Hand the canary to the aggregator: one row in the fleet database it supervises."""
-    from ecolens.fleet.canary import StagedRollout, record_rollout
+    from ecolens.fleet.canary.records import StagedRollout, record_rollout
     from ecolens.fleet.storage import open_database
 
     if args.window <= 0 or args.min_results < 1:
@@ -201,7 +203,7 @@ def record_canary(args: argparse.Namespace, config, manifest, devices: list[str]
 
 def wait_for_verdict(config, rollout_id: str, window_s: float):  # noqa: ANN001, ANN201
     """The aggregator's decision on this rollout; an error when none comes in time."""
-    from ecolens.fleet.canary import WATCHING, load_rollout
+    from ecolens.fleet.canary.records import WATCHING, load_rollout
     from ecolens.fleet.storage import open_database
 
     grace_s = 3 * config.rollout.check_interval_s + 30
@@ -222,7 +224,7 @@ def wait_for_verdict(config, rollout_id: str, window_s: float):  # noqa: ANN001,
 
 
 def split_devices(text: str | None) -> list[str]:
-    from ecolens.core.topics import check_level
+    from ecolens.core.wire import check_level
 
     devices = [d.strip() for d in (text or "").split(",") if d.strip()]
     for device in devices:

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_samples(args: argparse.Namespace) -> int:
-    from ecolens.fleet.samples import SampleStore
+    from ecolens.fleet.samples.store import SampleStore
 
     if not (args.dir / "samples.sqlite3").is_file():
         raise EcoLensError(f"no samples in {args.dir} (start `ecolens aggregate --samples-dir {args.dir}`)")

@@ -12,8 +12,7 @@ import threading
 from collections.abc import Callable
 
 from ecolens.core.contract import utc_timestamp
-
-STARTING, UP, DOWN = "starting", "up", "down"
+from ecolens.core.wire import CAMERA_DOWN, CAMERA_STARTING, CAMERA_UP, ONLINE
 
 
 class CameraState:
@@ -22,7 +21,7 @@ class CameraState:
     def __init__(self, source_name: str) -> None:
         self.source_name = source_name
         self._lock = threading.Lock()
-        self.state = STARTING
+        self.state = CAMERA_STARTING
         self.error: str | None = None
         self.since = utc_timestamp()
         self.version = 0
@@ -39,16 +38,16 @@ class CameraState:
         self.on_change()
 
     def up(self) -> None:
-        self._set(UP, None)
+        self._set(CAMERA_UP, None)
 
     def down(self, error: str) -> None:
-        self._set(DOWN, error)
+        self._set(CAMERA_DOWN, error)
 
     def status_payload(self) -> tuple[int, str]:
         """(version, the retained ``online`` status JSON with the camera state)."""
         with self._lock:
             body = {
-                "status": "online",
+                "status": ONLINE,
                 "camera": self.state,
                 "camera_error": self.error,
                 "camera_since": self.since,

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecolens.core.wire import RESULT, STATS, STATUS, ha_config_topic
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
 
@@ -53,14 +54,14 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
             "label",
             "sensor",
             "Last item",
-            "result",
+            RESULT,
             {**label, "json_attributes_topic": None, "json_attributes_template": ATTRIBUTES_TEMPLATE},
         ),
         Entity(
             "confidence",
             "sensor",
             "Last item confidence",
-            "result",
+            RESULT,
             {
                 "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
                 "unit_of_measurement": "%",
@@ -71,7 +72,7 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
             "items",
             "sensor",
             "Items classified",
-            "stats",
+            STATS,
             # value_json['items'], not value_json.items: Jinja would find the dict's items() method
             {"value_template": "{{ value_json['items'] }}", "state_class": "total_increasing"},
         ),
@@ -79,7 +80,7 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
             "plastic_items",
             "sensor",
             "Plastic items",
-            "stats",
+            STATS,
             {
                 "value_template": "{{ " + count + " }}",
                 "state_class": "total_increasing",
@@ -90,7 +91,7 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
             "plastic_share",
             "sensor",
             "Plastic share",
-            "stats",
+            STATS,
             {
                 "value_template": "{{ ((" + count + " / value_json['items'] * 100) | round(1)) "
                 "if value_json['items'] else 0 }}",
@@ -103,7 +104,7 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
             "queue",
             "sensor",
             "Results waiting",
-            "stats",
+            STATS,
             {
                 "value_template": "{{ value_json.queue_depth }}",
                 "state_class": "measurement",
@@ -114,7 +115,7 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
             "connectivity",
             "binary_sensor",
             "Connected",
-            "status",
+            STATUS,
             {
                 "device_class": "connectivity",
                 "value_template": STATUS_TEMPLATE,
@@ -128,7 +129,7 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
             "camera",
             "binary_sensor",
             "Camera problem",
-            "status",
+            STATUS,
             {
                 "device_class": "problem",
                 "value_template": "{{ 'ON' if value_json is defined and value_json.camera == 'down' "
@@ -141,11 +142,6 @@ def entities(section: HomeAssistantSection, labels: Sequence[str]) -> list[Entit
             },
         ),
     ]
-
-
-def birth_topic(section: HomeAssistantSection) -> str:
-    """Home Assistant announces its own restarts here."""
-    return f"{section.discovery_prefix}/status"
 
 
 def node_id(publish: PublishSection) -> str:
@@ -181,11 +177,11 @@ def discovery_messages(
             config["json_attributes_topic"] = publish.topic(entity.leaf)
         if entity.available_when_online:
             config.update(
-                availability_topic=publish.topic("status"),
+                availability_topic=publish.topic(STATUS),
                 availability_template=STATUS_TEMPLATE,
                 payload_available="online",
                 payload_not_available="offline",
             )
-        topic = f"{section.discovery_prefix}/{entity.component}/{node}/{entity.key}/config"
+        topic = ha_config_topic(section.discovery_prefix, entity.component, node, entity.key)
         messages.append((topic, json.dumps(config)))
     return messages

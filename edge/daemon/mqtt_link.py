@@ -1,5 +1,5 @@
-"""The MQTT side of the daemon: one thread owns the paho-mqtt 2.x client (so paho is never
-called from two threads) and forwards the SQLite queue to the broker.
+"""The MQTT side of the daemon: one thread owns the MQTT client and drives it (``loop_once``,
+so the client is never called from two threads) and forwards the SQLite queue to the broker.
 
 A result leaves the queue only when its PUBACK arrives (on_publish). The number of results
 sent but not acknowledged is bounded (``publish.max_inflight``). Connection failures are
@@ -14,22 +14,21 @@ import json
 import logging
 import queue
 import secrets
-import select
 import socket
 import sqlite3
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import paho.mqtt.client as mqtt
 from ecolens.core.backoff import Backoff
-from ecolens.core.mqtt import BrokerSection, make_client
+from ecolens.core.mqtt import BrokerSection, ConnectFailed, ConnectRefused, MqttError, broker_where
+from ecolens.core.mqtt.client import Message, MqttClient, Will
+from ecolens.core.wire import OFFLINE, STATS, STATUS, ha_birth_topic
 from ecolens.edge.daemon.camera_state import CameraState
 from ecolens.edge.daemon.config.homeassistant import HomeAssistantSection
 from ecolens.edge.daemon.config.publish import PublishSection
-from ecolens.edge.daemon.homeassistant import birth_topic, discovery_messages
+from ecolens.edge.daemon.homeassistant import discovery_messages
 from ecolens.edge.daemon.stats import DaemonStats
 from ecolens.edge.daemon.store import ResultQueue, explain, is_damage
 
@@ -39,21 +38,6 @@ LOOP_TIMEOUT_S = 0.05  # paho's own loop, used only while saying goodbye at stop
 # The link sleeps in select() on the broker socket and a wake-up socket: a new result, a freed
 # in-flight slot or a stop request wakes it at once; the timeout only paces keepalive and stats.
 IDLE_TIMEOUT_S = 1.0
-
-
-def describe_connect_error(exc: BaseException, where: str) -> str:
-    """One clear line per kind of connection failure."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate check failed for {where}: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake with {where} failed: {exc.reason or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"connection to {where} refused (is the broker running and listening there?)"
-    if isinstance(exc, socket.gaierror):
-        return f"unknown broker host in {where}: {exc.strerror}"
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return f"connection to {where} timed out"
-    return f"cannot connect to {where}: {exc}"
 
 
 class MqttLink(threading.Thread):
@@ -87,15 +71,22 @@ class MqttLink(threading.Thread):
         self._to_delete: list[tuple[int, str]] = []  # acknowledged, not yet deleted (row, event)
         self._store_backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
         self.labels = labels
-        self.where = f"{'mqtts' if broker.tls else 'mqtt'}://{broker.host}:{broker.port}"
+        self.where = broker_where(broker)
         self.client_id = broker.client_id or f"ecolens-{publish.device_id}-{secrets.token_hex(4)}"
-        self.client = make_client(broker, self.client_id, clean_session=True)
-        self.client.will_set(publish.topic("status"), "offline", qos=1, retain=True)
-        self.client.max_inflight_messages_set(publish.max_inflight)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
-        self.client.on_message = self._on_message
+        self.client = MqttClient(
+            broker,
+            self.client_id,
+            clean_session=True,
+            will=Will(publish.topic(STATUS), OFFLINE, qos=1, retain=True),
+            max_inflight=publish.max_inflight,
+        )
+        self.client.on_connected = self._on_connect
+        self.client.on_disconnected = self._on_disconnect
+        self.client.on_published = self._on_publish
+        self.client.on_error = self._on_error
+        if homeassistant.enabled:
+            self.client.subscribe(ha_birth_topic(homeassistant.discovery_prefix), qos=1)
+            self.client.route(ha_birth_topic(homeassistant.discovery_prefix), self._on_birth)
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._inflight: dict[int, tuple[int, str]] = {}  # mid -> (row id, event id)
         self.read_times: dict[str, float] = {}  # event id -> monotonic frame read time
@@ -130,47 +121,40 @@ class MqttLink(threading.Thread):
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_writer.send(b"\0")
 
-    # --- paho callbacks (run in this thread) ---------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
+    # --- client hooks (run in this thread) ------------------------------------------------
+    def _on_error(self, error: MqttError) -> None:
+        if isinstance(error, ConnectRefused):
             self.auth_failures += 1
-            hint = ""
-            if reason_code.value in (4, 5, 134, 135):
-                hint = " (check mqtt.username and mqtt.password)"
-            log.error(
-                "broker %s refused the connection: %s%s",
-                self.where,
-                reason_code,
-                hint,
-                extra={"event": "mqtt_refused"},
-            )
-            return
+            log.error("%s", error, extra={"event": "mqtt_refused"})
+        else:
+            log.error("%s", error, extra={"event": "mqtt_error"})
+
+    def _on_connect(self, session_present: bool) -> None:
         self._backoff.reset()
         log.info("connected to %s as %s", self.where, self.client_id, extra={"event": "mqtt_connected"})
         self._publish_status()
         if self.homeassistant.enabled:
-            client.subscribe(birth_topic(self.homeassistant), qos=1)
             self._announce()
         self.connected.set()
         self._wake.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, reason: str) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
         if was_connected and not self._stop_requested.is_set():
             log.warning(
                 "lost connection to %s: %s; results stay queued",
                 self.where,
-                reason_code,
+                reason,
                 extra={"event": "mqtt_disconnected"},
             )
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        # Called with paho's message lock held: only hand the ack over, never touch paho here.
+    def _on_publish(self, mid: int) -> None:
+        # Called with paho's message lock held: only hand the ack over, never touch the client here.
         self._acks.put(mid)
 
-    def _on_message(self, client, userdata, message) -> None:
-        if message.topic == birth_topic(self.homeassistant) and message.payload == b"online":
+    def _on_birth(self, message: Message) -> None:
+        if message.payload == b"online":
             log.info("Home Assistant restarted: announcing sensors again")
             self._announce()
 
@@ -201,10 +185,10 @@ class MqttLink(threading.Thread):
                 if not socket_open:
                     self._pause()
                     continue
-            rc = self._loop_once(IDLE_TIMEOUT_S)
+            alive = self.client.loop_once(IDLE_TIMEOUT_S, self._wake_reader)
             # A deletion refused (disk full) must not stop sending: each step on its own.
             trouble = self._attempt(self._take_acks)
-            if rc != mqtt.MQTT_ERR_SUCCESS:
+            if not alive:
                 socket_open = False
                 self.connected.clear()
                 self._pause()
@@ -219,32 +203,6 @@ class MqttLink(threading.Thread):
             else:
                 self._store_trouble(trouble)
         self._shutdown(socket_open)
-
-    def _loop_once(self, timeout: float) -> int:
-        """One turn of paho's external-loop API (read, write, keepalive), sleeping in select()
-        on the broker socket and the wake-up socket together."""
-        sock = self.client.socket()
-        if sock is None:
-            return mqtt.MQTT_ERR_NO_CONN
-        if getattr(sock, "pending", None) and sock.pending() > 0:
-            timeout = 0.0  # TLS bytes already decrypted: select() would not report them
-        writers = [sock] if self.client.want_write() else []
-        try:
-            readable, writable, _ = select.select([sock, self._wake_reader], writers, [], timeout)
-        except (OSError, ValueError):
-            return mqtt.MQTT_ERR_CONN_LOST
-        if self._wake_reader in readable:
-            with contextlib.suppress(BlockingIOError, OSError):
-                self._wake_reader.recv(4096)
-        if sock in readable or (getattr(sock, "pending", None) and sock.pending() > 0):
-            rc = self.client.loop_read()
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                return rc
-        if writable or self.client.want_write():
-            rc = self.client.loop_write()
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                return rc
-        return self.client.loop_misc()
 
     @staticmethod
     def _not_damage(exc: sqlite3.Error) -> sqlite3.Error:
@@ -270,7 +228,7 @@ class MqttLink(threading.Thread):
         deadline = time.monotonic() + delay
         while (left := self._wait_until(deadline) - time.monotonic()) > 0:
             # keep the connection alive meanwhile (PUBACKs are kept for the retry)
-            if self.client.loop(timeout=min(0.5, left)) != mqtt.MQTT_ERR_SUCCESS:
+            if not self.client.loop(min(0.5, left)):
                 time.sleep(min(0.5, left))
             self._collect_acks()
 
@@ -296,10 +254,10 @@ class MqttLink(threading.Thread):
 
     def _connect(self) -> bool:
         try:
-            self.client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
+            self.client.connect()
             return True
-        except OSError as exc:  # ssl.SSLError, ConnectionRefusedError, socket.gaierror ...
-            log.error(describe_connect_error(exc, self.where), extra={"event": "mqtt_connect"})
+        except ConnectFailed as exc:
+            log.error("%s", exc, extra={"event": "mqtt_connect"})
             return False
 
     def _drained_or_late(self, socket_open: bool) -> bool:
@@ -344,19 +302,19 @@ class MqttLink(threading.Thread):
         in_flight.update(row_id for row_id, _ in self._to_delete)
         rows = self.store.pending(room, exclude=in_flight)
         for row in rows:
-            info = self.client.publish(row.topic, row.payload, qos=row.qos)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                log.error("publish failed: %s", mqtt.error_string(info.rc))
+            publication = self.client.publish(row.topic, row.payload, qos=row.qos)
+            if not publication.queued:
+                log.error("publish failed: %s", publication.error)
                 self._wake.set()
                 break
-            self._inflight[info.mid] = (row.id, row.event_id)
+            self._inflight[publication.mid] = (row.id, row.event_id)
         if len(rows) == room:
             self._wake.set()  # there may be more
 
     def _publish_status(self) -> None:
         """Retained ``online`` status with the camera state (the last will says ``offline``)."""
         self._status_version, payload = self.camera.status_payload()
-        self.client.publish(self.publish.topic("status"), payload, qos=1, retain=True)
+        self.client.publish(self.publish.topic(STATUS), payload, qos=1, retain=True)
 
     def _maybe_stats(self) -> None:
         interval = self.publish.stats_interval_s
@@ -365,7 +323,7 @@ class MqttLink(threading.Thread):
             return
         self._next_stats = now + interval
         snapshot = self.stats.snapshot(self.store.depth(), self.store.dropped(), self.model_info())
-        self.client.publish(self.publish.topic("stats"), json.dumps(snapshot), qos=0)
+        self.client.publish(self.publish.topic(STATS), json.dumps(snapshot), qos=0)
 
     def _announce(self) -> None:
         for topic, payload in discovery_messages(self.homeassistant, self.publish, self.labels()):
@@ -383,12 +341,12 @@ class MqttLink(threading.Thread):
                 extra={"event": "mqtt_stop", "depth": left},
             )
         if socket_open and self.connected.is_set():
-            info = self.client.publish(self.publish.topic("status"), "offline", qos=1, retain=True)
+            publication = self.client.publish(self.publish.topic(STATUS), OFFLINE, qos=1, retain=True)
             deadline = time.monotonic() + 3.0
-            while not info.is_published() and time.monotonic() < deadline:
-                if self.client.loop(timeout=LOOP_TIMEOUT_S) != mqtt.MQTT_ERR_SUCCESS:
+            while not publication.done() and time.monotonic() < deadline:
+                if not self.client.loop(LOOP_TIMEOUT_S):
                     break
             self._attempt(self._take_acks)
             self.client.disconnect()
-            self.client.loop(timeout=LOOP_TIMEOUT_S)
+            self.client.loop(LOOP_TIMEOUT_S)
         self.connected.clear()

@@ -1,9 +1,9 @@
 """The bin's side of a signed rollout: verify the manifest, fetch the chunks, check the hash,
 load the model (a model that does not load is refused and the running one stays), swap it in,
-keep the previous one for rollback, and report the running model on ``<id>/model/state``.
+keep the previous one for rollback, and report the running model on its state topic.
 
 It has its own MQTT connection, so a large model download never delays results on the
-daemon's link, and a worker thread, so verification and loading never block paho's loop.
+daemon's link, and a worker thread, so verification and loading never block the network.
 """
 
 from __future__ import annotations
@@ -21,17 +21,10 @@ from typing import Any
 from ecolens.core.classifier import Classifier, file_sha256
 from ecolens.core.contract import utc_timestamp
 from ecolens.core.errors import EcoLensError
-from ecolens.core.mqtt import BrokerSection, make_client
-from ecolens.core.rollout import (
-    Manifest,
-    RolloutError,
-    chunk_topic,
-    load_public_key,
-    manifest_topic,
-    state_topic,
-    verify,
-    version_key,
-)
+from ecolens.core.mqtt import BrokerSection
+from ecolens.core.mqtt.client import MqttClient
+from ecolens.core.rollout import Manifest, RolloutError, load_public_key, verify, version_key
+from ecolens.core.wire import chunk_filter, chunk_index, manifest_topic, state_topic
 from ecolens.edge.daemon.config.rollout import RolloutSection
 
 log = logging.getLogger("ecolens.daemon.rollout")
@@ -81,7 +74,7 @@ class ModelUpdater:
         self.jobs: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.pending: Manifest | None = None
         self.chunks: dict[int, bytes] = {}
-        self.client: Any = None
+        self.client: MqttClient | None = None
         self._stop = threading.Event()
 
     # --- persistent state: last serial, active and previous model --------------------------------
@@ -109,27 +102,20 @@ class ModelUpdater:
 
     # --- MQTT --------------------------------------------------------------------------------------
     def start(self) -> None:
-        self.client = make_client(self.broker, f"{self.device_id}-rollout")
-        self.client.on_connect = self._on_connect
-        self.client.on_message = lambda c, u, message: self.jobs.put(("message", message))
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
-        self.client.loop_start()
+        """Subscriptions (the manifest, and the chunks of a model being fetched) are made again
+        at every reconnect; each connection reports the running model."""
+        self.client = MqttClient(self.broker, f"{self.device_id}-rollout")
+        self.client.on_connected = lambda session_present: self.jobs.put(("report", None))
+        self.client.route_others(lambda message: self.jobs.put(("message", message)))
+        self.client.subscribe(manifest_topic(self.prefix, self.device_id), qos=1)
+        self.client.start()
         threading.Thread(target=self._work, name="rollout", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
         self.jobs.put(("stop", None))
         if self.client is not None:
-            self.client.disconnect()
-            self.client.loop_stop()
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            return
-        client.subscribe(manifest_topic(self.prefix, self.device_id), qos=1)
-        if self.pending is not None:
-            client.subscribe(chunk_topic(self.prefix, self.pending.sha256, "+"), qos=1)
-        self.jobs.put(("report", None))
+            self.client.stop()
 
     # --- the worker ---------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -143,19 +129,18 @@ class ModelUpdater:
             except Exception:  # a bad message must never stop the updater
                 log.exception("rollout message on %s failed", getattr(message, "topic", "?"))
 
+    def _client(self) -> MqttClient:
+        assert self.client is not None, "start() first"
+        return self.client
+
     def _handle(self, topic: str, payload: bytes) -> None:
         if topic == manifest_topic(self.prefix, self.device_id):
             if payload:
                 self._on_manifest(payload)
             return
         pending = self.pending
-        if pending is None or not topic.startswith(chunk_topic(self.prefix, pending.sha256, "")):
-            return
-        try:
-            index = int(topic.rsplit("/", 1)[1])
-        except ValueError:
-            return
-        if not 0 <= index < pending.chunks:
+        index = None if pending is None else chunk_index(self.prefix, pending.sha256, topic)
+        if pending is None or index is None or not 0 <= index < pending.chunks:
             return
         expected = chunk_length(pending, index)
         if len(payload) != expected:  # junk on the topic: never buffer more than the signed size
@@ -169,7 +154,7 @@ class ModelUpdater:
             return
         self.chunks[index] = bytes(payload)
         if len(self.chunks) == pending.chunks:
-            self.client.unsubscribe(chunk_topic(self.prefix, pending.sha256, "+"))
+            self._client().unsubscribe(chunk_filter(self.prefix, pending.sha256))
             data = b"".join(self.chunks[i] for i in range(pending.chunks))
             self.pending, self.chunks = None, {}
             self._install_bytes(pending, data)
@@ -195,10 +180,10 @@ class ModelUpdater:
             self._install_file(manifest, existing)
             return
         if self.pending is not None:
-            self.client.unsubscribe(chunk_topic(self.prefix, self.pending.sha256, "+"))
+            self._client().unsubscribe(chunk_filter(self.prefix, self.pending.sha256))
         self.pending, self.chunks = manifest, {}
         log.info("fetching model %s (%d chunks)", manifest.sha256[:12], manifest.chunks)
-        self.client.subscribe(chunk_topic(self.prefix, manifest.sha256, "+"), qos=1)
+        self._client().subscribe(chunk_filter(self.prefix, manifest.sha256), qos=1)
 
     def check(self, payload: bytes) -> Manifest | None:
         """The manifest if this bin must act on it; None if already applied; else RolloutError."""

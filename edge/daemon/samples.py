@@ -16,11 +16,11 @@ from collections import deque
 
 import cv2
 import numpy as np
+from ecolens.core.wire import SAMPLE
 from ecolens.edge.daemon.config.samples import SamplesSection
 from ecolens.edge.daemon.store import ResultQueue
 
 log = logging.getLogger("ecolens.daemon.samples")
-SAMPLE = "sample"
 HOUR_S = 3600.0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ecolens.core.config import Section
-from ecolens.core.topics import check_prefix
+from ecolens.core.wire import check_prefix
 from pydantic import Field, field_validator
 
 

@@ -48,6 +48,7 @@ class Rejected(NamedTuple):
     topic: str
     reason: str
     payload: str
+    kind: str = "other"  # core.wire.RejectionKind, set where the refusal was made; not stored
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class ResultStore:
             stored = db.executemany(INSERT_RESULT, results)
             db.executemany(UPSERT_DEVICE, [(d, *news[d]) for d in sorted(news)])
             db.executemany(INSERT_STATUS_EVENT, [(s.device_id, s.at_ms, s.status) for s in statuses])
-            db.executemany(INSERT_REJECTED, rejected)
+            db.executemany(INSERT_REJECTED, [(r.received_ms, r.topic, r.reason, r.payload) for r in rejected])
         return WriteOutcome(
             stored=stored,
             duplicates=len(results) - stored,

@@ -6,7 +6,7 @@ import re
 import socket
 
 from ecolens.core.config import Section
-from ecolens.core.topics import check_level, check_prefix, device_topic
+from ecolens.core.wire import check_level, check_prefix, device_topic
 from pydantic import Field, field_validator
 
 

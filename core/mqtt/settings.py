@@ -1,9 +1,9 @@
 """MQTT broker connection settings shared by the bin daemon and the fleet aggregator:
-one place that knows URLs (``mqtt[s]://user:pass@host:port``), credentials and TLS."""
+one place that knows URLs (``mqtt[s]://user:pass@host:port``), credentials and TLS files.
+No paho here: reading a config must not need the MQTT library."""
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -77,35 +77,6 @@ def broker_overrides(url: str | None, section: str = "mqtt") -> dict[str, Any]:
     return {f"{section}.{key}": value for key, value in parse_broker_url(url).items()}
 
 
-def apply_connection_settings(client: Any, settings: BrokerSection) -> None:
-    """Credentials, TLS and reconnect back-off on a paho-mqtt 2.x client."""
-    if settings.username is not None:
-        client.username_pw_set(settings.username, settings.password)
-    if settings.tls:
-        settings.check_files()
-        client.tls_set(
-            ca_certs=str(settings.ca_file) if settings.ca_file else None,
-            certfile=str(settings.cert_file) if settings.cert_file else None,
-            keyfile=str(settings.key_file) if settings.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-        client.tls_insecure_set(settings.tls_insecure)
-    # paho's own reconnect (clients on loop_start) backs off like core.backoff.Backoff: it keeps
-    # floats, so 0.5 s stays 0.5 s.
-    client.reconnect_delay_set(min_delay=settings.reconnect_min_s, max_delay=settings.reconnect_max_s)  # type: ignore[arg-type]
-
-
-def make_client(settings: BrokerSection, client_id: str, *, mqtt5: bool = False, **options: Any) -> Any:
-    """The one way to build a paho-mqtt 2.x client: callback API 2, then credentials and TLS."""
-    import paho.mqtt.client as mqtt
-
-    protocol = mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311
-    client = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=protocol,
-        **options,
-    )
-    apply_connection_settings(client, settings)
-    return client
+def broker_where(settings: BrokerSection) -> str:
+    """``mqtts://host:8883``: how log lines and errors name the broker."""
+    return f"{'mqtts' if settings.tls else 'mqtt'}://{settings.host}:{settings.port}"

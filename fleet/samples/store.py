@@ -1,14 +1,9 @@
-"""Samples the bins send for labelling: stored as JPEG files plus one SQLite table (bin, time,
-model version, predicted label and confidence, human label), received from
-``<prefix>/+/sample`` and exported as class folders for `ecolens adapt`.
-"""
+"""Samples the bins send for labelling, kept as JPEG files plus one SQLite table (bin, time,
+model version, predicted label and confidence, human label) under a cap on the folder and a
+free-disk floor, and exported as class folders for `ecolens adapt`."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import logging
-import re
 import shutil
 import sqlite3
 import threading
@@ -17,23 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecolens.core.errors import ConfigError, EcoLensError
-from ecolens.core.mqtt import BrokerSection, make_client
-from ecolens.fleet.payload import PayloadError, check_values, decode_payload, printable
-
-log = logging.getLogger(__name__)
+from ecolens.core.errors import ConfigError
+from ecolens.fleet.samples.parse import SampleRejected, parse_sample
 
 HUMAN_LABELS = ("plastic", "non_plastic", "skip")
-SAMPLE_LEAF = "sample"
-# a file name of its own: no path separator, and no leading dot (".." would leave the folder)
-SAFE_ID = re.compile(r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
-MAX_SAMPLE_BYTES = 16 * 1024 * 1024  # a 320 px crop is ~30 kB; the daemon's largest (4096 px) fits
 # Anyone who may publish on <prefix>/+/sample could otherwise fill the disk the results database
 # shares: samples stop at a cap on their folder, and before the disk's last gigabyte.
 DEFAULT_MAX_MB = 5000  # ~500,000 samples of the daemon's default 10 kB
 MIN_FREE_BYTES = 1024**3
 RECOUNT_INTERVAL_S = 60.0  # while full, look at the folder again at most this often (after a prune)
-JPEG_MAGIC = b"\xff\xd8\xff"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -54,10 +41,6 @@ CREATE INDEX IF NOT EXISTS samples_queue ON samples (human_label, uncertain DESC
 """
 
 
-class SampleRejected(EcoLensError):
-    """A sample message that is not stored, with the reason."""
-
-
 @dataclass(frozen=True)
 class Sample:
     event_id: str
@@ -75,34 +58,6 @@ class Sample:
         data = dict(self.__dict__)
         data.pop("file")
         return data
-
-
-def parse_sample(device_id: str, payload: bytes) -> tuple[dict[str, Any], bytes]:
-    """(result, jpeg bytes) from a sample message; SampleRejected for anything else. The
-    payload checks are the result path's (fleet/payload.py: UTF-8, finite numbers, no NUL or
-    lone surrogate, bounded nesting), so nothing a broker client sends can stop the subscriber
-    or make SQLite refuse the row; the ids become file names, so they must be plain names."""
-    try:
-        _, body = decode_payload(payload, MAX_SAMPLE_BYTES, max_string_chars=MAX_SAMPLE_BYTES)
-        if not isinstance(body, dict) or not isinstance(body.get("result"), dict):
-            raise PayloadError("not a JSON object with a result object")
-        result = body["result"]
-        check_values(result)  # the result's strings are bounded as a result message's are
-        jpeg = base64.b64decode(body.get("jpeg", ""), validate=True)
-    except (PayloadError, TypeError, binascii.Error) as exc:
-        raise SampleRejected(f"malformed sample: {exc}") from None
-    event_id, model, confidence = result.get("event_id"), result.get("model"), result.get("confidence")
-    if not isinstance(event_id, str) or not SAFE_ID.match(event_id) or not SAFE_ID.match(device_id):
-        raise SampleRejected("sample event or device id is missing or not a plain name")
-    if not isinstance(result.get("label"), str) or not isinstance(model, dict):
-        raise SampleRejected("sample result has no label or no model")
-    if not all(isinstance(model.get(key), str) for key in ("version", "sha256")):
-        raise SampleRejected("sample result's model has no version or sha256")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
-        raise SampleRejected("sample confidence is not a number between 0 and 1")
-    if not jpeg.startswith(JPEG_MAGIC):
-        raise SampleRejected("sample image is not a JPEG")
-    return result, jpeg
 
 
 class SampleStore:
@@ -292,44 +247,3 @@ class SampleStore:
     def close(self) -> None:
         with self.lock:
             self.db.close()
-
-
-class SampleSubscriber:
-    """Receives ``<prefix>/+/sample`` (QoS 1, persistent session, so samples sent while this
-    server was down arrive when it is back) into a SampleStore."""
-
-    def __init__(
-        self, broker: BrokerSection, prefix: str, store: SampleStore, client_id: str | None = None
-    ) -> None:
-        self.prefix = prefix
-        self.store = store
-        self.stored = 0
-        self.rejected = 0
-        self.client = make_client(broker, client_id or "ecolens-samples", clean_session=False)
-        self.client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/+/{SAMPLE_LEAF}", qos=1)
-        self.client.on_message = self._on_message
-        self.broker = broker
-
-    def _on_message(self, client, userdata, message) -> None:
-        """One line for a sample that is not stored; never an exception (it would stop paho's
-        network thread, and with it every later sample)."""
-        parts = message.topic.split("/")
-        try:
-            if self.store.add(parts[-2], message.payload):
-                self.stored += 1
-        except SampleRejected as exc:
-            self.rejected += 1
-            log.warning(
-                "sample on %s rejected: %s", printable(message.topic[:200]), printable(str(exc)[:300])
-            )
-        except (OSError, sqlite3.Error) as exc:  # a full disk, a removed folder
-            self.rejected += 1
-            log.error("sample on %s not stored: %s", printable(message.topic[:200]), printable(exc))
-
-    def start(self) -> None:
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
-        self.client.loop_start()
-
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()

@@ -7,6 +7,7 @@ one folder of a top-level package) cannot see them; this reads every import stat
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,92 @@ def test_the_rule_catches_a_forbidden_import(tmp_path):
         (1, None),
         (5, "fleet"),
     ]
+
+
+# --- MQTT: one client, one wire vocabulary -------------------------------------------------------
+
+# The one module that may import paho: every MQTT connection goes through its MqttClient.
+PAHO_MODULE = "core/mqtt/client.py"
+# PENDING until the fleet service refactor merges (it moves this code into fleet/service.py and
+# drops the direct import): this set goes away at merge.
+PENDING_PAHO_IMPORTS = {"ecolens/commands/fleet.py"}
+PRODUCT_FOLDERS = ("ecolens", "core", "edge", "fleet", "convert", "bench")
+# The one module that spells topics; everyone else calls its builders and filters.
+WIRE_MODULE = "core/wire.py"
+# A topic literal: a string (an f-string's fields read as "{}") with a level that ends in one of
+# the bins' leaves or names the model topics, e.g. f"{prefix}/{device}/result", "model/manifest",
+# f"{prefix}/models/{sha}". Not: a bare word ("status" is also a JSON key), HTTP routes (they
+# start with "/"), sentences (they hold a space), docstrings.
+TOPIC_LITERAL = re.compile(r"/(result|status|stats|sample)$|(^|/)model/(manifest|state)\b|(^|/)models/")
+
+
+def docstring_nodes(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def string_literals(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string literal but docstrings; an f-string as one text."""
+    tree = ast.parse(path.read_text(), str(path))
+    skip = docstring_nodes(tree)
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            parts = [v.value if isinstance(v, ast.Constant) else "{}" for v in node.values]
+            found.append((node.lineno, "".join(str(p) for p in parts)))
+            skip.update(id(v) for v in node.values)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            found.append((node.lineno, node.value))
+    return found
+
+
+def is_topic_literal(text: str) -> bool:
+    return (
+        not text.startswith("/") and not any(c.isspace() for c in text) and bool(TOPIC_LITERAL.search(text))
+    )
+
+
+def test_only_the_mqtt_client_imports_paho():
+    violations = [
+        f"{path.relative_to(REPO)}:{line} imports {module}"
+        for folder in PRODUCT_FOLDERS
+        for path in sources(folder)
+        if str(path.relative_to(REPO)) not in {PAHO_MODULE, *PENDING_PAHO_IMPORTS}
+        for line, module in imported_modules(path)
+        if module.split(".")[0] == "paho"
+    ]
+    assert not violations, "\n".join(violations)
+
+
+def test_topics_are_spelled_only_in_the_wire_module():
+    violations = [
+        f"{path.relative_to(REPO)}:{line} {text!r}"
+        for folder in PRODUCT_FOLDERS
+        for path in sources(folder)
+        if str(path.relative_to(REPO)) != WIRE_MODULE
+        for line, text in string_literals(path)
+        if is_topic_literal(text)
+    ]
+    assert not violations, "\n".join(violations)
+
+
+def test_the_topic_rule_catches_a_topic_literal(tmp_path):
+    """The checker itself: topics built by hand are seen; routes, sentences and docstrings not."""
+    module = tmp_path / "bad.py"
+    module.write_text(
+        '"""Results on <prefix>/<device>/result."""\n'
+        "import paho.mqtt.client\n"
+        'ROUTE = "/api/status"\n'
+        'HELP = "send samples on <prefix>/<device_id>/sample"\n'
+        "def topics(prefix, device, sha):\n"
+        '    return [f"{prefix}/{device}/result", "bins/+/stats", f"{prefix}/models/{sha}/0",\n'
+        '            f"{prefix}/{device}/model/manifest"]\n'
+    )
+    assert sorted(line for line, text in string_literals(module) if is_topic_literal(text)) == [6, 6, 6, 7]
+    assert [(line, name.split(".")[0]) for line, name in imported_modules(module)] == [(2, "paho")]

@@ -4,16 +4,11 @@ Heavy imports (paho, Flask, psycopg, jsonschema) happen inside the handlers."""
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from ecolens.commands.classify import bounded
-
-log = logging.getLogger("ecolens.fleet")
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -134,60 +129,9 @@ def _fleet_config(args: argparse.Namespace, extra: dict[str, Any] | None = None)
     return load_fleet_config(args.config, overrides)
 
 
-def _wait_for_signal(failed: threading.Event) -> None:
-    """Block until SIGINT or SIGTERM (systemd stop), or until ``failed`` is set."""
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5) and not failed.is_set():
-        pass
-
-
-def require_ingest_modules() -> None:
-    """Import now what the writer thread needs for every message, so that a missing extra
-    fails at start with the pip command (the CLI maps ModuleNotFoundError), not on the first
-    message inside a thread."""
-    import jsonschema  # noqa: F401
-    import paho.mqtt.client  # noqa: F401
-
-    from ecolens.core.contract import _result_validator
-
-    _result_validator()
-
-
-def _start_samples(folder: Path | None, max_mb: int | None, config: Any) -> Any:
-    """The bins' samples for labelling (``--samples-dir``), or None."""
-    if folder is None:
-        return None
-    from ecolens.fleet.samples import DEFAULT_MAX_MB, SampleStore, SampleSubscriber
-
-    store = SampleStore(folder, max_bytes=(max_mb or DEFAULT_MAX_MB) * 1024**2)
-    subscriber = SampleSubscriber(config.mqtt, config.subscriber.prefix, store)
-    subscriber.start()
-    return subscriber
-
-
-def _canary_supervisor(config: Any) -> Any:
-    """Judges the staged rollouts recorded in the database; signs rollbacks with the key."""
-    from ecolens.fleet.canary import CanarySupervisor, read_signing_key
-    from ecolens.fleet.storage import open_database
-
-    key_file = config.rollout.key_file
-    key = read_signing_key(key_file) if key_file is not None else None
-    url = config.storage.url
-    return CanarySupervisor(
-        lambda: open_database(url, migrate=False),
-        config.mqtt,
-        config.subscriber.prefix,
-        key,
-        config.rollout.check_interval_s,
-    )
-
-
 def run_aggregate(args: argparse.Namespace) -> int:
-    from ecolens.core.errors import EcoLensError
-    from ecolens.fleet.storage import open_database
-    from ecolens.fleet.subscriber import Aggregator
+    """Flags -> FleetConfig -> the fleet's service (ecolens.fleet.service)."""
+    from ecolens.fleet.service import FleetService
 
     config = _fleet_config(
         args,
@@ -203,76 +147,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
     )
     if args.validate_config:
         return validate_fleet_config(config)
-    url = config.storage.url
-    canary = _canary_supervisor(config)  # a key others may read stops the start here
-    require_ingest_modules()
-    keys = None
-    if config.http.enabled:
-        from ecolens.core.http.exposure import check_exposure
-        from ecolens.core.http.keys import KeyStore
-
-        keys = KeyStore.from_settings(config.auth)
-        check_exposure(config.http, keys.enabled, "the dashboard", "http")
-    open_database(url).close()  # create/migrate the schema once, with a clear error if unusable
-    # Said only once every check passed: a refused start stays one line.
-    log.info(
-        "canary supervision every %.0f s, %s",
-        config.rollout.check_interval_s,
-        f"rolling back with {config.rollout.key_file}"
-        if config.rollout.key_file is not None
-        else "without a key (worse canaries are only logged)",
-    )
-    samples = _start_samples(args.samples_dir, args.samples_max_mb, config)
-    aggregator = Aggregator(
-        config.mqtt, config.subscriber, lambda: open_database(url, migrate=False), retention=config.storage
-    ).start()
-    canary.start()
-
-    def ingest_stats() -> dict[str, Any]:
-        return {**aggregator.stats.snapshot(), "canary": canary.stats.snapshot()}
-
-    server = None
-    if config.http.enabled:
-        from ecolens.fleet.web import BackgroundServer, create_app
-
-        app = create_app(lambda: open_database(url, migrate=False), config.report, ingest_stats, keys)
-        if samples is not None:
-            from ecolens.fleet.labelling import labelling_blueprint
-
-            app.register_blueprint(labelling_blueprint(samples.store))
-        try:
-            server = BackgroundServer(app, config.http).start()
-        except Exception:
-            canary.stop()
-            aggregator.stop()
-            raise
-        log.info("dashboard and API on %s://%s:%d/", server.scheme, config.http.host, server.port)
-    print(
-        f"aggregating {config.subscriber.prefix}/+/result into {url.split('@')[-1]}"
-        + (f" (dashboard {server.scheme}://{config.http.host}:{server.port}/)" if server else ""),
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        _wait_for_signal(aggregator.failed)
-    finally:
-        if server is not None:
-            server.stop()
-        canary.stop()
-        aggregator.stop()
-        if samples is not None:
-            samples.stop()
-        stats = aggregator.stats.snapshot()
-        log.info(
-            "stopped: %d stored, %d duplicates, %d rejected, %d status messages",
-            stats["stored"],
-            stats["duplicates"],
-            stats["rejected"],
-            stats["statuses"],
-        )
-    if aggregator.failure:  # non-zero: systemd restarts it, the broker resends what is unacked
-        raise EcoLensError(aggregator.failure)
-    return 0
+    return FleetService(config, samples_dir=args.samples_dir, samples_max_mb=args.samples_max_mb).run()
 
 
 def validate_fleet_config(config: Any) -> int:

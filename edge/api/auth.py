@@ -14,6 +14,11 @@ class ClientFilter:
     def __init__(self, cidrs: Iterable[str] = ()) -> None:
         self._networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
 
+    @property
+    def enabled(self) -> bool:
+        """False when everyone may connect (then nobody needs to ask)."""
+        return bool(self._networks)
+
     def check(self, remote_addr: str | None) -> None:
         if not self._networks:
             return

@@ -9,10 +9,12 @@ exception becomes a bare 500 without a traceback (which goes to the log only).
 from __future__ import annotations
 
 import json
+import logging
 
 from ecolens.core.errors import ImageError, ImageTooLargeError
 from ecolens.core.http.errors import Forbidden, HttpError, Unauthorized, error_body
 
+log = logging.getLogger("ecolens.api")
 ApiError = HttpError  # the API's errors are the shared HTTP errors
 
 
@@ -103,6 +105,17 @@ def from_http_exception(exc: Exception) -> ApiError:
     error = ApiError(detail, headers=headers)
     error.status, error.code = status, detail.lower().replace(" ", "_")
     return error
+
+
+def as_api_error(exc: Exception, request_id: str) -> ApiError:
+    """Any failure as the ApiError it is answered with: ours as they are, the router's (404,
+    405) mapped, anything else a bare 500 whose traceback goes to the log only."""
+    if isinstance(exc, ApiError):
+        return exc
+    if hasattr(exc, "status_code"):
+        return from_http_exception(exc)
+    log.error("unexpected error (request %s)", request_id, exc_info=exc)
+    return InternalError("internal error; see the server log")
 
 
 __all__ = ["ApiError", "Forbidden", "Unauthorized"]

@@ -18,6 +18,11 @@ class RateLimit:
         self._items = parse_many(rate) if rate.strip() else []
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
+    @property
+    def enabled(self) -> bool:
+        """False when no rate is set (then nothing is counted)."""
+        return bool(self._items)
+
     def check(self, client: str) -> None:
         """Count one request for ``client``; raise 429 with Retry-After when over the limit."""
         for item in self._items:

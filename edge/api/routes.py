@@ -3,34 +3,19 @@ inference pool -> the result contract."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
 from ecolens.core.classifier import Classifier
 from ecolens.edge.api import metrics
-from ecolens.edge.api.body import read_body
 from ecolens.edge.api.inference import image_names, inspect_all
 from ecolens.edge.api.openapi import openapi_document
 from ecolens.edge.api.parsing import parse_request
+from ecolens.edge.api.request_io import json_response, read_request_body, state_of
+from ecolens.edge.api.tfserving import tf_serving_routes
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encode(document).encode(), status, headers, media_type="application/json")
-
-
-def state_of(request: Request) -> Any:
-    return request.app.state.ecolens
-
-
-async def read_request_body(request: Request) -> bytes:
-    config = state_of(request).config
-    return await read_body(request.receive, config.limits.max_body_bytes, config.server.body_timeout)
 
 
 async def predict(request: Request) -> Response:
@@ -85,8 +70,6 @@ async def openapi(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from ecolens.edge.api.tfserving import tf_serving_routes
-
     return [
         Route("/predict", predict, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),

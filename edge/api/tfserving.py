@@ -6,7 +6,8 @@
   any input name (``{"image_bytes": {"b64": "..."}}``); ``signature_name`` may be given
   (``serving_default``);
 * ``GET /v1/models/<name>[/versions/<v>]`` (model status) and ``.../metadata`` (signature);
-* errors as ``{"error": "message"}`` (the gate renders them in that shape on these routes).
+* errors as ``{"error": "message"}`` (the error middleware renders them in that shape on these
+  routes).
 
 A prediction is the model's output per image: the probability of each label, in the order of
 the labels in the metadata (the same numbers as ``scores`` in ``/predict``'s result).
@@ -22,7 +23,7 @@ from ecolens.core.classifier import Classifier
 from ecolens.edge.api.errors import BadRequest, InvalidJson, MissingField, NotFound, TooManyImages
 from ecolens.edge.api.inference import inspect_all
 from ecolens.edge.api.parsing import decode_base64
-from ecolens.edge.api.routes import json_response, read_request_body, state_of
+from ecolens.edge.api.request_io import json_response, read_request_body, state_of
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route

@@ -11,7 +11,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -21,10 +22,10 @@ from ecolens.core.http.exposure import check_exposure
 from ecolens.core.http.keys import KeyStore
 from ecolens.core.http.webserver import BackgroundServer, require_keys
 from ecolens.edge.daemon.config.web import WebSection
-from ecolens.edge.daemon.stats import percentile
+from ecolens.edge.daemon.stats import DaemonStats, percentile
 
 if TYPE_CHECKING:
-    from ecolens.edge.daemon.app import Daemon
+    from ecolens.edge.daemon.config import DaemonConfig
     from ecolens.edge.daemon.sources.base import Frame
 
 MAX_SIDE = 960  # the live frame is shrunk to this (a Pi camera's 1920 px is not needed to aim)
@@ -105,7 +106,20 @@ class LiveView:
         return None
 
 
-def page_state(daemon: Daemon) -> dict[str, Any]:
+class RunningBin(Protocol):
+    """What the page reads from the running daemon and the one thing it asks of it (a reload):
+    ``edge.daemon.app.Daemon`` is one. A protocol, so the page never imports the daemon."""
+
+    config: DaemonConfig
+    config_path: Path | None
+    stats: DaemonStats
+    live: LiveView
+    reload_event: threading.Event
+
+    def figures(self) -> dict[str, Any]: ...
+
+
+def page_state(daemon: RunningBin) -> dict[str, Any]:
     """Everything the page shows besides the pictures."""
     figures = daemon.figures()
     stats = daemon.stats
@@ -127,7 +141,7 @@ def page_state(daemon: Daemon) -> dict[str, Any]:
     }
 
 
-def save_roi(daemon: Daemon, roi: tuple[float, float, float, float] | None) -> dict[str, Any]:
+def save_roi(daemon: RunningBin, roi: tuple[float, float, float, float] | None) -> dict[str, Any]:
     """Validate the whole config with the new region, write it, and let the daemon's own
     reload apply it. Raises EcoLensError (bad region, no config file) with one clear line."""
     from ecolens.edge.daemon.config import load_daemon_config
@@ -160,7 +174,7 @@ def save_roi(daemon: Daemon, roi: tuple[float, float, float, float] | None) -> d
     return {"roi": list(roi) if roi else None, "saved_to": str(path), "applied": applied}
 
 
-def create_bin_app(daemon: Daemon, keys: KeyStore) -> Any:
+def create_bin_app(daemon: RunningBin, keys: KeyStore) -> Any:
     from flask import Flask, Response, jsonify, request
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
@@ -238,6 +252,6 @@ def web_keys(web: WebSection) -> KeyStore:
     return keys
 
 
-def start_web(daemon: Daemon, web: WebSection, keys: KeyStore) -> BackgroundServer:
+def start_web(daemon: RunningBin, web: WebSection, keys: KeyStore) -> BackgroundServer:
     app = create_bin_app(daemon, keys)
     return BackgroundServer(app, web, name="bin page").start()

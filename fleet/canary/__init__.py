@@ -1,8 +1,6 @@
 """Staged rollouts supervised by the aggregator: ``records`` (the rollouts table and the window's
 figures), ``judging`` (when a verdict is due, who is rolled back), ``keys`` (the signing key)
-and ``supervisor`` (the thread that acts).
-
-``ecolens aggregate`` (ecolens/commands/fleet.py) imports its two names from here."""
+and ``supervisor`` (the thread that acts)."""
 
 from __future__ import annotations
 

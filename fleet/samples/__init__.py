@@ -1,8 +1,7 @@
 """Samples for labelling: ``parse`` (a sample message checked), ``store`` (files and SQLite, the
 folder's cap), ``subscriber`` (from the broker into the store).
 
-``ecolens aggregate`` (ecolens/commands/fleet.py) imports its three names from here; the
-subscriber, which needs paho, only when it is asked for."""
+The subscriber needs paho, so it is loaded only when asked for (reading samples does not)."""
 
 from __future__ import annotations
 

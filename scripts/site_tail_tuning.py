@@ -41,13 +41,14 @@ def main() -> None:
 
     import_tensorflow_quietly()
     import keras
-    from ecolens.convert.adapt import balanced_weights, input_spec
-    from ecolens.convert.dataset import LABELS, Sample, scan
     from ecolens.convert.h5meta import read_h5_metadata, write_h5_metadata
+    from ecolens.convert.labels import LABELS
     from ecolens.convert.loading import load_keras_model
-    from ecolens.convert.tail import TuneOptions, extract_frozen_part, frozen_part, tune
     from ecolens.core.preprocess import load_image
     from ecolens.models import reference_h5
+    from ecolens.train.adapt import balanced_weights, input_spec
+    from ecolens.train.dataset import Sample, scan
+    from ecolens.train.tail import TuneOptions, extract_frozen_part, frozen_part, tune
 
     keras.utils.set_random_seed(args.seed)
     loaded = load_keras_model(reference_h5())

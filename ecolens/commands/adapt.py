@@ -80,7 +80,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from ecolens.convert.adapt import AdaptOptions, NotBetter, adapt, format_report
+    from ecolens.train.adapt import AdaptOptions, NotBetter, adapt, format_report
 
     options = AdaptOptions(
         base=args.base,

@@ -179,8 +179,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ecolens.convert.evaluate import evaluate, format_table, write
     from ecolens.models import eval_dir, reference_tflite
+    from ecolens.train.evaluate import evaluate, format_table, write
 
     report = evaluate(args.model or reference_tflite(), args.data or eval_dir(), args.threads)
     print(format_table(report))
@@ -194,7 +194,7 @@ def run_train(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from ecolens.convert.train import TrainOptions, train
+    from ecolens.train.train import TrainOptions, train
 
     train(
         TrainOptions(

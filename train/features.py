@@ -43,7 +43,7 @@ def feature_model(size: int, weights: dict[str, np.ndarray] | None) -> Any:
     """Keras model: raw 0..255 RGB (size, size, 3) -> [pooled (1280), ImageNet logits (1000),
     pooled middle stages (744)], frozen."""
     import keras
-    from ecolens.convert.backbone import build_lite0, imagenet_logits
+    from ecolens.train.backbone import build_lite0, imagenet_logits
     from keras import layers
 
     trunk = build_lite0(size, weights)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from ecolens.convert.board import composite
+from ecolens.train.board import composite
 
 
 def solid(height: int, width: int, colour: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from ecolens.convert import scenes
+from ecolens.train import scenes
 
 ASPECTS = (4 / 3, 16 / 9, 1.0)
 CANVAS_WIDTH = 224

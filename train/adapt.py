@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ecolens.convert.calibration import expected_calibration_error
-from ecolens.convert.dataset import LABELS, NEGATIVE_LABEL, POSITIVE_LABEL, Sample, scan
 from ecolens.convert.h5meta import read_h5_metadata, write_h5_metadata
+from ecolens.convert.labels import LABELS, NEGATIVE_LABEL, POSITIVE_LABEL
 from ecolens.convert.loading import load_keras_model
 from ecolens.convert.metrics import (
     balanced_accuracy,
@@ -50,6 +49,8 @@ from ecolens.convert.metrics import (
 from ecolens.core.errors import EcoLensError, ModelError
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import load_image, to_model_input
+from ecolens.train.calibration import expected_calibration_error
+from ecolens.train.dataset import Sample, scan
 
 FOLDS = 5
 MIN_PER_CLASS = 8  # labelled frames of each class needed on each side of the hold-out split

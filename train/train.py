@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ecolens.convert.curves import write_curves
-from ecolens.convert.dataset import LABELS, POSITIVE_LABEL, Sample, scan
 from ecolens.convert.h5meta import write_h5_metadata
-from ecolens.convert.report import evaluation_report, log_report
+from ecolens.convert.labels import LABELS, POSITIVE_LABEL
 from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import load_image, resize_for_model
+from ecolens.train.curves import write_curves
+from ecolens.train.dataset import Sample, scan
+from ecolens.train.report import evaluation_report, log_report
 
 RECIPES = ("tuned", "frozen", "finetune")
 
@@ -98,7 +99,7 @@ def photos(samples: list[Sample]) -> list[np.ndarray]:
 
 
 def ood_images(rgbs: list[np.ndarray], samples: list[Sample], variant: str) -> Iterator[np.ndarray]:
-    from ecolens.convert.ood import ood_image
+    from ecolens.train.ood import ood_image
 
     for rgb, sample in zip(rgbs, samples):
         yield ood_image(rgb, sample.relative, variant)
@@ -125,8 +126,8 @@ Trained = tuple[Any, Any, dict[str, np.ndarray], list[dict[str, Any]]]
 
 def training_views(rgbs: list[np.ndarray], options: TrainOptions) -> Iterator[np.ndarray]:
     """Each training photo, then ``views - 1`` domain-randomised versions of it (seeded)."""
-    from ecolens.convert.augment import randomise
-    from ecolens.convert.board import item_alpha
+    from ecolens.train.augment import randomise
+    from ecolens.train.board import item_alpha
 
     rng = np.random.default_rng(options.seed)
     for rgb in rgbs:
@@ -154,8 +155,8 @@ def fit_linear_head(
 ) -> tuple[Any, Any]:
     """The grouped linear head (convert/head.py) on feature matrices; returns (head, History)."""
     import keras
-    from ecolens.convert.features import split
-    from ecolens.convert.head import build_head
+    from ecolens.train.features import split
+    from ecolens.train.head import build_head
 
     def inputs(x: np.ndarray) -> list[np.ndarray]:
         parts = split(x)
@@ -187,9 +188,9 @@ def fit_linear_head(
 
 
 def frozen_backbone(options: TrainOptions) -> Any:
-    from ecolens.convert.backbone import load_lite0_state_dict
-    from ecolens.convert.features import feature_model
-    from ecolens.convert.head import FEATURE_GROUPS
+    from ecolens.train.backbone import load_lite0_state_dict
+    from ecolens.train.features import feature_model
+    from ecolens.train.head import FEATURE_GROUPS
 
     if options.backbone != "efficientnet_lite0":
         raise EcoLensError(f"the {options.chosen_recipe} recipe needs the efficientnet_lite0 backbone")
@@ -202,10 +203,10 @@ def train_frozen(
     options: TrainOptions, spec: InputSpec, train_set: list[Sample], val_set: list[Sample]
 ) -> Trained:
     """Frozen Lite0 features of domain-randomised views -> linear head."""
-    from ecolens.convert.curves import epochs_of
-    from ecolens.convert.features import cached, extract, split
-    from ecolens.convert.head import FEATURE_GROUPS, compose
-    from ecolens.convert.ood import VARIANTS
+    from ecolens.train.curves import epochs_of
+    from ecolens.train.features import cached, extract, split
+    from ecolens.train.head import FEATURE_GROUPS, compose
+    from ecolens.train.ood import VARIANTS
 
     features = frozen_backbone(options)
     train_rgbs, val_rgbs = photos(train_set), photos(val_set)
@@ -263,11 +264,11 @@ def train_tuned(
 ) -> Trained:
     """The frozen recipe's linear head first, then blocks tune_from-15 + head tuned end to end with
     ImageNet-logit distillation (convert/tail.py), on cached outputs of the frozen blocks before it."""
-    from ecolens.convert.curves import epochs_of
-    from ecolens.convert.features import cached
-    from ecolens.convert.head import FEATURE_GROUPS, compose
-    from ecolens.convert.ood import VARIANTS
-    from ecolens.convert.tail import (
+    from ecolens.train.curves import epochs_of
+    from ecolens.train.features import cached
+    from ecolens.train.head import FEATURE_GROUPS, compose
+    from ecolens.train.ood import VARIANTS
+    from ecolens.train.tail import (
         TuneOptions,
         extract_frozen_part,
         features_from,
@@ -381,8 +382,8 @@ def train_finetune(
     """Head with the trunk frozen, then the whole network at a low learning rate, BatchNorm frozen."""
     import keras
     import tensorflow as tf
-    from ecolens.convert.curves import epochs_of
-    from ecolens.convert.ood import VARIANTS
+    from ecolens.train.curves import epochs_of
+    from ecolens.train.ood import VARIANTS
     from keras import layers
 
     x_train, y_train = load_arrays(train_set, spec)
@@ -452,7 +453,7 @@ def train_finetune(
 
 def build_trunk(options: TrainOptions) -> Any:
     if options.backbone == "efficientnet_lite0":
-        from ecolens.convert.backbone import build_lite0, load_lite0_state_dict
+        from ecolens.train.backbone import build_lite0, load_lite0_state_dict
 
         return build_lite0(options.size, load_lite0_state_dict())
     if options.backbone == "scratch":
@@ -484,8 +485,8 @@ def train(options: TrainOptions) -> dict[str, Any]:
     """Train, calibrate, evaluate in and out of domain, save HDF5 atomically; returns the report."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    from ecolens.convert.calibration import fit_temperature
-    from ecolens.convert.head import with_temperature
+    from ecolens.train.calibration import fit_temperature
+    from ecolens.train.head import with_temperature
 
     recipe = options.chosen_recipe
     if recipe not in RECIPES:
@@ -529,7 +530,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
     options.out.with_suffix(".metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     write_curves(options.out, curves, f"{options.name} {options.version}, {recipe}")
     if len(y_val):
-        from ecolens.convert.calibration import draw_reliability, softmax
+        from ecolens.train.calibration import draw_reliability, softmax
 
         y_ood = np.tile(y_val, len(logits) - 1)
         ood_logits = np.concatenate([v for k, v in logits.items() if k != "validation"])

@@ -134,7 +134,7 @@ def score(model: Path, folder: Path) -> float:
     from ecolens.convert.loading import load_keras_model
     from ecolens.convert.metrics import classification_metrics
     from ecolens.core.preprocess import load_image, to_model_input
-    from ecolens.train.adapt import input_spec
+    from ecolens.train.adapt.model import input_spec
     from ecolens.train.dataset import scan
 
     loaded = load_keras_model(model)
@@ -160,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
 
         import_tensorflow_quietly()
     from ecolens.models import reference_h5
-    from ecolens.train.adapt import AdaptOptions, NotBetter, adapt
+    from ecolens.train.adapt.decision import NotBetter
+    from ecolens.train.adapt.options import AdaptOptions
+    from ecolens.train.adapt.run import adapt
 
     base = args.base or reference_h5()
     started = time.monotonic()

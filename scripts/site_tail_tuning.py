@@ -46,7 +46,8 @@ def main() -> None:
     from ecolens.convert.loading import load_keras_model
     from ecolens.core.preprocess import load_image
     from ecolens.models import reference_h5
-    from ecolens.train.adapt import balanced_weights, input_spec
+    from ecolens.train.adapt.fit import balanced_weights
+    from ecolens.train.adapt.model import input_spec
     from ecolens.train.dataset import Sample, scan
     from ecolens.train.tail import TuneOptions, extract_frozen_part, frozen_part, tune
 

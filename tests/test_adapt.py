@@ -50,7 +50,7 @@ def test_adapt_writes_a_gated_site_head_on_the_shipped_model(field_domain: Path,
     from ecolens.convert.h5meta import read_h5_metadata
     from ecolens.convert.loading import load_keras_model
     from ecolens.core.preprocess import load_image, to_model_input
-    from ecolens.train.adapt import input_spec
+    from ecolens.train.adapt.model import input_spec
 
     out = tmp_path / "site.h5"
     proc = ecolens(
@@ -170,7 +170,8 @@ def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
     import keras
     import numpy as np
     from ecolens.core.errors import ModelError
-    from ecolens.train.adapt import Choices, DomainGate, SiteHead, gated_model, split_head
+    from ecolens.train.adapt.fit import Choices, DomainGate, SiteHead
+    from ecolens.train.adapt.model import gated_model, split_head
 
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
@@ -218,7 +219,8 @@ def test_grouped_head_of_the_shipped_model_is_fitted_as_one_dense() -> None:
     import numpy as np
     from ecolens.convert.loading import load_keras_model
     from ecolens.core.preprocess import load_image, to_model_input
-    from ecolens.train.adapt import Choices, DomainGate, GroupedHead, SiteHead, gated_model, split_head
+    from ecolens.train.adapt.fit import Choices, DomainGate, SiteHead
+    from ecolens.train.adapt.model import GroupedHead, gated_model, split_head
 
     model = load_keras_model(reference_h5()).model
     features, head = split_head(model)
@@ -252,7 +254,7 @@ def test_the_site_gate_opens_on_the_site_and_stays_closed_on_the_base_domain() -
     """A logistic gate between another camera's features and base features; where it is
     closed the site's logits are the base model's."""
     import numpy as np
-    from ecolens.train.adapt import Choices, SiteHead, fit_domain_gate
+    from ecolens.train.adapt.fit import Choices, SiteHead, fit_domain_gate
 
     rng = np.random.default_rng(0)
     base = rng.normal(0.0, 1.0, (400, 32))

@@ -2,8 +2,8 @@
 measured the way issue 12 states its target (a third of the frames labelled, balanced accuracy
 on the other two thirds, no loss on held-out TrashNet beyond one point).
 
-The camera is made from TrashNet *validation* photos (the split of convert/dataset.py: the base
-model never trained on them) with one fixed combination of convert/ood.py's transforms: a dark
+The camera is made from TrashNet *validation* photos (the split of train/dataset.py: the base
+model never trained on them) with one fixed combination of train/ood.py's transforms: a dark
 chamber with a lit strip, the item small in a 16:9 frame, a warm colour cast and under-exposure,
 sensor noise and JPEG. A third of the frames (a hash of each path) is written as labelled class
 folders and given to `adapt`; the other two thirds and the same photos' TrashNet originals are

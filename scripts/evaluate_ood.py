@@ -1,4 +1,4 @@
-"""Score models on TrashNet validation and on the out-of-domain set (convert/ood.py), side by side,
+"""Score models on TrashNet validation and on the out-of-domain set (train/ood.py), side by side,
 in one run: the same photos and the same transformed images for every model.
 
     python scripts/evaluate_ood.py MODEL [MODEL ...] [--data DIR] [--json OUT.json]

@@ -7,7 +7,7 @@ WORK is a folder `ecolens benchmark adapt --work WORK` built (its `labelled/` ca
 `trashnet-train/` base images). Blocks ``--tune-from``-15, the head convolution and the head are
 tuned on the labelled frames and the base images (each with a mirrored copy, class-balanced,
 the base images weighing ``--base-share`` against the frames), with `ecolens train`'s ImageNet
-distillation (convert/tail.py, the same code). OUT.h5 keeps the reference model's metadata, so
+distillation (train/tail.py, the same code). OUT.h5 keeps the reference model's metadata, so
 `ecolens benchmark adapt --base OUT.h5` scores it on the same hidden frames; its "base" row is
 the tuned model alone (its "adapted" row is not a fair check: adapt's own held-out frames were
 tuned on here).

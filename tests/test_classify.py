@@ -49,7 +49,7 @@ def test_training_and_edge_preprocessing_match(reference_model: Path, eval_dir: 
     quantized input is within one quantization step of it."""
     pytest.importorskip("tensorflow")
     from ecolens.train.dataset import scan
-    from ecolens.train.train import load_arrays
+    from ecolens.train.photos import load_arrays
 
     classifier = Classifier(reference_model)
     spec = classifier.metadata.input

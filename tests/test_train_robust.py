@@ -107,8 +107,8 @@ def test_tail_model_rebuilds_the_trunk_from_the_cached_map() -> None:
     import keras
     from ecolens.train.backbone import load_lite0_state_dict
     from ecolens.train.features import feature_model
+    from ecolens.train.photos import edge_input_spec
     from ecolens.train.tail import extract_frozen_part, features_from, frozen_part, set_tunable, tail_model
-    from ecolens.train.train import edge_input_spec
 
     features = feature_model(128, load_lite0_state_dict())
     images = [load_image(p) for p in find_images(eval_dir())[:6]]

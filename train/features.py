@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ecolens.convert.progress import progress
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import resize_for_model
 
@@ -33,10 +33,7 @@ MIDDLE_TAPS = {
 MIDDLE = sum(MIDDLE_TAPS.values())
 WIDTH = POOLED + IMAGENET_CLASSES + MIDDLE
 CHUNK = 128
-
-
-def log(message: str) -> None:
-    print(f"[train] {message}", file=sys.stderr, flush=True)
+log = progress("train")
 
 
 def feature_model(size: int, weights: dict[str, np.ndarray] | None) -> Any:

@@ -1,7 +1,7 @@
 """Backgrounds, framing and lighting for synthetic scenes around a masked TrashNet item.
 
-Shared by training-time domain randomisation (convert/augment.py) and the fixed out-of-domain
-evaluation (convert/ood.py), so both build scenes the same way and differ only in what they pick.
+Shared by training-time domain randomisation (train/augment.py) and the fixed out-of-domain
+evaluation (train/ood.py), so both build scenes the same way and differ only in what they pick.
 """
 
 from __future__ import annotations

@@ -194,7 +194,8 @@ def run_train(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from ecolens.train.train import TrainOptions, train
+    from ecolens.train.options import TrainOptions
+    from ecolens.train.train import train
 
     train(
         TrainOptions(

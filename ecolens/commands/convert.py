@@ -236,7 +236,9 @@ def run_convert(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import silence_python_logs
 
         silence_python_logs()
-    from ecolens.convert.converter import ConvertOptions, convert, format_report
+    from ecolens.convert.converter import convert
+    from ecolens.convert.options import ConvertOptions
+    from ecolens.convert.summary import format_report
 
     labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
     options = ConvertOptions(

@@ -10,6 +10,7 @@ LAYOUT = {
     "ecolens.edge": "edge",
     "ecolens.fleet": "fleet",
     "ecolens.convert": "convert",
+    "ecolens.train": "train",
     "ecolens.bench": "bench",
     "ecolens.models": "models",
 }

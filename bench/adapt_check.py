@@ -2,8 +2,8 @@
 measured the way issue 12 states its target (a third of the frames labelled, balanced accuracy
 on the other two thirds, no loss on held-out TrashNet beyond one point).
 
-The camera is made from TrashNet *validation* photos (the split of convert/dataset.py: the base
-model never trained on them) with one fixed combination of convert/ood.py's transforms: a dark
+The camera is made from TrashNet *validation* photos (the split of train/dataset.py: the base
+model never trained on them) with one fixed combination of train/ood.py's transforms: a dark
 chamber with a lit strip, the item small in a 16:9 frame, a warm colour cast and under-exposure,
 sensor noise and JPEG. A third of the frames (a hash of each path) is written as labelled class
 folders and given to `adapt`; the other two thirds and the same photos' TrashNet originals are
@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def dark_chamber_camera(rgb: np.ndarray, key: str) -> np.ndarray:
     """One photo as the dark-chamber camera sees it (deterministic per ``key``)."""
-    from ecolens.convert import ood, scenes
-    from ecolens.convert.board import item_alpha
+    from ecolens.train import ood, scenes
+    from ecolens.train.board import item_alpha
 
     rng = ood.variant_rng(key, "adapt_check_camera")
     frame = ood.dark_chamber(rgb, item_alpha(rgb), rng)
@@ -73,8 +73,8 @@ def dark_chamber_camera(rgb: np.ndarray, key: str) -> np.ndarray:
 def small_blurred_camera(rgb: np.ndarray, key: str) -> np.ndarray:
     """A second camera, unlike the first: the item small and off-centre on a textured floor in a
     16:9 frame (a bin whose crop failed), cold-LED white balance, motion blur, strong JPEG."""
-    from ecolens.convert import ood, scenes
-    from ecolens.convert.board import item_alpha
+    from ecolens.train import ood, scenes
+    from ecolens.train.board import item_alpha
 
     rng = ood.variant_rng(key, "camera_b")
     frame = ood.small_in_frame(rgb, item_alpha(rgb), rng)
@@ -101,8 +101,8 @@ def build(
     trashnet: Path, work: Path, base_images: int, labelled_percent: int, camera: str = "dark-chamber"
 ) -> dict[str, Path]:
     """labelled / hidden camera frames, the hidden photos' originals, the training photos."""
-    from ecolens.convert.dataset import scan
     from ecolens.core.preprocess import load_image
+    from ecolens.train.dataset import scan
 
     folders = {name: work / name for name in ("labelled", "hidden", "trashnet-hidden", "trashnet-train")}
     for folder in folders.values():
@@ -129,12 +129,13 @@ def build(
 
 def score(model: Path, folder: Path) -> float:
     """Balanced accuracy of a .h5 on class folders."""
-    from ecolens.convert.adapt import input_spec
-    from ecolens.convert.dataset import LABELS, POSITIVE_LABEL, scan
     from ecolens.convert.h5meta import read_h5_metadata
+    from ecolens.convert.labels import LABELS, POSITIVE_LABEL
     from ecolens.convert.loading import load_keras_model
     from ecolens.convert.metrics import classification_metrics
     from ecolens.core.preprocess import load_image, to_model_input
+    from ecolens.train.adapt.model import input_spec
+    from ecolens.train.dataset import scan
 
     loaded = load_keras_model(model)
     stored = read_h5_metadata(model)
@@ -158,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from ecolens.convert.adapt import AdaptOptions, NotBetter, adapt
     from ecolens.models import reference_h5
+    from ecolens.train.adapt.decision import NotBetter
+    from ecolens.train.adapt.options import AdaptOptions
+    from ecolens.train.adapt.run import adapt
 
     base = args.base or reference_h5()
     started = time.monotonic()

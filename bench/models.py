@@ -45,8 +45,9 @@ def run(args: argparse.Namespace) -> Figures:
         from ecolens.convert.quiet import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from ecolens.convert.converter import ConvertOptions, convert
+    from ecolens.convert.converter import convert
     from ecolens.convert.loading import load_keras_model
+    from ecolens.convert.options import ConvertOptions
     from ecolens.core.classifier import Classifier, to_probabilities
     from ecolens.core.preprocess import find_images, load_image, to_model_input
     from ecolens.models import eval_dir, reference_h5, reference_tflite

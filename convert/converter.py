@@ -1,96 +1,38 @@
 """`ecolens convert`: .h5/.keras -> .tflite with embedded metadata, proven against the source model
-on real photos before it is installed at the output path (atomic: all or nothing)."""
+on real photos before it is installed at the output path (atomic: all or nothing).
+
+The steps live beside this module: the input spec (inputspec.py), the metadata (embedded.py), each
+mode tried and judged (attempts.py), the proof (validate.py), the terminal summary (summary.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ecolens.convert import inputrange
 from ecolens.convert import labels as labels_mod
+from ecolens.convert.attempts import Attempt, Session, larger_calibration, retry_summary
+from ecolens.convert.embedded import build_metadata
 from ecolens.convert.graph import is_model
 from ecolens.convert.h5meta import read_h5_metadata
-from ecolens.convert.loading import LoadedModel, load_keras_model
-from ecolens.convert.quantize import (
-    AUTO_ORDER,
-    CALIBRATION_CAP,
-    calibration_images,
-    to_tflite,
-    with_flipped_copies,
-)
+from ecolens.convert.inputspec import preprocessing, settle_output_kind
+from ecolens.convert.loading import load_keras_model
+from ecolens.convert.options import ConvertOptions
+from ecolens.convert.progress import progress
+from ecolens.convert.quantize import AUTO_ORDER, load_rgbs
 from ecolens.convert.quiet import native_output_silenced
-from ecolens.convert.validate import (
-    EvalSet,
-    agreement,
-    latency,
-    load_eval,
-    proof,
-    quality,
-    source_inputs,
-    source_probabilities,
-    tflite_probabilities,
-)
-from ecolens.core.errors import EcoLensError, ModelError
-from ecolens.core.metadata import InputSpec, ModelMetadata, embed_metadata
-from ecolens.core.preprocess import load_image, to_model_input
+from ecolens.convert.validate import latency, load_eval, proof, quality
+from ecolens.core.errors import EcoLensError
+from ecolens.core.metadata import InputSpec, ModelMetadata
 
-from ecolens import __version__
-
-# Photos the input-range data check runs the source model on (per candidate range).
-DATA_CHECK_PHOTOS = 64
+log = progress("convert")
 
 
 class ValidationFailed(EcoLensError):
     """The converted model disagrees with its source, or is not right at all."""
-
-
-@dataclass
-class ConvertOptions:
-    source: Path
-    mode: str = "auto"
-    out: Path | None = None
-    calibration: Path | None = None
-    calibration_count: int = 200
-    eval: Path | None = None
-    validate: bool = True
-    min_agreement: float = 0.98
-    max_probability_difference: float = 0.02
-    labels: tuple[str, ...] | None = None
-    labels_file: Path | None = None
-    positive_label: str | None = None
-    input_range: str | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    color_order: str | None = None
-    resize: str | None = None
-    name: str | None = None
-    version: str | None = None
-    io_type: str = "int8"
-    allow_degenerate: bool = False
-    verbose: bool = False
-
-
-@dataclass
-class Preprocessing:
-    spec: InputSpec
-    sources: dict[str, str] = field(default_factory=dict)
-
-
-def log(message: str) -> None:
-    print(f"[convert] {message}", file=sys.stderr, flush=True)
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def default_out(source: Path, mode: str) -> Path:
@@ -101,270 +43,11 @@ def report_path_for(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".tflite") + ".report.json")
 
 
-def load_rgbs(folder: Path, limit: int, what: str) -> list[np.ndarray]:
-    """Decode up front, so an unreadable image fails before any conversion starts."""
-    rgbs = []
-    for path in calibration_images(folder, limit):
-        try:
-            rgbs.append(load_image(path))
-        except EcoLensError as exc:
-            raise EcoLensError(f"unreadable {what} image: {exc}") from exc
-    return rgbs
-
-
-def settle_output_kind(loaded: LoadedModel, rgbs: list[np.ndarray], spec: InputSpec) -> None:
-    """Outputs that already sum to 1 on real photos are probabilities, whatever the last layer
-    looks like (a softmax hidden in a Lambda): never softmax them a second time."""
-    if loaded.output_kind != "logits":
-        return
-    batch = np.stack([to_model_input(rgb, spec) for rgb in rgbs[:16]])
-    raw = np.asarray(loaded.model(batch, training=False), dtype=np.float64)
-    if raw.min() >= 0.0 and np.allclose(raw.sum(axis=1), 1.0, atol=1e-3):
-        loaded.output_kind = "probabilities"
-        loaded.output_source = "data: outputs already sum to 1 on real photos"
-
-
-def truth_indices(evalset: EvalSet | None, labels: tuple[str, ...]) -> tuple[list, list[int | None]]:
-    """Labelled eval photos (evenly picked) and their label indices, for the data check."""
-    if evalset is None or not evalset.labelled:
-        return [], []
-    known = evalset.labelled
-    picks = [known[i] for i in np.linspace(0, len(known) - 1, min(len(known), 96)).round().astype(int)]
-    return [evalset.rgbs[i] for i in picks], [labels.index(evalset.truth[i]) for i in picks]
-
-
-def preprocessing(
-    options: ConvertOptions,
-    loaded: LoadedModel,
-    stored_input: dict[str, Any],
-    labels: tuple[str, ...],
-    rgbs: list[np.ndarray],
-    evalset: EvalSet | None,
-    teachable_machine: bool,
-) -> tuple[Preprocessing, dict[str, Any]]:
-    """The input spec and where each fact of it came from: flags, then the .h5's EcoLens
-    metadata, then the graph / architecture / data (ecolens.convert.inputrange)."""
-    height, width = loaded.input_size
-    resize = options.resize or stored_input.get("resize", "stretch")
-    base = InputSpec(height=height, width=width, channels=loaded.channels, resize=resize)
-    sources = {
-        "size": "model input shape",
-        "channels": "model input shape",
-        "resize": "flag --resize"
-        if options.resize
-        else ".h5 metadata"
-        if "resize" in stored_input
-        else "default",
-    }
-    checks: dict[str, Any] = {}
-    if options.input_range:
-        rng = inputrange.RANGES[options.input_range]
-        spec, source = inputrange.spec_with(base, rng), f"flag --input-range {options.input_range}"
-    elif options.mean or options.std:
-        spec = InputSpec(
-            height=height,
-            width=width,
-            channels=loaded.channels,
-            resize=resize,
-            mean=options.mean or (0.0, 0.0, 0.0),
-            std=options.std or (1.0, 1.0, 1.0),
-        )
-        source = "flags --mean/--std"
-    elif "mean" in stored_input and "std" in stored_input:
-        spec = InputSpec(
-            height=height,
-            width=width,
-            channels=loaded.channels,
-            resize=resize,
-            color_order=stored_input.get("color_order", "RGB"),
-            mean=tuple(stored_input["mean"]),
-            std=tuple(stored_input["std"]),
-        )
-        source = ".h5 metadata (ecolens train)"
-    else:
-        extra_rgbs, truth = truth_indices(evalset, labels)
-        photos = rgbs[:DATA_CHECK_PHOTOS] + extra_rgbs
-        finding, stats = inputrange.infer(
-            loaded.model,
-            lambda batch: source_probabilities(loaded.model, batch, loaded.output_kind),
-            photos,
-            base,
-            labels,
-            truth=[None] * len(rgbs[:DATA_CHECK_PHOTOS]) + truth,
-            teachable_machine=teachable_machine,
-        )
-        spec, source = inputrange.spec_with(base, finding.range), finding.source
-        checks = {
-            name: {k: v for k, v in value.items() if k != "probabilities"} for name, value in stats.items()
-        }
-    if options.input_range or options.mean or options.std:
-        extra_rgbs, truth = truth_indices(evalset, labels)
-        photos = rgbs[:DATA_CHECK_PHOTOS] + extra_rgbs
-        doubt = inputrange.cross_check(
-            inputrange.name_of(spec.mean, spec.std, spec.color_order),
-            source,
-            lambda batch: source_probabilities(loaded.model, batch, loaded.output_kind),
-            photos,
-            spec,
-            truth=[None] * len(rgbs[:DATA_CHECK_PHOTOS]) + truth,
-        )
-        if doubt and not options.allow_degenerate:
-            raise EcoLensError(f"{doubt}; check --input-range, or pass --allow-degenerate to write it anyway")
-        if doubt:
-            log(f"WARNING: {doubt} (going on: --allow-degenerate)")
-            checks["doubt"] = doubt
-    if options.color_order:
-        spec = InputSpec(**{**spec.__dict__, "color_order": options.color_order})
-        sources["color_order"] = "flag --color-order"
-    else:
-        sources["color_order"] = source
-    sources["input_range"] = source
-    sources["mean_std"] = source
-    return Preprocessing(spec, sources), checks
-
-
-def build_metadata(
-    options: ConvertOptions,
-    loaded: LoadedModel,
-    stored: dict[str, Any],
-    labels: tuple[str, ...],
-    prep: Preprocessing,
-    mode: str,
-    provenance: dict[str, str],
-) -> ModelMetadata:
-    positive = options.positive_label or stored.get("positive_label")
-    if positive is None and "plastic" in labels:
-        positive = "plastic"
-    spec = prep.spec
-    metadata = ModelMetadata(
-        name=options.name or stored.get("name") or options.source.stem,
-        version=options.version or stored.get("version") or "0.0.0",
-        labels=labels,
-        input=spec,
-        output=loaded.output_kind,
-        positive_label=positive,
-        quantization=mode,
-        source_sha256=sha256_of(options.source),
-        source_file=options.source.name,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        extra={
-            "converter": f"ecolens {__version__}",
-            "keras_flavour": loaded.flavour,
-            "input_range": inputrange.name_of(spec.mean, spec.std, spec.color_order),
-            "provenance": provenance,
-            # Calibration already inside the graph (`ecolens train`): recorded so it is never applied twice.
-            **({"temperature_in_graph": stored["temperature"]} if "temperature" in stored else {}),
-        },
-    )
-    try:
-        metadata.check()
-    except ModelError as exc:
-        raise EcoLensError(str(exc)) from exc
-    return metadata
-
-
-def write_private(directory: Path, name: str, data: bytes) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    return Path(tmp_name)
-
-
 def umask_mode() -> int:
     """0o666 less the process umask: what open() would have given a new file."""
     current = os.umask(0)
     os.umask(current)
     return 0o666 & ~current
-
-
-@dataclass
-class Attempt:
-    mode: str
-    path: Path
-    row: dict[str, Any]
-    probabilities: np.ndarray | None
-
-
-class Session:
-    """One conversion: the loaded model, its metadata and the photos, tried in several modes."""
-
-    def __init__(self, options: ConvertOptions, loaded: LoadedModel, meta_for, calibration, evalset):
-        self.options = options
-        self.loaded = loaded
-        self.meta_for = meta_for
-        self.calibration = calibration
-        self.evalset = evalset
-        self.source_probs: np.ndarray | None = None
-
-    def attempt(self, mode: str, directory: Path, calibration: list[np.ndarray] | None = None) -> Attempt:
-        """Convert in ``mode`` and judge it; int8 calibrates on ``calibration`` (default: the
-        `--calibration-count` photos)."""
-        metadata = self.meta_for(mode)
-        started = time.perf_counter()
-        rgbs = self.calibration if calibration is None else calibration
-        tensors = [to_model_input(rgb, metadata.input) for rgb in rgbs] if mode == "int8" else None
-        with native_output_silenced(not self.options.verbose):
-            flatbuffer = to_tflite(self.loaded.model, mode, tensors, self.options.io_type)
-        path = write_private(
-            directory, f"{self.options.source.stem}.{mode}.tflite", embed_metadata(flatbuffer, metadata)
-        )
-        row: dict[str, Any] = {
-            "mode": mode,
-            "bytes": path.stat().st_size,
-            "seconds": round(time.perf_counter() - started, 2),
-            **({"calibration_images": len(rgbs)} if mode == "int8" else {}),
-        }
-        if self.evalset is None:
-            row.update(passed=True, why="not validated (--no-validate)")
-            return Attempt(mode, path, row, None)
-        if self.source_probs is None:
-            batch = source_inputs(self.evalset.rgbs, metadata.input)
-            self.source_probs = source_probabilities(self.loaded.model, batch, self.loaded.output_kind)
-        with native_output_silenced(not self.options.verbose):  # LiteRT announces its delegate
-            probs = tflite_probabilities(path, self.evalset.rgbs)
-        row.update(agreement(self.source_probs, probs))
-        limit_diff = (
-            max(self.options.max_probability_difference, 0.05)
-            if mode == "int8"
-            else (self.options.max_probability_difference)
-        )
-        problems = []
-        if row["agreement"] < self.options.min_agreement:
-            problems.append(
-                f"top-1 agreement {row['agreement']:.1%} is below {self.options.min_agreement:.0%}"
-            )
-        if row["median_probability_difference"] > limit_diff:
-            problems.append(
-                f"median |p difference| {row['median_probability_difference']:.3f} is above {limit_diff}"
-            )
-        row["passed"] = not problems
-        row["why"] = "; ".join(problems) or (
-            f"agreement {row['agreement']:.1%}, "
-            f"median |p difference| {row['median_probability_difference']:.3f}"
-        )
-        return Attempt(mode, path, row, probs)
-
-
-def larger_calibration(folder: Path, used: int) -> list[np.ndarray] | None:
-    """The int8 retry's photos: every image of the folder up to CALIBRATION_CAP, plus flipped
-    copies while under it; None when that is no more than the ``used`` photos."""
-    rgbs = with_flipped_copies(load_rgbs(folder, CALIBRATION_CAP, "calibration"), CALIBRATION_CAP)
-    return rgbs if len(rgbs) > used else None
-
-
-def retry_summary(first: dict[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
-    """Whether more calibration helped int8 (for the report)."""
-    return {
-        "calibration_images": [first["calibration_images"], retry["calibration_images"]],
-        "agreement": [first["agreement"], retry["agreement"]],
-        "median_probability_difference": [
-            first["median_probability_difference"],
-            retry["median_probability_difference"],
-        ],
-        "passed": retry["passed"],
-        "helped": retry["passed"] or retry["agreement"] > first["agreement"],
-        "note": "TFLite already quantizes int8 weights per channel; calibration sets activation ranges",
-    }
 
 
 def convert(options: ConvertOptions) -> dict[str, Any]:
@@ -521,59 +204,3 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
             attempt.path.unlink(missing_ok=True)
     log(f"wrote {out}")
     return report
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """Human-readable summary for the terminal."""
-    prep = report["preprocessing"]
-    lines = [
-        f"model: {report['output']} ({report['mode']})",
-        f"input range:            {prep['input_range']} ({prep['sources']['input_range']})",
-        f"labels:                 {', '.join(report['metadata']['labels'])} ({prep['sources']['labels']})",
-        f"output:                 {prep['sources']['output']}",
-    ]
-    lines.append("quantization tried:")
-    for row in report["attempts"]:
-        verdict = "ok  " if row["passed"] else "fail"
-        name = row["mode"]
-        if "calibration_images" in row:
-            name += f" ({row['calibration_images']} calibration images)"
-        lines.append(
-            f"  {name:<30} {verdict} {row['bytes'] / 1e6:6.2f} MB {row['seconds']:6.1f} s  {row['why']}"
-        )
-    retry = report.get("int8_retry")
-    if retry:
-        before, after = retry["agreement"]
-        outcome = (
-            "passed" if retry["passed"] else "helped, still failed" if retry["helped"] else "did not help"
-        )
-        lines.append(
-            f"int8 calibration retry: {retry['calibration_images'][0]} -> {retry['calibration_images'][1]} "
-            f"images, agreement {before:.1%} -> {after:.1%}: {outcome} "
-            f"(weights are already quantized per channel)"
-        )
-    validation = report.get("validation")
-    if validation:
-        lines += [
-            f"images compared:        {validation['images']}",
-            f"top-1 agreement:        {validation['agreement']:.2%} (minimum {report['min_agreement']:.0%})",
-            f"median |p difference|:  {validation['median_probability_difference']:.4f}",
-            f"max |p difference|:     {validation['max_probability_difference']:.4f}",
-            f"size:                   {validation['source_bytes'] / 1e6:.2f} MB -> "
-            f"{validation['tflite_bytes'] / 1e6:.2f} MB (ratio {validation['size_ratio']:.3f})",
-            f"median latency (1 img): source {validation['source_latency_ms']:.2f} ms, "
-            f"tflite {validation['tflite_latency_ms']:.2f} ms",
-        ]
-        for key, title in (("source_metrics", "source"), ("tflite_metrics", "tflite")):
-            metrics = validation.get(key)
-            if metrics:
-                lines.append(
-                    f"{title:<7} accuracy {metrics['accuracy']:.3f}, "
-                    f"balanced {metrics['balanced_accuracy']:.3f}, "
-                    f"{metrics['positive_label']} F1 {metrics['f1']:.3f} (n={metrics['n']})"
-                )
-    proof_ = report.get("proof")
-    if proof_:
-        lines.append(f"proof ({proof_['kind']}): {proof_['failure'] or 'passed'}")
-    lines.append(f"report: {report.get('report_path')}")
-    return "\n".join(lines)

@@ -51,10 +51,11 @@ def inspect_tflite(path: Path) -> dict[str, Any]:
 
 def inspect_keras(path: Path, verbose: bool = False) -> dict[str, Any]:
     from ecolens.convert import inputrange, labels
-    from ecolens.convert.converter import DATA_CHECK_PHOTOS, load_rgbs
     from ecolens.convert.graph import is_model
     from ecolens.convert.h5meta import read_h5_metadata
+    from ecolens.convert.inputspec import DATA_CHECK_PHOTOS
     from ecolens.convert.loading import load_keras_model
+    from ecolens.convert.quantize import load_rgbs
     from ecolens.convert.quiet import native_output_silenced
     from ecolens.convert.validate import source_probabilities
     from ecolens.core.metadata import InputSpec

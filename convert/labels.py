@@ -8,6 +8,12 @@ from pathlib import Path
 
 from ecolens.core.errors import EcoLensError
 
+# The reference model's two classes: what `ecolens train` labels TrashNet's folders with, and what
+# the proof (validate.py) maps an evaluation folder onto when a model has exactly these labels.
+POSITIVE_LABEL = "plastic"
+NEGATIVE_LABEL = "non_plastic"
+LABELS = (NEGATIVE_LABEL, POSITIVE_LABEL)
+
 INDEXED = re.compile(r"^(\d+)\s+(.+)$")
 
 

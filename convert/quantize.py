@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from ecolens.core.errors import EcoLensError
-from ecolens.core.preprocess import find_images
+from ecolens.core.preprocess import find_images, load_image
 
 MODES = ("int8", "float16", "dynamic", "float32")
 # `--quantize auto`: the smallest mode that passes the gate, in this order.
@@ -36,6 +36,17 @@ def calibration_images(folder: Path, limit: int) -> list[Path]:
         picks = np.linspace(0, len(files) - 1, limit).round().astype(int)
         files = [files[i] for i in picks]
     return files
+
+
+def load_rgbs(folder: Path, limit: int, what: str) -> list[np.ndarray]:
+    """Decode up front, so an unreadable image fails before any conversion starts."""
+    rgbs = []
+    for path in calibration_images(folder, limit):
+        try:
+            rgbs.append(load_image(path))
+        except EcoLensError as exc:
+            raise EcoLensError(f"unreadable {what} image: {exc}") from exc
+    return rgbs
 
 
 def with_flipped_copies(rgbs: list[np.ndarray], cap: int) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ecolens.convert.dataset import NEGATIVE_LABEL, POSITIVE_LABEL
+from ecolens.convert.labels import NEGATIVE_LABEL, POSITIVE_LABEL
 from ecolens.convert.metrics import answer_stats, classification_metrics, collapse_reason
 from ecolens.core.classifier import Classifier, to_probabilities
 from ecolens.core.errors import EcoLensError

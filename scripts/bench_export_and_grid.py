@@ -37,8 +37,8 @@ def main() -> None:
 
     import tensorflow as tf
     import tf_keras
-    from ecolens.convert.adapt import fit_dense, fit_dense_many
     from ecolens.convert.quantize import forward_pass_converter, run_converter
+    from ecolens.train.adapt.fit import fit_dense, fit_dense_many
 
     trunk = tf_keras.applications.MobileNetV2(
         input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None

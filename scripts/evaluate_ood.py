@@ -1,4 +1,4 @@
-"""Score models on TrashNet validation and on the out-of-domain set (convert/ood.py), side by side,
+"""Score models on TrashNet validation and on the out-of-domain set (train/ood.py), side by side,
 in one run: the same photos and the same transformed images for every model.
 
     python scripts/evaluate_ood.py MODEL [MODEL ...] [--data DIR] [--json OUT.json]
@@ -62,11 +62,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ecolens.convert.dataset import LABELS, scan
-    from ecolens.convert.ood import VARIANTS, ood_image
-    from ecolens.convert.report import scored
+    from ecolens.convert.labels import LABELS
     from ecolens.core.errors import EcoLensError
     from ecolens.core.preprocess import load_image
+    from ecolens.train.dataset import scan
+    from ecolens.train.ood import VARIANTS, ood_image
+    from ecolens.train.report import scored
 
     for model in args.models:
         if not model.is_file():

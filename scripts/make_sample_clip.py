@@ -84,7 +84,7 @@ def item_frames(scene: np.ndarray, item: np.ndarray, index: int) -> list[np.ndar
 
 
 def build(data: Path, out: Path, items: tuple[str, ...]) -> dict:
-    from ecolens.convert.dataset import scan
+    from ecolens.train.dataset import scan
 
     samples = {s.relative: s for s in scan(data)}
     scene = background()

@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ecolens.convert.dataset import scan
+from ecolens.train.dataset import scan
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATASET = REPO.parent / "shared" / "datasets" / "trashnet-112"

@@ -7,7 +7,7 @@ WORK is a folder `ecolens benchmark adapt --work WORK` built (its `labelled/` ca
 `trashnet-train/` base images). Blocks ``--tune-from``-15, the head convolution and the head are
 tuned on the labelled frames and the base images (each with a mirrored copy, class-balanced,
 the base images weighing ``--base-share`` against the frames), with `ecolens train`'s ImageNet
-distillation (convert/tail.py, the same code). OUT.h5 keeps the reference model's metadata, so
+distillation (train/tail.py, the same code). OUT.h5 keeps the reference model's metadata, so
 `ecolens benchmark adapt --base OUT.h5` scores it on the same hidden frames; its "base" row is
 the tuned model alone (its "adapted" row is not a fair check: adapt's own held-out frames were
 tuned on here).
@@ -41,13 +41,15 @@ def main() -> None:
 
     import_tensorflow_quietly()
     import keras
-    from ecolens.convert.adapt import balanced_weights, input_spec
-    from ecolens.convert.dataset import LABELS, Sample, scan
     from ecolens.convert.h5meta import read_h5_metadata, write_h5_metadata
+    from ecolens.convert.labels import LABELS
     from ecolens.convert.loading import load_keras_model
-    from ecolens.convert.tail import TuneOptions, extract_frozen_part, frozen_part, tune
     from ecolens.core.preprocess import load_image
     from ecolens.models import reference_h5
+    from ecolens.train.adapt.fit import balanced_weights
+    from ecolens.train.adapt.model import input_spec
+    from ecolens.train.dataset import Sample, scan
+    from ecolens.train.tail import TuneOptions, extract_frozen_part, frozen_part, tune
 
     keras.utils.set_random_seed(args.seed)
     loaded = load_keras_model(reference_h5())

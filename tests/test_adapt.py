@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from ecolens.convert.dataset import LABELS, scan
+from ecolens.convert.labels import LABELS
 from ecolens.convert.metrics import classification_metrics
 from ecolens.core.classifier import Classifier
 from ecolens.models import eval_dir, reference_h5, reference_tflite
+from ecolens.train.dataset import scan
 
 from tests.support.field_domain import seed_of
 from tests.support.model_variants import later_version, version_of
@@ -46,10 +47,10 @@ def test_adapt_writes_a_gated_site_head_on_the_shipped_model(field_domain: Path,
     site layers behind a gate, answers on the held-out frames what the report says, and leaves
     the base domain's answers as they were (the gate is closed there)."""
     import numpy as np
-    from ecolens.convert.adapt import input_spec
     from ecolens.convert.h5meta import read_h5_metadata
     from ecolens.convert.loading import load_keras_model
     from ecolens.core.preprocess import load_image, to_model_input
+    from ecolens.train.adapt.model import input_spec
 
     out = tmp_path / "site.h5"
     proc = ecolens(
@@ -168,8 +169,9 @@ def test_missing_data_folder(tmp_path: Path) -> None:
 def test_head_is_found_on_any_model_ending_in_dense(ending: str) -> None:
     import keras
     import numpy as np
-    from ecolens.convert.adapt import Choices, DomainGate, SiteHead, gated_model, split_head
     from ecolens.core.errors import ModelError
+    from ecolens.train.adapt.fit import Choices, DomainGate, SiteHead
+    from ecolens.train.adapt.model import gated_model, split_head
 
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
@@ -215,9 +217,10 @@ def test_grouped_head_of_the_shipped_model_is_fitted_as_one_dense() -> None:
     group features with the temperature folded in, and the gated model built on those features
     computes exactly base + gate * (site - base)."""
     import numpy as np
-    from ecolens.convert.adapt import Choices, DomainGate, GroupedHead, SiteHead, gated_model, split_head
     from ecolens.convert.loading import load_keras_model
     from ecolens.core.preprocess import load_image, to_model_input
+    from ecolens.train.adapt.fit import Choices, DomainGate, SiteHead
+    from ecolens.train.adapt.model import GroupedHead, gated_model, split_head
 
     model = load_keras_model(reference_h5()).model
     features, head = split_head(model)
@@ -251,7 +254,7 @@ def test_the_site_gate_opens_on_the_site_and_stays_closed_on_the_base_domain() -
     """A logistic gate between another camera's features and base features; where it is
     closed the site's logits are the base model's."""
     import numpy as np
-    from ecolens.convert.adapt import Choices, SiteHead, fit_domain_gate
+    from ecolens.train.adapt.fit import Choices, SiteHead, fit_domain_gate
 
     rng = np.random.default_rng(0)
     base = rng.normal(0.0, 1.0, (400, 32))

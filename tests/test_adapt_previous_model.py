@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from ecolens.convert.dataset import LABELS, scan
+from ecolens.convert.labels import LABELS
 from ecolens.convert.metrics import classification_metrics
 from ecolens.core.classifier import Classifier
+from ecolens.train.dataset import scan
 
 from tests.support.model_variants import PREVIOUS_H5, PREVIOUS_TFLITE, later_version, version_of
 

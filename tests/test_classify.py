@@ -48,8 +48,8 @@ def test_training_and_edge_preprocessing_match(reference_model: Path, eval_dir: 
     """The trainer's input pipeline and the edge's give the same tensor; the int8 model's
     quantized input is within one quantization step of it."""
     pytest.importorskip("tensorflow")
-    from ecolens.convert.dataset import scan
-    from ecolens.convert.train import load_arrays
+    from ecolens.train.dataset import scan
+    from ecolens.train.photos import load_arrays
 
     classifier = Classifier(reference_model)
     spec = classifier.metadata.input

@@ -85,7 +85,8 @@ def test_classify_imports_only_its_own_command(eval_dir: Path) -> None:
         "from ecolens.cli import main\n"
         f"with contextlib.redirect_stdout(io.StringIO()): code = main(['classify', {str(image)!r}])\n"
         "loaded = [m for m in sys.modules if m.startswith(('ecolens.fleet', 'ecolens.convert', "
-        "'ecolens.commands.', 'ecolens.edge.api', 'ecolens.edge.daemon', 'pydantic', 'ssl'))]\n"
+        "'ecolens.train', 'ecolens.commands.', 'ecolens.edge.api', 'ecolens.edge.daemon', "
+        "'pydantic', 'ssl'))]\n"
         "print(code, sorted(loaded))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -257,7 +257,7 @@ def test_explicit_int8_that_fails_names_the_mode_that_passes(
     line = one_error_line(err)
     assert "int8 does not match" in line and "passes" in line and "--quantize" in line, line
     assert not out.exists()
-    from ecolens.convert.converter import format_report
+    from ecolens.convert.summary import format_report
 
     report = json.loads((source.parent / "strict.report.json").read_text())
     rows = report["attempts"]

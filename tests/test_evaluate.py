@@ -8,7 +8,7 @@ import struct
 import subprocess
 import sys
 
-from ecolens.convert.evaluate import Prediction, reliability
+from ecolens.train.evaluate import Prediction, reliability
 
 from tests.support.daemon_helpers import REPO
 

@@ -5,7 +5,7 @@ the same hidden frames from run to run, 39 gave 0.85."""
 from __future__ import annotations
 
 import numpy as np
-from ecolens.convert.adapt import STEADY_PER_CLASS, labelling_advice
+from ecolens.train.adapt.frames import STEADY_PER_CLASS, labelling_advice
 
 LABELS = ("non_plastic", "plastic")
 

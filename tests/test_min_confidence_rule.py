@@ -4,8 +4,8 @@ threshold keeps, because plain accuracy is carried by the non-plastic majority (
 from __future__ import annotations
 
 import numpy as np
-from ecolens.convert.calibration import coverage_table, softmax
-from ecolens.convert.report import evaluation_report
+from ecolens.train.calibration import coverage_table, softmax
+from ecolens.train.report import evaluation_report
 
 
 def logits_for(confidence: np.ndarray, predicted: np.ndarray) -> np.ndarray:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from ecolens.convert.board import item_alpha
-from ecolens.convert.calibration import (
+from ecolens.core.metadata import InputSpec
+from ecolens.core.preprocess import LETTERBOX_PAD, load_image, resize_for_model
+from ecolens.models import eval_dir
+from ecolens.train.board import item_alpha
+from ecolens.train.calibration import (
     confident_error_share,
     expected_calibration_error,
     fit_temperature,
     softmax,
 )
-from ecolens.convert.ood import FRAME, VARIANTS, ood_variants
-from ecolens.core.metadata import InputSpec
-from ecolens.core.preprocess import LETTERBOX_PAD, load_image, resize_for_model
-from ecolens.models import eval_dir
+from ecolens.train.ood import FRAME, VARIANTS, ood_variants
 
 
 def photo(index: int = 0, label: str = "plastic") -> tuple[np.ndarray, str]:

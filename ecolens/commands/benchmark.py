@@ -79,7 +79,7 @@ def plotter(path: Path) -> Callable[..., Path]:
     if not path.parent.resolve().is_dir():
         raise EcoLensError(f"--plot {path}: folder {path.parent} does not exist")
     try:
-        from ecolens.convert.plots import ratio_bars_png
+        from ecolens.train.plots import ratio_bars_png
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "matplotlib":
             raise

@@ -179,8 +179,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ecolens.convert.evaluate import evaluate, format_table, write
     from ecolens.models import eval_dir, reference_tflite
+    from ecolens.train.evaluate import evaluate, format_table, write
 
     report = evaluate(args.model or reference_tflite(), args.data or eval_dir(), args.threads)
     print(format_table(report))
@@ -194,7 +194,8 @@ def run_train(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from ecolens.convert.train import TrainOptions, train
+    from ecolens.train.options import TrainOptions
+    from ecolens.train.train import train
 
     train(
         TrainOptions(
@@ -235,7 +236,9 @@ def run_convert(args: argparse.Namespace) -> int:
         from ecolens.convert.quiet import silence_python_logs
 
         silence_python_logs()
-    from ecolens.convert.converter import ConvertOptions, convert, format_report
+    from ecolens.convert.converter import convert
+    from ecolens.convert.options import ConvertOptions
+    from ecolens.convert.summary import format_report
 
     labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
     options = ConvertOptions(

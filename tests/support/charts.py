@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-GREEN = (75, 158, 132)  # convert/plots.py: a measured bar / the first series
+GREEN = (75, 158, 132)  # train/plots.py: a measured bar / the first series
 GREY = (153, 153, 153)  # the baseline's bars
 
 

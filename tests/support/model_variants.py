@@ -7,9 +7,9 @@ import dataclasses
 import zipfile
 from pathlib import Path
 
-from ecolens.convert.adapt import next_version
 from ecolens.core.metadata import embed_metadata, read_metadata
 from ecolens.models import reference_tflite
+from ecolens.train.adapt.output import next_version
 
 PREVIOUS_MODEL = Path(__file__).resolve().parent.parent / "data" / "model-1.0.0"
 # The reference model 1.0.0 (trained on the white board only; the same blobs as in the git history

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-from ecolens.convert import scenes
-from ecolens.convert.board import item_alpha
+from ecolens.train import scenes
+from ecolens.train.board import item_alpha
 
 # Frame of a 1280x720 camera, at a resolution that keeps TrashNet's 112 px items meaningful.
 FRAME = (252, 448)  # height, width (16:9)

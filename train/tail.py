@@ -44,7 +44,7 @@ def frozen_end(features: Any, first_block: int) -> str:
 
 def early_taps(features: Any, first_block: int) -> list[str]:
     """Middle-stage taps (pooled by the feature model) computed entirely by the frozen part."""
-    from ecolens.convert.features import MIDDLE_TAPS
+    from ecolens.train.features import MIDDLE_TAPS
 
     end = frozen_end(features, first_block)
     return [tap for tap in MIDDLE_TAPS if int(tap[5:].split("_")[0]) < first_block and tap != end]
@@ -148,7 +148,7 @@ def tune(
     """Tune tail + head end to end on cached (map, early taps); returns (the [map, taps] -> class
     logits model, the Keras History)."""
     import keras
-    from ecolens.convert.dataset import LABELS
+    from ecolens.convert.labels import LABELS
     from keras import layers
 
     tail = tail_model(features, options.first_block)

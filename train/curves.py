@@ -27,7 +27,7 @@ def write_curves(out: Path, epochs: list[dict[str, Any]], title: str) -> list[Pa
     json_path = out.with_suffix(".curves.json")
     json_path.write_text(json.dumps({"epochs": epochs}, indent=2) + "\n")
     try:
-        from ecolens.convert.plots import training_curves_png
+        from ecolens.train.plots import training_curves_png
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "matplotlib":
             raise

@@ -11,12 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecolens.convert.labels import LABELS, NEGATIVE_LABEL, POSITIVE_LABEL
 from ecolens.core.errors import EcoLensError
 from ecolens.core.preprocess import find_images
 
-POSITIVE_LABEL = "plastic"
-NEGATIVE_LABEL = "non_plastic"
-LABELS = (NEGATIVE_LABEL, POSITIVE_LABEL)
 VALIDATION_PERCENT = 20
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from ecolens.convert.dataset import LABELS
+from ecolens.convert.labels import LABELS
 
 FEATURE_GROUPS = {
     "all": ("pooled", "imagenet", "middle"),

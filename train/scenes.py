@@ -1,14 +1,14 @@
 """Backgrounds, framing and lighting for synthetic scenes around a masked TrashNet item.
 
-Shared by training-time domain randomisation (convert/augment.py) and the fixed out-of-domain
-evaluation (convert/ood.py), so both build scenes the same way and differ only in what they pick.
+Shared by training-time domain randomisation (train/augment.py) and the fixed out-of-domain
+evaluation (train/ood.py), so both build scenes the same way and differ only in what they pick.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-from ecolens.convert.board import composite
+from ecolens.train.board import composite
 
 
 def solid(height: int, width: int, colour: np.ndarray) -> np.ndarray:

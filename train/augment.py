@@ -2,7 +2,7 @@
 in the frame, darker, colour-cast and blurred, so the classifier cannot key on the white board
 and studio light (what made the previous model fail in dark bins).
 
-Deliberately different from the out-of-domain evaluation (convert/ood.py): no lit strip, no
+Deliberately different from the out-of-domain evaluation (train/ood.py): no lit strip, no
 clutter, no motion blur, no JPEG; the evaluation then tests generalisation, not memorisation.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from ecolens.convert import scenes
+from ecolens.train import scenes
 
 ASPECTS = (4 / 3, 16 / 9, 1.0)
 CANVAS_WIDTH = 224

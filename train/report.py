@@ -7,15 +7,15 @@ import sys
 from typing import Any
 
 import numpy as np
-from ecolens.convert.calibration import (
+from ecolens.convert.labels import LABELS, POSITIVE_LABEL
+from ecolens.convert.metrics import classification_metrics
+from ecolens.train.calibration import (
     CONFIDENT,
     confident_error_share,
     coverage_table,
     expected_calibration_error,
     softmax,
 )
-from ecolens.convert.dataset import LABELS, POSITIVE_LABEL
-from ecolens.convert.metrics import classification_metrics
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 # The recommended `min_confidence`: the lowest threshold above which the out-of-domain answers

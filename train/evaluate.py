@@ -159,7 +159,7 @@ def write(report: dict[str, Any], out: Path) -> list[Path]:
     written = [out / "evaluation.json"]
     written[0].write_text(json.dumps(report, indent=2) + "\n")
     try:
-        from ecolens.convert.plots import confusion_png, reliability_png
+        from ecolens.train.plots import confusion_png, reliability_png
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "matplotlib":
             raise

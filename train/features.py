@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ecolens.convert.progress import progress
 from ecolens.core.metadata import InputSpec
 from ecolens.core.preprocess import resize_for_model
 
@@ -33,17 +33,14 @@ MIDDLE_TAPS = {
 MIDDLE = sum(MIDDLE_TAPS.values())
 WIDTH = POOLED + IMAGENET_CLASSES + MIDDLE
 CHUNK = 128
-
-
-def log(message: str) -> None:
-    print(f"[train] {message}", file=sys.stderr, flush=True)
+log = progress("train")
 
 
 def feature_model(size: int, weights: dict[str, np.ndarray] | None) -> Any:
     """Keras model: raw 0..255 RGB (size, size, 3) -> [pooled (1280), ImageNet logits (1000),
     pooled middle stages (744)], frozen."""
     import keras
-    from ecolens.convert.backbone import build_lite0, imagenet_logits
+    from ecolens.train.backbone import build_lite0, imagenet_logits
     from keras import layers
 
     trunk = build_lite0(size, weights)

@@ -1,0 +1,118 @@
+"""One conversion tried in one quantization mode: the .tflite written privately beside the output
+and judged against the source model (top-1 agreement, probability difference), and the int8
+retry on a larger calibration set when the first int8 try fails."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ecolens.convert.loading import LoadedModel
+from ecolens.convert.options import ConvertOptions
+from ecolens.convert.quantize import CALIBRATION_CAP, load_rgbs, to_tflite, with_flipped_copies
+from ecolens.convert.quiet import native_output_silenced
+from ecolens.convert.validate import agreement, source_inputs, source_probabilities, tflite_probabilities
+from ecolens.core.metadata import embed_metadata
+from ecolens.core.preprocess import to_model_input
+
+
+def write_private(directory: Path, name: str, data: bytes) -> Path:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return Path(tmp_name)
+
+
+@dataclass
+class Attempt:
+    mode: str
+    path: Path
+    row: dict[str, Any]
+    probabilities: np.ndarray | None
+
+
+class Session:
+    """One conversion: the loaded model, its metadata and the photos, tried in several modes."""
+
+    def __init__(self, options: ConvertOptions, loaded: LoadedModel, meta_for, calibration, evalset):
+        self.options = options
+        self.loaded = loaded
+        self.meta_for = meta_for
+        self.calibration = calibration
+        self.evalset = evalset
+        self.source_probs: np.ndarray | None = None
+
+    def attempt(self, mode: str, directory: Path, calibration: list[np.ndarray] | None = None) -> Attempt:
+        """Convert in ``mode`` and judge it; int8 calibrates on ``calibration`` (default: the
+        `--calibration-count` photos)."""
+        metadata = self.meta_for(mode)
+        started = time.perf_counter()
+        rgbs = self.calibration if calibration is None else calibration
+        tensors = [to_model_input(rgb, metadata.input) for rgb in rgbs] if mode == "int8" else None
+        with native_output_silenced(not self.options.verbose):
+            flatbuffer = to_tflite(self.loaded.model, mode, tensors, self.options.io_type)
+        path = write_private(
+            directory, f"{self.options.source.stem}.{mode}.tflite", embed_metadata(flatbuffer, metadata)
+        )
+        row: dict[str, Any] = {
+            "mode": mode,
+            "bytes": path.stat().st_size,
+            "seconds": round(time.perf_counter() - started, 2),
+            **({"calibration_images": len(rgbs)} if mode == "int8" else {}),
+        }
+        if self.evalset is None:
+            row.update(passed=True, why="not validated (--no-validate)")
+            return Attempt(mode, path, row, None)
+        if self.source_probs is None:
+            batch = source_inputs(self.evalset.rgbs, metadata.input)
+            self.source_probs = source_probabilities(self.loaded.model, batch, self.loaded.output_kind)
+        with native_output_silenced(not self.options.verbose):  # LiteRT announces its delegate
+            probs = tflite_probabilities(path, self.evalset.rgbs)
+        row.update(agreement(self.source_probs, probs))
+        limit_diff = (
+            max(self.options.max_probability_difference, 0.05)
+            if mode == "int8"
+            else (self.options.max_probability_difference)
+        )
+        problems = []
+        if row["agreement"] < self.options.min_agreement:
+            problems.append(
+                f"top-1 agreement {row['agreement']:.1%} is below {self.options.min_agreement:.0%}"
+            )
+        if row["median_probability_difference"] > limit_diff:
+            problems.append(
+                f"median |p difference| {row['median_probability_difference']:.3f} is above {limit_diff}"
+            )
+        row["passed"] = not problems
+        row["why"] = "; ".join(problems) or (
+            f"agreement {row['agreement']:.1%}, "
+            f"median |p difference| {row['median_probability_difference']:.3f}"
+        )
+        return Attempt(mode, path, row, probs)
+
+
+def larger_calibration(folder: Path, used: int) -> list[np.ndarray] | None:
+    """The int8 retry's photos: every image of the folder up to CALIBRATION_CAP, plus flipped
+    copies while under it; None when that is no more than the ``used`` photos."""
+    rgbs = with_flipped_copies(load_rgbs(folder, CALIBRATION_CAP, "calibration"), CALIBRATION_CAP)
+    return rgbs if len(rgbs) > used else None
+
+
+def retry_summary(first: dict[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
+    """Whether more calibration helped int8 (for the report)."""
+    return {
+        "calibration_images": [first["calibration_images"], retry["calibration_images"]],
+        "agreement": [first["agreement"], retry["agreement"]],
+        "median_probability_difference": [
+            first["median_probability_difference"],
+            retry["median_probability_difference"],
+        ],
+        "passed": retry["passed"],
+        "helped": retry["passed"] or retry["agreement"] > first["agreement"],
+        "note": "TFLite already quantizes int8 weights per channel; calibration sets activation ranges",
+    }

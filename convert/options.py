@@ -1,0 +1,32 @@
+"""What a run of `ecolens convert` is asked to do (the command's flags, as one value)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ConvertOptions:
+    source: Path
+    mode: str = "auto"
+    out: Path | None = None
+    calibration: Path | None = None
+    calibration_count: int = 200
+    eval: Path | None = None
+    validate: bool = True
+    min_agreement: float = 0.98
+    max_probability_difference: float = 0.02
+    labels: tuple[str, ...] | None = None
+    labels_file: Path | None = None
+    positive_label: str | None = None
+    input_range: str | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    color_order: str | None = None
+    resize: str | None = None
+    name: str | None = None
+    version: str | None = None
+    io_type: str = "int8"
+    allow_degenerate: bool = False
+    verbose: bool = False

@@ -252,10 +252,12 @@ def private_key(args: argparse.Namespace):  # noqa: ANN201 - a cryptography key 
         raise EcoLensError(
             "no signing key: pass --key or set ECOLENS_ROLLOUT_KEY (make one: ecolens rollout keygen)"
         )
+    from ecolens.core.secret_files import SecretFileError, read_secret
+
     try:
-        pem = Path(args.key).read_bytes()
-    except OSError as exc:
-        raise EcoLensError(f"cannot read the signing key {args.key}: {exc.strerror or exc}") from exc
+        pem = read_secret(Path(args.key))
+    except SecretFileError as exc:
+        raise EcoLensError(f"signing key refused: {exc}") from None
     return load_private_key(pem)
 
 
@@ -264,15 +266,20 @@ def keygen(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise EcoLensError("keygen needs --out DIR")
-    args.out.mkdir(parents=True, exist_ok=True)
+    from ecolens.core.secret_files import SecretFileError, check_folder, create_new
+
+    args.out.mkdir(mode=0o700, parents=True, exist_ok=True)
     key_path, pub_path = args.out / "rollout.key", args.out / "rollout.pub"
-    if key_path.exists():
-        raise EcoLensError(f"{key_path} exists; refusing to overwrite a signing key")
+    for path in (key_path, pub_path):  # a leftover or planted file (or link) stops keygen
+        if os.path.lexists(path):
+            raise EcoLensError(f"{path} exists; refusing to overwrite a signing key or follow a link")
     pem, public = generate_keypair()
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    pub_path.write_text(public + "\n")
+    try:
+        check_folder(args.out)
+        create_new(key_path, pem, 0o600)
+        create_new(pub_path, (public + "\n").encode(), 0o644)
+    except SecretFileError as exc:
+        raise EcoLensError(f"keygen refused: {exc}") from None
     print(f"private key: {key_path} (keep it on the fleet server only)")
     print(f"public key for every bin's [rollout] public_key: {public}")
     return 0

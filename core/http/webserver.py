@@ -11,6 +11,7 @@ from typing import Any
 from ecolens.core.errors import ConfigError
 from ecolens.core.http.errors import Unauthorized, error_body
 from ecolens.core.http.exposure import ListenSection
+from ecolens.core.http.hosts import KnownHostsOnly
 from ecolens.core.http.keys import KeyStore, presented_key
 
 
@@ -40,7 +41,8 @@ def require_keys(app: Any, keys: KeyStore, realm: str) -> None:
 
 
 class BackgroundServer:
-    """Serves a WSGI app from a daemon thread beside the process's real work."""
+    """Serves a WSGI app from a daemon thread beside the process's real work, answering only
+    requests for this server's own names (core.http.hosts: no DNS rebinding)."""
 
     def __init__(self, app: Any, listen: ListenSection, name: str = "http") -> None:
         from werkzeug.serving import make_server
@@ -51,7 +53,8 @@ class BackgroundServer:
         host, port = listen.host, listen.port
         ssl_context = (str(listen.tls_cert), str(listen.tls_key)) if listen.tls else None
         try:
-            self._server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
+            guarded = KnownHostsOnly(app, listen, name)
+            self._server = make_server(host, port, guarded, threaded=True, ssl_context=ssl_context)
         except OSError as exc:
             raise ConfigError(f"{name}: cannot listen on {host}:{port}: {exc.strerror}") from exc
         self.port = self._server.server_port

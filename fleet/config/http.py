@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ecolens.core.http.exposure import ListenSection
+from ecolens.core.http.hosts import PageListenSection
 from pydantic import Field
 
 
-class HttpSection(ListenSection):
+class HttpSection(PageListenSection):
     """Read-only HTTP API and dashboard; keys for it live in [auth]."""
 
     enabled: bool = Field(True, description="serve the API and dashboard while aggregating")

@@ -3,15 +3,15 @@ daemon's Prometheus /metrics."""
 
 from __future__ import annotations
 
-from ecolens.core.http.exposure import ListenSection
+from ecolens.core.http.hosts import PageListenSection
 from ecolens.core.http.keys import KeysSection
 from pydantic import Field
 
 
-class WebSection(ListenSection):
+class WebSection(PageListenSection):
     """Off by default; on localhost unless told otherwise, and a LAN address needs keys (the
-    API's kind of keys: ``[web.auth] key_hashes``). host, port, tls_cert, tls_key and insecure
-    are the shared listening settings."""
+    API's kind of keys: ``[web.auth] key_hashes``). host, port, tls_cert, tls_key, insecure
+    and allowed_hosts are the shared listening settings."""
 
     enabled: bool = Field(False, description="serve the bin page and /metrics while running")
     port: int = Field(8091, ge=0, le=65535, description="listen port (0 = any free port)")

@@ -22,6 +22,7 @@ from ecolens.core.http.keys import KeyStore
 from ecolens.core.http.webserver import BackgroundServer
 from ecolens.fleet.canary.keys import read_signing_key
 from ecolens.fleet.canary.supervisor import CanarySupervisor
+from ecolens.fleet.client_ids import client_ids, state_folder
 from ecolens.fleet.config import FleetConfig
 from ecolens.fleet.labelling import labelling_blueprint
 from ecolens.fleet.samples.store import DEFAULT_MAX_MB, SampleStore
@@ -92,6 +93,7 @@ class FleetService:
             keys = KeyStore.from_settings(config.auth)
             check_exposure(config.http, keys.enabled, "the dashboard", "http")
         open_database(url).close()  # create/migrate the schema once, with a clear error if unusable
+        ids = client_ids(state_folder(url), config.mqtt.client_id)  # unguessable, kept across restarts
         # Said only once every check passed: a refused start stays one line.
         log.info(
             "canary supervision every %.0f s, %s",
@@ -100,9 +102,13 @@ class FleetService:
             if config.rollout.key_file is not None
             else "without a key (worse canaries are only logged)",
         )
-        self.samples = self._start_samples()
+        self.samples = self._start_samples(ids["samples"])
         self.aggregator = Aggregator(
-            config.mqtt, config.subscriber, self._open_database, retention=config.storage
+            config.mqtt,
+            config.subscriber,
+            self._open_database,
+            client_id=ids["aggregator"],
+            retention=config.storage,
         ).start()
         self.canary = canary.start()
         if keys is not None:
@@ -127,12 +133,12 @@ class FleetService:
         )
         return self
 
-    def _start_samples(self) -> SampleSubscriber | None:
+    def _start_samples(self, client_id: str) -> SampleSubscriber | None:
         """The bins' samples for labelling (``samples_dir``), or None."""
         if self.samples_dir is None:
             return None
         store = SampleStore(self.samples_dir, max_bytes=(self.samples_max_mb or DEFAULT_MAX_MB) * 1024**2)
-        subscriber = SampleSubscriber(self.config.mqtt, self.config.subscriber.prefix, store)
+        subscriber = SampleSubscriber(self.config.mqtt, self.config.subscriber.prefix, store, client_id)
         subscriber.start()
         return subscriber
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -43,8 +43,9 @@ def now_ms() -> int:
 
 
 def default_client_id() -> str:
-    """Stable across restarts (the broker finds the session by it), distinct per host."""
-    return f"ecolens-aggregator-{socket.gethostname()}"
+    """A fresh unguessable id, for callers that keep no state; `ecolens aggregate` passes the id
+    it keeps (fleet.client_ids), so that a restart finds its persistent session."""
+    return f"ecolens-aggregator-{secrets.token_hex(16)}"
 
 
 @dataclass

@@ -4,6 +4,7 @@ persistent session, so samples sent while this server was down arrive when it is
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 
 from ecolens.core.mqtt import BrokerSection
@@ -26,7 +27,10 @@ class SampleSubscriber:
         self.store = store
         self.stored = 0
         self.rejected = 0
-        self.client = MqttClient(broker, client_id or "ecolens-samples", clean_session=False)
+        # the id `ecolens aggregate` keeps (fleet.client_ids); a fresh one when none is given
+        self.client = MqttClient(
+            broker, client_id or f"ecolens-samples-{secrets.token_hex(16)}", clean_session=False
+        )
         self.client.subscribe(sample_filter(prefix), qos=1)
         self.client.route(sample_filter(prefix), self._on_message)
 

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ecolens.fleet.canary.supervisor import CanarySupervisor
 from ecolens.fleet.client_ids import client_ids, state_folder
 from ecolens.fleet.config import FleetConfig
 from ecolens.fleet.labelling import labelling_blueprint
-from ecolens.fleet.samples.store import DEFAULT_MAX_MB, SampleStore
+from ecolens.fleet.samples.store import DEFAULT_BIN_MAX_FILES, DEFAULT_MAX_MB, SampleStore
 from ecolens.fleet.samples.subscriber import SampleSubscriber
 from ecolens.fleet.storage import open_database
 from ecolens.fleet.subscriber import Aggregator
@@ -59,15 +60,24 @@ def canary_supervisor(config: FleetConfig) -> CanarySupervisor:
     )
 
 
+@dataclass(frozen=True)
+class SampleQuotas:
+    """`ecolens aggregate`'s --samples-max-mb, --samples-bin-max-mb, --samples-bin-max-files."""
+
+    max_mb: int | None = None
+    bin_max_mb: int | None = None
+    bin_max_files: int | None = None
+
+
 class FleetService:
     """The aggregator with its samples, canary supervision and dashboard, as one service."""
 
     def __init__(
-        self, config: FleetConfig, samples_dir: Path | None = None, samples_max_mb: int | None = None
+        self, config: FleetConfig, samples_dir: Path | None = None, samples_quotas: SampleQuotas | None = None
     ) -> None:
         self.config = config
         self.samples_dir = samples_dir
-        self.samples_max_mb = samples_max_mb
+        self.samples_quotas = samples_quotas or SampleQuotas()
         self.aggregator: Aggregator | None = None
         self.canary: CanarySupervisor | None = None
         self.samples: SampleSubscriber | None = None
@@ -137,7 +147,13 @@ class FleetService:
         """The bins' samples for labelling (``samples_dir``), or None."""
         if self.samples_dir is None:
             return None
-        store = SampleStore(self.samples_dir, max_bytes=(self.samples_max_mb or DEFAULT_MAX_MB) * 1024**2)
+        quotas, mb = self.samples_quotas, 1024**2
+        store = SampleStore(
+            self.samples_dir,
+            max_bytes=(quotas.max_mb or DEFAULT_MAX_MB) * mb,
+            bin_max_bytes=quotas.bin_max_mb * mb if quotas.bin_max_mb else None,
+            bin_max_files=quotas.bin_max_files or DEFAULT_BIN_MAX_FILES,
+        )
         subscriber = SampleSubscriber(self.config.mqtt, self.config.subscriber.prefix, store, client_id)
         subscriber.start()
         return subscriber

@@ -6,6 +6,7 @@ sample subscriber's network thread for good, and a device id of ".." wrote one f
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import shutil
@@ -19,8 +20,16 @@ from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.samples.parse import SampleRejected
 from ecolens.fleet.samples.store import SampleStore
 from ecolens.fleet.samples.subscriber import SampleSubscriber
+from PIL import Image
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+def make_jpeg(width: int = 32, height: int = 24) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 120, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
+JPEG = make_jpeg()
 
 
 def message(jpeg: bytes = JPEG, **changes: object) -> bytes:
@@ -43,6 +52,10 @@ HOSTILE = {
     "result not an object": ("bin-1", b'{"result": [1], "jpeg": ""}'),
     "deep nesting": ("bin-1", b'{"result": ' + b"[" * 100000 + b"]" * 100000 + b"}"),
     "not a JPEG": ("bin-1", message(jpeg=b"<svg/>")),
+    "JPEG magic before junk": ("bin-1", message(jpeg=b"\xff\xd8\xff\xe0" + b"\x00" * 64)),
+    "truncated JPEG": ("bin-1", message(jpeg=JPEG[: len(JPEG) // 2])),
+    "a PNG": ("bin-1", message(jpeg=b"\x89PNG\r\n\x1a\n" + JPEG)),
+    "huge declared size": ("bin-1", message(jpeg=make_jpeg(5000, 8))),
 }
 
 
@@ -63,20 +76,56 @@ def test_a_repeated_event_keeps_its_first_image(tmp_path: Path) -> None:
     assert store.image("ev-1").read_bytes() == JPEG
 
 
+def room_for_three(folder: Path) -> int:
+    """What three samples take, images and database, as the disk allocates them."""
+    probe = SampleStore(folder)
+    for n in range(3):
+        assert probe.add("bin-1", message(event_id=f"ev-{n}"))
+    cap = probe.usage.total_bytes() + 10
+    probe.close()
+    return cap
+
+
 def test_samples_stop_at_the_folder_cap_across_restarts(tmp_path: Path) -> None:
-    """A flood of samples (any client may publish them) cannot fill the disk the results share."""
-    cap = 3 * len(JPEG) + 10
+    """A flood of samples (any client may publish them) cannot fill the disk the results share;
+    what counts is what the disk allocates (a small image takes a whole block) and the database."""
+    cap = room_for_three(tmp_path / "probe")
     store = SampleStore(tmp_path / "samples", max_bytes=cap)
     for n in range(3):
         assert store.add("bin-1", message(event_id=f"ev-{n}"))
     with pytest.raises(SampleRejected, match="samples folder holds 0 MB, its cap"):
         store.add("bin-1", message(event_id="ev-3"))
+    counted = {device: list(entry) for device, entry in store.usage.bins.items()}
+    assert counted["bin-1"][0] >= 3 * store.usage.block  # each small image takes a whole block
     store.close()
     reopened = SampleStore(tmp_path / "samples", max_bytes=cap)  # counts what is on disk
-    with pytest.raises(SampleRejected, match="cap"):
-        reopened.add("bin-2", message(event_id="ev-4"))
+    assert reopened.usage.bins == counted
     assert reopened.progress()["total"] == 3
-    assert len(list(tmp_path.rglob("*.jpg"))) == 3
+    assert len(list((tmp_path / "samples").rglob("*.jpg"))) == 3
+
+
+def test_one_bin_cannot_take_the_folder_nor_the_labelling_view(tmp_path: Path) -> None:
+    """4,000 tiny samples from one bin passed a 1 MB cap (bytes of images only), took 4,000
+    inodes and all 200 places of the labelling view: now its quota of files and of allocated
+    bytes stops it with one refusal line each, and the view takes every bin in turn."""
+    store = SampleStore(tmp_path / "samples", bin_max_files=20, bin_max_bytes=40 * 4096)
+    for n in range(20):
+        assert store.add("bin-1", message(event_id=f"flood-{n}", confidence=0.01))
+    with pytest.raises(
+        SampleRejected, match=r"bin bin-1 holds 20 samples, its quota \(--samples-bin-max-files 20\)"
+    ):
+        store.add("bin-1", message(event_id="flood-20"))
+    for n in range(3):
+        assert store.add("bin-2", message(event_id=f"quiet-{n}", confidence=0.9, uncertain=False))
+    view = [s.device_id for s in store.list(limit=6)]
+    assert view == ["bin-1", "bin-2"] * 3
+    assert len(list((tmp_path / "samples" / "bin-1").glob("*.jpg"))) == 20
+
+    tight = SampleStore(tmp_path / "tight", bin_max_bytes=2 * store.usage.block)
+    assert tight.add("bin-1", message(event_id="a")) and tight.add("bin-1", message(event_id="b"))
+    with pytest.raises(SampleRejected, match="bin bin-1's samples take 0 MB on disk, its quota"):
+        tight.add("bin-1", message(event_id="c"))
+    assert tight.add("bin-2", message(event_id="d"))  # another bin is not stopped
 
 
 def samples_cli(*args: str) -> subprocess.CompletedProcess:
@@ -87,10 +136,10 @@ def samples_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_prune_makes_room_for_the_running_aggregator(tmp_path: Path) -> None:
     folder = tmp_path / "samples"
-    running = SampleStore(folder, max_bytes=3 * len(JPEG) + 10, recount_interval_s=0)
+    running = SampleStore(folder, bin_max_files=3, recount_interval_s=0)
     for n in range(3):
         assert running.add("bin-1", message(event_id=f"ev-{n}"))
-    with pytest.raises(SampleRejected, match="cap"):
+    with pytest.raises(SampleRejected, match="quota"):
         running.add("bin-1", message(event_id="ev-3"))
     running.label("ev-0", "plastic")
     running.label("ev-1", "skip")

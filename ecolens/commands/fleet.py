@@ -54,8 +54,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     aggregate.add_argument(
         "--samples-max-mb",
         type=bounded(int, 1, 10**8),
-        help="refuse new samples once DIR's images take this many MB (default 5000), and always "
-        "1 GB before the disk is full",
+        help="refuse new samples once DIR (images and database, as allocated on disk) takes this "
+        "many MB (default 5000), and always 1 GB before the disk is full",
+    )
+    aggregate.add_argument(
+        "--samples-bin-max-mb",
+        type=bounded(int, 1, 10**8),
+        help="and once one bin's images take this many MB on disk (default 500, at most --samples-max-mb)",
+    )
+    aggregate.add_argument(
+        "--samples-bin-max-files",
+        type=bounded(int, 1, 10**9),
+        help="and once one bin has this many samples (default 50000)",
     )
     aggregate.add_argument(
         "--rollout-key",
@@ -131,7 +141,7 @@ def _fleet_config(args: argparse.Namespace, extra: dict[str, Any] | None = None)
 
 def run_aggregate(args: argparse.Namespace) -> int:
     """Flags -> FleetConfig -> the fleet's service (ecolens.fleet.service)."""
-    from ecolens.fleet.service import FleetService
+    from ecolens.fleet.service import FleetService, SampleQuotas
 
     config = _fleet_config(
         args,
@@ -147,7 +157,8 @@ def run_aggregate(args: argparse.Namespace) -> int:
     )
     if args.validate_config:
         return validate_fleet_config(config)
-    return FleetService(config, samples_dir=args.samples_dir, samples_max_mb=args.samples_max_mb).run()
+    quotas = SampleQuotas(args.samples_max_mb, args.samples_bin_max_mb, args.samples_bin_max_files)
+    return FleetService(config, samples_dir=args.samples_dir, samples_quotas=quotas).run()
 
 
 def validate_fleet_config(config: Any) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import re
 from typing import Any
 
@@ -14,7 +15,8 @@ from ecolens.fleet.payload import PayloadError, check_values, decode_payload
 # a file name of its own: no path separator, and no leading dot (".." would leave the folder)
 SAFE_ID = re.compile(r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
 MAX_SAMPLE_BYTES = 16 * 1024 * 1024  # a 320 px crop is ~30 kB; the daemon's largest (4096 px) fits
-JPEG_MAGIC = b"\xff\xd8\xff"
+MAX_SIDE = 4096  # the daemon's largest crop; a bigger header is a decompression bomb
+MIN_SIDE = 8
 
 
 class SampleRejected(EcoLensError):
@@ -44,6 +46,24 @@ def parse_sample(device_id: str, payload: bytes) -> tuple[dict[str, Any], bytes]
         raise SampleRejected("sample result's model has no version or sha256")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
         raise SampleRejected("sample confidence is not a number between 0 and 1")
-    if not jpeg.startswith(JPEG_MAGIC):
-        raise SampleRejected("sample image is not a JPEG")
+    check_jpeg(jpeg)
     return result, jpeg
+
+
+def check_jpeg(data: bytes) -> None:
+    """Refuse anything but a JPEG that decodes whole, of a crop's size: JPEG magic bytes in front
+    of anything else would otherwise be kept, exported and fed to `ecolens adapt`."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+            width, height = image.size
+            if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+                raise SampleRejected(
+                    f"sample image is {width}x{height} px, not between {MIN_SIDE} and {MAX_SIDE} px a side"
+                )
+            image.load()  # decodes every block: a truncated or corrupt image fails here
+    except SampleRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds; each is "not an image"
+        raise SampleRejected(f"sample image is not a JPEG that decodes: {str(exc)[:120]}") from None

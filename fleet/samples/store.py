@@ -1,6 +1,7 @@
 """Samples the bins send for labelling, kept as JPEG files plus one SQLite table (bin, time,
-model version, predicted label and confidence, human label) under a cap on the folder and a
-free-disk floor, and exported as class folders for `ecolens adapt`."""
+model version, predicted label and confidence, human label) under a cap on the folder, quotas per
+bin (fleet.samples.quota: allocated bytes and files) and a free-disk floor, listed fairly across
+bins, and exported as class folders for `ecolens adapt`."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from typing import Any
 
 from ecolens.core.errors import ConfigError
 from ecolens.fleet.samples.parse import SampleRejected, parse_sample
+from ecolens.fleet.samples.quota import MB, Quota, Usage, allocated
 
 HUMAN_LABELS = ("plastic", "non_plastic", "skip")
 # Anyone who may publish on <prefix>/+/sample could otherwise fill the disk the results database
 # shares: samples stop at a cap on their folder, and before the disk's last gigabyte.
 DEFAULT_MAX_MB = 5000  # ~500,000 samples of the daemon's default 10 kB
+DEFAULT_BIN_MAX_MB = 500  # one bin's share: ~50,000 samples, years of a bin's 44 a day
+DEFAULT_BIN_MAX_FILES = 50_000
 MIN_FREE_BYTES = 1024**3
 RECOUNT_INTERVAL_S = 60.0  # while full, look at the folder again at most this often (after a prune)
 
@@ -66,12 +70,15 @@ class SampleStore:
     def __init__(
         self,
         folder: Path,
-        max_bytes: int = DEFAULT_MAX_MB * 1024**2,
+        max_bytes: int = DEFAULT_MAX_MB * MB,
         min_free_bytes: int = MIN_FREE_BYTES,
         recount_interval_s: float = RECOUNT_INTERVAL_S,
+        bin_max_bytes: int | None = None,
+        bin_max_files: int = DEFAULT_BIN_MAX_FILES,
     ) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
+        self.quota = Quota(max_bytes, bin_max_bytes or min(max_bytes, DEFAULT_BIN_MAX_MB * MB), bin_max_files)
         self.min_free_bytes = min_free_bytes
         self.recount_interval_s = recount_interval_s
         self._counted_at = time.monotonic()
@@ -82,27 +89,24 @@ class SampleStore:
             )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
-            self.used_bytes = self._count_bytes()
+            self.usage = Usage(folder)
+            self.usage.recount(self.db)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"samples folder {folder} is not usable: {exc}") from exc
         self.lock = threading.Lock()
 
-    def _count_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.glob("*/*.jpg"))
-
-    def _check_room(self, size: int) -> None:
-        """SampleRejected when this image would pass the folder's cap or the disk's floor. While
-        full, the folder is counted again now and then: `ecolens samples prune` (another process)
-        makes room without a restart."""
+    def _check_room(self, device_id: str, size: int) -> None:
+        """SampleRejected when this image would pass the bin's quota, the folder's cap or the
+        disk's floor. While full, the folder is counted again now and then: `ecolens samples
+        prune` (another process) makes room without a restart."""
         now = time.monotonic()
-        if self.used_bytes + size > self.max_bytes and now - self._counted_at >= self.recount_interval_s:
-            self.used_bytes, self._counted_at = self._count_bytes(), now
-        if self.used_bytes + size > self.max_bytes:
-            raise SampleRejected(
-                f"samples folder holds {self.used_bytes / 1024**2:.0f} MB, its cap "
-                f"(--samples-max-mb {self.max_bytes // 1024**2}): export and delete labelled samples, "
-                "or raise the cap"
-            )
+        refusal = self.usage.refusal(self.quota, device_id, size)
+        if refusal and now - self._counted_at >= self.recount_interval_s:
+            self.usage.recount(self.db)
+            self._counted_at = now
+            refusal = self.usage.refusal(self.quota, device_id, size)
+        if refusal:
+            raise SampleRejected(refusal)
         free = shutil.disk_usage(self.folder).free
         if free - size < self.min_free_bytes:
             raise SampleRejected(
@@ -118,11 +122,11 @@ class SampleStore:
             # a repeated event keeps its first image: it may be labelled already
             if self.db.execute("SELECT 1 FROM samples WHERE event_id = ?", (result["event_id"],)).fetchone():
                 return False
-            self._check_room(len(jpeg))
+            self._check_room(device_id, len(jpeg))
             path = self.folder / relative
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(jpeg)
-            self.used_bytes += len(jpeg)
+            self.usage.added(device_id, path)
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO samples (event_id, device_id, seen_at, received_ms, model_version, "
                 "model_sha256, predicted, confidence, uncertain, file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -148,7 +152,9 @@ class SampleStore:
         state: str = "unlabelled",
         limit: int = 200,
     ) -> list[Sample]:
-        """Uncertain first, then least confident first: the frames that teach the model most."""
+        """Uncertain first, then least confident first: the frames that teach the model most;
+        taken in turns from each bin (its best, then every bin's second...), so that one bin
+        sending many samples cannot fill the view."""
         where, params = [], []
         if device:
             where.append("device_id = ?")
@@ -162,11 +168,13 @@ class SampleStore:
             where.append("human_label IS NOT NULL")
         elif state != "all":
             raise ConfigError("state must be unlabelled, labelled or all")
+        order = "uncertain DESC, confidence ASC, event_id"
         sql = (
             "SELECT event_id, device_id, seen_at, model_version, model_sha256, predicted, confidence, "
-            "uncertain, human_label, file FROM samples"
+            f"uncertain, human_label, file, row_number() OVER (PARTITION BY device_id ORDER BY {order}) "
+            "AS turn FROM samples"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY uncertain DESC, confidence ASC, event_id LIMIT ?"
+            + f" ORDER BY turn, {order} LIMIT ?"
         )
         with self.lock:
             rows = self.db.execute(sql, (*params, max(1, min(limit, 1000)))).fetchall()
@@ -228,7 +236,7 @@ class SampleStore:
         if state not in where:
             raise ConfigError("state must be labelled, skipped or all")
         cutoff = int((time.time() - older_than_days * 86400) * 1000)
-        sql = f"SELECT event_id, file FROM samples WHERE {where[state]} AND received_ms <= ?"
+        sql = f"SELECT event_id, device_id, file FROM samples WHERE {where[state]} AND received_ms <= ?"
         params: list[Any] = [cutoff]
         if device:
             sql += " AND device_id = ?"
@@ -236,12 +244,13 @@ class SampleStore:
         freed = 0
         with self.lock:
             rows = self.db.execute(sql, params).fetchall()
-            for event_id, file in rows:  # the row first: a row without its image would break export
+            for event_id, device_id, file in rows:  # the row first: a row without its image breaks export
                 self.db.execute("DELETE FROM samples WHERE event_id = ?", (event_id,))
                 path = self.folder / file
-                freed += path.stat().st_size if path.is_file() else 0
+                size = allocated(path)
                 path.unlink(missing_ok=True)
-            self.used_bytes = max(0, self.used_bytes - freed)
+                self.usage.removed(device_id, size)
+                freed += size
         return len(rows), freed
 
     def close(self) -> None:

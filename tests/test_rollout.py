@@ -137,6 +137,7 @@ def manifest_for(model: Path, device: str, serial: int, version: str | None = No
         fetch=chunk_topic("ecolens", sha, "").rstrip("/"),
         issued="2026-01-01T00:00:00Z",
         rollout_id="test",
+        expires_ms=int(time.time() * 1000) + 3_600_000,
     )
 
 

@@ -8,6 +8,12 @@ whatever the number of bins), the manifest as a retained message on
 signature verifies against the public key in its config, it names this bin, its serial is above
 every serial the bin accepted before (no replay) and, unless it is a rollback to the bin's own
 previous model, the model version is newer than the running one.
+
+Every manifest also carries a signed expiry (TUF's timestamp role): the aggregator that holds the
+key re-signs the current ones before they expire, so a bin that was offline while A then B were
+pushed cannot be handed A again once A stopped being current (a freeze attack) for longer than
+one lifetime. A manifest's work is bounded before anything is parsed: its bytes, its JSON
+nesting, and the chunk count its signed size allows.
 """
 
 from __future__ import annotations
@@ -15,13 +21,18 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ecolens.core.errors import EcoLensError
 
-MANIFEST_SCHEMA = "ecolens.rollout/1"
+MANIFEST_SCHEMA = "ecolens.rollout/2"  # 2: signed expiry (expires_ms); a rollback names the revoked model
 CHUNK_BYTES = 256 * 1024  # below the 1 MiB default packet limit of common brokers (EMQX)
+MAX_MODEL_BYTES = 64 * 1024 * 1024  # no bin takes a larger model
+MAX_CHUNKS = MAX_MODEL_BYTES // CHUNK_BYTES  # a signed manifest never makes a bin track more
+MAX_ENVELOPE_BYTES = 16 * 1024  # a real envelope is under 2 KiB
+MAX_JSON_DEPTH = 8  # a real manifest nests 1 deep, its envelope 1
+MAX_CLOCK_SKEW_S = 300.0  # default: a bin's clock may be this far behind the signer's
 ACTIONS = ("install", "rollback")
 
 
@@ -34,11 +45,47 @@ def version_key(version: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-+]", version))
 
 
+def json_depth(raw: bytes) -> int:
+    """How deep ``raw``'s arrays and objects nest, counted without parsing (brackets inside
+    strings are not counted): json.loads recurses, so a deep enough message would otherwise
+    end in a RecursionError instead of a refusal."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def bounded_json(raw: bytes, what: str) -> Any:
+    """``raw`` parsed, or RolloutError when it is too large or too deep to be a manifest."""
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        raise RolloutError(f"{what} of {len(raw)} bytes is over {MAX_ENVELOPE_BYTES}")
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise RolloutError(f"{what} nests deeper than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # also a bad UTF-8 byte (UnicodeDecodeError)
+        raise RolloutError(f"malformed {what}: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class Manifest:
     device_id: str
     serial: int  # strictly increasing per fleet (milliseconds since the epoch when issued)
-    action: str  # "install" or "rollback"
+    action: str  # "install" or "rollback" (of the model named here: it is revoked on the bin)
     name: str
     version: str
     sha256: str
@@ -48,6 +95,7 @@ class Manifest:
     fetch: str  # the chunk topic prefix, "<prefix>/models/<sha256>"
     issued: str
     rollout_id: str
+    expires_ms: int  # signed expiry; the aggregator re-signs the current manifests before it
 
     def to_bytes(self) -> bytes:
         data = asdict(self)
@@ -56,18 +104,46 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
+        data = bounded_json(raw, "manifest")
+        if not isinstance(data, dict) or data.pop("schema", None) != MANIFEST_SCHEMA:
+            raise RolloutError("unknown manifest schema")
+        for item in fields(cls):
+            value = data.get(item.name)
+            wanted = int if item.type == "int" else str
+            if type(value) is not wanted:  # bool is not an int here
+                raise RolloutError(f"malformed manifest: {item.name} must be {wanted.__name__}")
         try:
-            data = json.loads(raw)
-            if data.pop("schema", None) != MANIFEST_SCHEMA:
-                raise RolloutError("unknown manifest schema")
             manifest = cls(**data)
-        except RolloutError:
-            raise
-        except (ValueError, TypeError) as exc:
+        except TypeError as exc:
             raise RolloutError(f"malformed manifest: {exc}") from exc
         if manifest.action not in ACTIONS or not re.fullmatch(r"[0-9a-f]{64}", manifest.sha256):
             raise RolloutError("malformed manifest: unknown action or bad sha256")
+        manifest.check_bounds()
         return manifest
+
+    def check_bounds(self) -> None:
+        """Signed is not enough: the work a manifest asks of a bin is bounded whoever signed it."""
+        if not 0 <= self.size <= MAX_MODEL_BYTES:
+            raise RolloutError(f"manifest's size {self.size} is outside 0..{MAX_MODEL_BYTES} bytes")
+        if not 0 <= self.chunks <= MAX_CHUNKS or not 0 <= self.chunk_bytes <= MAX_MODEL_BYTES:
+            raise RolloutError(
+                f"manifest's {self.chunks} chunks of {self.chunk_bytes} bytes are over the bound "
+                f"({MAX_CHUNKS} chunks, {MAX_MODEL_BYTES} bytes)"
+            )
+        if self.serial < 0 or self.expires_ms < 0:
+            raise RolloutError("malformed manifest: negative serial or expiry")
+
+    def check_fresh(self, now_ms: int, skew_ms: int) -> None:
+        """RolloutError when expired (beyond the clock skew a bin is allowed)."""
+        if now_ms > self.expires_ms + skew_ms:
+            from datetime import datetime, timezone
+
+            at = datetime.fromtimestamp(self.expires_ms / 1000, timezone.utc)
+            expired = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise RolloutError(
+                f"expired manifest (serial {self.serial}, expired {expired}, "
+                f"{(now_ms - self.expires_ms) // 1000} s ago; is this bin's clock right?)"
+            )
 
 
 # --- keys and signatures ------------------------------------------------------------------------
@@ -122,8 +198,8 @@ def verify(envelope: bytes, public_key: Any) -> Manifest:
     """The manifest inside ``envelope`` if its signature verifies, else RolloutError."""
     from cryptography.exceptions import InvalidSignature
 
+    data = bounded_json(envelope, "manifest envelope")
     try:
-        data = json.loads(envelope)
         body = base64.b64decode(data["manifest"], validate=True)
         signature = base64.b64decode(data["signature"], validate=True)
     except (ValueError, TypeError, KeyError) as exc:

@@ -116,13 +116,15 @@ class FleetCollector:
             )
             decisions = CounterMetricFamily(
                 "ecolens_fleet_canary_decisions",
-                "Canary verdicts since start: healthy, rolled_back, worse (judged worse, not rolled back)",
+                "Canary verdicts since start: healthy, rolled_back, worse (judged worse, not rolled back), "
+                "inconclusive (not promoted)",
                 labels=["verdict"],
             )
             for name, key in (
                 ("healthy", "healthy"),
                 ("rolled_back", "rolled_back"),
                 ("worse", "worse_not_rolled_back"),
+                ("inconclusive", "inconclusive"),
             ):
                 decisions.add_metric([name], canary[key])
             yield decisions

@@ -57,6 +57,7 @@ def canary_supervisor(config: FleetConfig) -> CanarySupervisor:
         config.subscriber.prefix,
         key,
         config.rollout.check_interval_s,
+        manifest_ttl_s=config.rollout.manifest_ttl_s,
     )
 
 

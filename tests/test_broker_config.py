@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from ecolens.bench.mosquitto import free_port, mosquitto_binary
 from ecolens.bench.postgres import wait_until
+from ecolens.core.classifier import file_sha256
 from ecolens.core.contract import make_result
 from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.config import SubscriberSection
@@ -223,3 +224,70 @@ def test_rollout_topics_only_the_rollout_user_may_write(broker):
         ("ecolens/bin-1/model/manifest", b"signed"),
         ("ecolens/models/abc/0", b"chunk"),
     ]
+
+
+def test_a_model_chunk_fits_the_shipped_packet_limit():
+    """The shipped max_packet_size admits a full chunk with its MQTT 5 header and longest topic
+    (at 262144 Mosquitto dropped every rollout's connection: "oversize packet")."""
+    from ecolens.core.rollout import CHUNK_BYTES, MAX_CHUNKS
+    from ecolens.core.wire import chunk_topic
+
+    conf = (REPO / "systemd" / "mosquitto" / "ecolens.conf").read_text()
+    (limit,) = [int(line.split()[1]) for line in conf.splitlines() if line.startswith("max_packet_size ")]
+    topic = chunk_topic("ecolens", "f" * 64, MAX_CHUNKS - 1)
+    header = 1 + 4 + 2 + len(topic) + 2 + 16  # type, length, topic, packet id, properties
+    assert CHUNK_BYTES + header <= limit <= CHUNK_BYTES + 16 * 1024
+
+
+def test_a_rollout_goes_through_the_shipped_broker(broker, tmp_path, reference_model):
+    """A real `ecolens rollout` as ecolens-rollout and a real daemon as bin-1 over TLS, through the
+    installed config: the 5 MB model's 256 KiB chunks arrive and the bin installs it."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.daemon_helpers import clip_path, daemon_process
+    from tests.support.model_variants import later_version, shipped_version, variant
+
+    subprocess.run(
+        [sys.executable, "-m", "ecolens.cli", "rollout", "keygen", "--out", str(tmp_path / "k")], check=True
+    )
+    public = (tmp_path / "k" / "rollout.pub").read_text().strip()
+    newer = variant(reference_model, tmp_path / "newer.tflite", later_version(shipped_version()))
+    states: list[dict] = []
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="state-watcher")
+    watcher.username_pw_set("ecolens-aggregator", PASSWORDS["ecolens-aggregator"])
+    watcher.on_message = lambda c, u, m: states.append(json.loads(m.payload))
+    watcher.connect("127.0.0.1", broker.plain_port)
+    watcher.subscribe("ecolens/bin-1/model/state", qos=1)
+    watcher.loop_start()
+    daemon = daemon_process(
+        ["--source", str(clip_path()), "--loop", "--model", str(reference_model), "--device-id", "bin-1",
+         "--broker", f"mqtts://bin-1:{PASSWORDS['bin-1']}@127.0.0.1:{broker.tls_port}",
+         "--store", str(tmp_path / "q.sqlite3")],
+        tmp_path / "daemon.log",
+        ECOLENS_MQTT__CA_FILE=str(broker.ca_file),
+        ECOLENS_ROLLOUT__PUBLIC_KEY=public,
+        ECOLENS_ROLLOUT__DIR=str(tmp_path / "models"),
+        ECOLENS_AUDIT__ENABLED="false",
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: bool(states), timeout=60), (tmp_path / "daemon.log").read_text()[-2000:]
+        proc = subprocess.run(
+            [sys.executable, "-m", "ecolens.cli", "rollout", str(newer), "--devices", "bin-1", "--key",
+             str(tmp_path / "k" / "rollout.key"), "--broker",
+             f"mqtt://ecolens-rollout:{PASSWORDS['ecolens-rollout']}@127.0.0.1:{broker.plain_port}"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "21 chunks" in proc.stdout, proc.stdout
+        assert wait_until(lambda: states[-1]["running"]["sha256"] == file_sha256(newer), timeout=60), states[
+            -1
+        ]
+        assert states[-1]["last_event"]["event"] == "installed"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+        watcher.loop_stop()
+        watcher.disconnect()
+    assert "oversize" not in (broker.root / "mosquitto.log").read_text()

@@ -1,7 +1,7 @@
 """The whole field loop with real processes: two bins (daemons on the synthetic "other camera"
 frames) send samples through a real Mosquitto to the aggregator; every sample is labelled through
 the labelling API; `samples export` -> `adapt` -> `convert` make a new model; `rollout` puts it on
-a canary, watches it against the other bin and promotes it to both.
+two canaries of four bins, watches each against the other bins and promotes it to all.
 
 The bins run the previous reference model 1.0.0, which this camera defeats: the shipped 2.0.0
 was trained against this very shift and gains only ~0.02 from adapting (tests/test_adapt.py)."""
@@ -159,19 +159,21 @@ def test_samples_labels_adapt_convert_canary_promote(tmp_path, mosquitto):
         aggregator.wait(30)
         recorder.close()
 
-    # 4. Canary first, compared with the other bin, then everyone.
+    # 4. Canaries first (two, each one vote), compared with the other bins, then everyone.
     key_dir = tmp_path / "keys"
     assert ecolens("rollout", "keygen", "--out", str(key_dir)).returncode == 0
     public = (key_dir / "rollout.pub").read_text().strip()
     states = States(mosquitto.port)
     database = tmp_path / "fleet.db"
     aggregator = start_aggregator(tmp_path / "aggregate-2.log", mosquitto.url, database, None, "--no-http")
-    bins = [start_bin(tmp_path, mosquitto.url, base_model, name, public) for name in ("bin-01", "bin-02")]
+    names = ("bin-01", "bin-02", "bin-03", "bin-04")
+    bins = [start_bin(tmp_path, mosquitto.url, base_model, name, public) for name in names]
     try:
-        for name in ("bin-01", "bin-02"):
+        for name in names:
             states.wait_for(name, lambda s: s["running"]["version"] == base_version)
         proc = ecolens(
-            "rollout", str(tflite), "--canary", "50%", "--window", "25", "--min-results", "5",
+            "rollout", str(tflite), "--canary", "50%", "--min-canaries", "2", "--window", "25",
+            "--min-results", "5",
             "--max-share-delta", "0.5", "--watch", "--promote", "--database", f"sqlite:///{database}",
             "--broker", mosquitto.url, "--key", str(key_dir / "rollout.key"),
         )  # fmt: skip
@@ -179,7 +181,7 @@ def test_samples_labels_adapt_convert_canary_promote(tmp_path, mosquitto):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "promoted" in proc.stdout
         adapted_version = later_version(base_version)
-        for name in ("bin-01", "bin-02"):
+        for name in names:
             state = states.wait_for(name, lambda s: s["running"]["version"] == adapted_version)
             assert state["previous"]["version"] == base_version
     finally:

@@ -64,7 +64,7 @@ def test_an_older_schema_is_upgraded_in_place(database_url, monkeypatch):
     old.close()
     monkeypatch.undo()
     upgraded = open_database(database_url)
-    assert current_version(upgraded) == SCHEMA_VERSION == 8
+    assert current_version(upgraded) == SCHEMA_VERSION == 9
     assert upgraded.query("SELECT event_id, seq FROM results") == [("kept", None)]
     upgraded.close()
 
@@ -84,6 +84,7 @@ def test_a_rollout_recorded_before_errors_were_compared_gets_the_default(databas
     upgraded = open_database(database_url)
     loaded = load_rollout(upgraded, "r0")
     assert loaded is not None and loaded.max_error_delta == StagedRollout.max_error_delta == 0.1
+    assert loaded.min_canaries == StagedRollout.min_canaries == 3  # NULL before version 9
     upgraded.close()
 
 

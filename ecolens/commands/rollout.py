@@ -76,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.1,
         help="error rate the canary may add: times offline per result plus error (0.1)",
     )
+    parser.add_argument(
+        "--min-canaries",
+        type=int,
+        default=3,
+        help="canary bins that must answer with the new model before the aggregator judges it healthy (3)",
+    )
     parser.add_argument("--out", type=Path, help="keygen: folder for rollout.key and rollout.pub")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run_rollout)
@@ -85,59 +91,131 @@ def run_rollout(args: argparse.Namespace) -> int:
     if args.target == "keygen":
         return keygen(args)
     config = _fleet_config(args)
-    from ecolens.fleet.rollout.publish import collect_states, publish_model, publish_rollback
-    from ecolens.fleet.rollout.states import pick_canaries
-
-    prefix = config.subscriber.prefix
     if args.target == "status":
         return status(args, config)
     key = private_key(args)
     devices = split_devices(args.devices)
     if args.target == "rollback":
-        if not devices:
-            raise EcoLensError("rollback needs --devices")
-        states = collect_states(config.mqtt, prefix)
-        publish_rollback(config.mqtt, prefix, states, devices, key)
-        print(f"rollback sent to {', '.join(devices)}")
-        return 0
+        return rollback(config, devices, key)
     model = Path(args.target)
     if not model.is_file():
         raise EcoLensError(f"model file not found: {model} (or use keygen, status, rollback)")
     if bool(devices) == bool(args.canary):
         raise EcoLensError("give exactly one of --devices and --canary")
-    from ecolens.core.classifier import file_sha256
+    return push(args, config, model, devices, key)
 
+
+def push(args: argparse.Namespace, config, model: Path, devices: list[str], key) -> int:  # noqa: ANN001
+    """Sign and publish the model for the bins (or the canaries), record it as their current
+    manifest, and for a canary hand it to the aggregator."""
+    from ecolens.core.classifier import file_sha256
+    from ecolens.fleet.rollout.current import record_manifests, revoked_by
+    from ecolens.fleet.rollout.publish import collect_states, publish_model
+    from ecolens.fleet.rollout.states import pick_canaries
+
+    prefix, ttl_s = config.subscriber.prefix, config.rollout.manifest_ttl_s
     sha256 = file_sha256(model)
-    states = collect_states(config.mqtt, prefix)
-    if args.canary:
-        devices = pick_canaries(list(states), percent(args.canary), sha256)
-    started = time.monotonic()
-    manifests = publish_model(config.mqtt, prefix, model, devices, key)
-    print(
-        f"model {manifests[0].name} {manifests[0].version} ({sha256[:12]}, {manifests[0].chunks} chunks) "
-        f"signed for {', '.join(devices)} in {time.monotonic() - started:.1f} s",
-        flush=True,
-    )
-    if not args.canary:
-        return 0
-    record_canary(args, config, manifests[0], devices)
-    if not args.watch:
-        print(f"the aggregator watches the canary for {args.window:.0f} s (ecolens rollout status)")
-        return 0
-    decided = wait_for_verdict(config, manifests[0].rollout_id, args.window)
-    print(json.dumps({"state": decided.state, **(decided.verdict or {})}, indent=2), flush=True)
-    if decided.state != "healthy":
-        done = (
-            "rolled back" if decided.state == "rolled_back" else "NOT rolled back (see the aggregator's log)"
+    database = optional_database(config)
+    try:
+        if database is not None and (rollout_id := revoked_by(database, sha256)) is not None:
+            raise EcoLensError(
+                f"model {sha256[:12]} was rolled back (rollout {rollout_id}); it is never pushed again"
+            )
+        states = collect_states(config.mqtt, prefix)
+        if args.canary:
+            devices = pick_canaries(list(states), percent(args.canary), sha256)
+            if len(devices) < args.min_canaries:
+                print(
+                    f"only {len(devices)} canary bins (< --min-canaries {args.min_canaries}): the aggregator "
+                    "may roll them back but will not judge them healthy",
+                    file=sys.stderr,
+                )
+        started = time.monotonic()
+        manifests = publish_model(config.mqtt, prefix, model, devices, key, ttl_s)
+        print(
+            f"model {manifests[0].name} {manifests[0].version} ({sha256[:12]}, {manifests[0].chunks} chunks) "
+            f"signed for {', '.join(devices)} in {time.monotonic() - started:.1f} s",
+            flush=True,
         )
-        print(f"canary worse than the rest: {done} {', '.join(devices)}", file=sys.stderr)
-        return 1
-    if args.promote:
-        others = [d for d in states if d not in devices]
-        if others:
-            publish_model(config.mqtt, prefix, model, others, key)
-        print(f"canary healthy: promoted to {', '.join(others) or 'no other bins'}")
-    return 0
+        if database is not None:
+            record_manifests(database, manifests)
+        if not args.canary:
+            return 0
+        record_canary(args, config, manifests[0], devices)
+        if not args.watch:
+            print(f"the aggregator watches the canary for {args.window:.0f} s (ecolens rollout status)")
+            return 0
+        decided = wait_for_verdict(config, manifests[0].rollout_id, args.window)
+        print(json.dumps({"state": decided.state, **(decided.verdict or {})}, indent=2), flush=True)
+        if decided.state != "healthy":
+            done = {
+                "rolled_back": "rolled back",
+                "inconclusive": "inconclusive, NOT promoted",
+            }.get(decided.state, "NOT rolled back (see the aggregator's log)")
+            print(f"canary not judged healthy: {done} {', '.join(devices)}", file=sys.stderr)
+            return 1
+        if args.promote:
+            others = [d for d in states if d not in devices]
+            if others:
+                promoted = publish_model(config.mqtt, prefix, model, others, key, ttl_s)
+                if database is not None:
+                    record_manifests(database, promoted)
+            print(f"canary healthy: promoted to {', '.join(others) or 'no other bins'}")
+        return 0
+    finally:
+        if database is not None:
+            database.close()
+
+
+def rollback(config, devices: list[str], key) -> int:  # noqa: ANN001
+    """A signed rollback to each bin, online or not, revoking the model its current manifest
+    installed; a bin already rolled back, or with nothing to go back to, gets nothing (one line)."""
+    from ecolens.fleet.rollout.current import record_manifests, revoke, rollback_target
+    from ecolens.fleet.rollout.publish import collect_states, publish_rollback
+
+    if not devices:
+        raise EcoLensError("rollback needs --devices")
+    prefix = config.subscriber.prefix
+    states = collect_states(config.mqtt, prefix)
+    database = optional_database(config)
+    try:
+        models = {}
+        for device in devices:
+            model, why = rollback_target(database, device, states.get(device))
+            if model is None:
+                print(f"{device}: {why}; nothing sent")
+            else:
+                models[device] = model
+        if not models:
+            return 0
+        manifests = publish_rollback(config.mqtt, prefix, models, key, config.rollout.manifest_ttl_s)
+        if database is not None:
+            record_manifests(database, manifests)
+            for model in set(models.values()):
+                revoke(database, model.sha256, manifests[0].rollout_id, int(time.time() * 1000))
+        print(
+            "rollback sent to "
+            + ", ".join(f"{d} (revokes {m.version} {m.sha256[:12]})" for d, m in models.items())
+        )
+        return 0
+    finally:
+        if database is not None:
+            database.close()
+
+
+def optional_database(config):  # noqa: ANN001, ANN201
+    """The fleet database where it exists (current manifests, revoked models); None with one line."""
+    from ecolens.fleet.storage import open_database
+
+    try:
+        return open_database(config.storage.url, create=False)
+    except EcoLensError as exc:
+        print(
+            f"manifests not recorded in the fleet database ({exc}): no aggregator re-signs them, "
+            f"so they expire in {config.rollout.manifest_ttl_s:.0f} s",
+            file=sys.stderr,
+        )
+        return None
 
 
 def status(args: argparse.Namespace, config) -> int:  # noqa: ANN001
@@ -177,8 +255,8 @@ def record_canary(args: argparse.Namespace, config, manifest, devices: list[str]
     from ecolens.fleet.canary.records import StagedRollout, record_rollout
     from ecolens.fleet.storage import open_database
 
-    if args.window <= 0 or args.min_results < 1:
-        raise EcoLensError("--window and --min-results must be positive")
+    if args.window <= 0 or args.min_results < 1 or args.min_canaries < 1:
+        raise EcoLensError("--window, --min-results and --min-canaries must be positive")
     database = open_database(config.storage.url, create=False)
     try:
         record_rollout(
@@ -195,6 +273,7 @@ def record_canary(args: argparse.Namespace, config, manifest, devices: list[str]
                 max_share_delta=args.max_share_delta,
                 max_uncertain_delta=args.max_uncertain_delta,
                 max_error_delta=args.max_error_delta,
+                min_canaries=args.min_canaries,
             ),
         )
     finally:

@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ecolens.edge.daemon.config.rollout import RolloutSection
 
 log = logging.getLogger("ecolens.daemon.rollout")
 STATE_FILE = "rollout-state.json"
+MAX_REVOKED = 64  # rolled-back models a bin remembers (never installed again)
 
 
 def chunks_cover(manifest: Manifest) -> bool:
@@ -82,7 +84,7 @@ class ModelUpdater:
         try:
             return json.loads((self.folder / STATE_FILE).read_text())
         except (OSError, ValueError):
-            return {"serial": 0, "active": None, "previous": None, "last_event": None}
+            return {"serial": 0, "active": None, "previous": None, "last_event": None, "revoked": []}
 
     def _write_state(self) -> None:
         tmp = self.folder / f".{STATE_FILE}.tmp"
@@ -166,27 +168,33 @@ class ModelUpdater:
             self._event("refused", str(exc))
             return
         if manifest is None:
-            return  # the manifest this bin already applied, seen again on reconnect
+            return  # the manifest this bin already applied, seen again on reconnect or re-signed
+        try:
+            self.acceptable(manifest)
+        except RolloutError as exc:
+            self._event("refused", str(exc), manifest)  # its serial is kept: nothing older after it
+            return
         if manifest.action == "rollback":
-            previous = self.state.get("previous") or {}
-            path = Path(previous.get("path", ""))
-            if previous.get("sha256") != manifest.sha256 or not path.is_file():
-                self._event("refused", "rollback target is not this bin's previous model", manifest)
-                return
-            self._install_file(manifest, path)
+            self._roll_back(manifest)
             return
         existing = self.folder / f"{manifest.sha256}.tflite"
         if existing.is_file() and file_sha256(existing) == manifest.sha256:
-            self._install_file(manifest, existing)
+            self._install_file(manifest, existing, manifest.sha256, manifest.version)
             return
-        if self.pending is not None:
-            self._client().unsubscribe(chunk_filter(self.prefix, self.pending.sha256))
+        self._cancel_fetch()
         self.pending, self.chunks = manifest, {}
         log.info("fetching model %s (%d chunks)", manifest.sha256[:12], manifest.chunks)
         self._client().subscribe(chunk_filter(self.prefix, manifest.sha256), qos=1)
 
+    def _cancel_fetch(self) -> None:
+        if self.pending is not None:
+            self._client().unsubscribe(chunk_filter(self.prefix, self.pending.sha256))
+        self.pending, self.chunks = None, {}
+
     def check(self, payload: bytes) -> Manifest | None:
-        """The manifest if this bin must act on it; None if already applied; else RolloutError."""
+        """The manifest if it is signed, for this bin, newer than every one it saw and not
+        expired; None if already seen (a reconnect, or the same manifest re-signed before it
+        expired); else RolloutError."""
         manifest = verify(payload, self.public_key)
         if manifest.device_id != self.device_id:
             raise RolloutError(f"manifest is for {manifest.device_id!r}, not this bin")
@@ -195,17 +203,54 @@ class ModelUpdater:
             return None
         if manifest.serial < serial:
             raise RolloutError(f"replayed manifest (serial {manifest.serial} <= {serial})")
+        manifest.check_fresh(int(time.time() * 1000), int(self.settings.max_clock_skew_s * 1000))
+        return manifest
+
+    def acceptable(self, manifest: Manifest) -> None:
+        """RolloutError when this bin must not do what a fresh manifest asks."""
+        if manifest.action == "rollback":
+            return
+        if manifest.sha256 in self.revoked():
+            raise RolloutError(f"model {manifest.sha256[:12]} was rolled back on this bin (revoked)")
         if manifest.size > self.settings.max_model_mb * 1024 * 1024:
             raise RolloutError(f"model of {manifest.size} bytes is over max_model_mb")
-        if manifest.action == "install" and not chunks_cover(manifest):
+        if not chunks_cover(manifest):
             raise RolloutError(
                 f"manifest's {manifest.chunks} chunks of {manifest.chunk_bytes} bytes do not make "
                 f"{manifest.size} bytes"
             )
         running = self.current().metadata.version
-        if manifest.action == "install" and version_key(manifest.version) <= version_key(running):
+        if version_key(manifest.version) <= version_key(running):
             raise RolloutError(f"version {manifest.version} is not newer than the running {running}")
-        return manifest
+
+    def revoked(self) -> list[str]:
+        return list(self.state.get("revoked") or [])
+
+    def _roll_back(self, manifest: Manifest) -> None:
+        """A rollback revokes the model it names: never installed here again, and left for the
+        previous model when running. A bin that does not run it (offline during the rollout,
+        or it refused it) only records the revocation; the manifest supersedes the retained
+        install, so it never fetches the model either."""
+        self.state["revoked"] = ([s for s in self.revoked() if s != manifest.sha256] + [manifest.sha256])[
+            -MAX_REVOKED:
+        ]
+        if self.pending is not None and self.pending.sha256 == manifest.sha256:
+            self._cancel_fetch()
+        if self.current().sha256 != manifest.sha256:
+            reason = f"model {manifest.sha256[:12]} ({manifest.version}) revoked; this bin does not run it"
+            self._event("revoked", reason, manifest)
+            return
+        previous = self.state.get("previous") or {}
+        path = Path(previous.get("path", ""))
+        if (
+            not previous
+            or previous.get("sha256") in self.revoked()
+            or not path.is_file()
+            or file_sha256(path) != previous.get("sha256")
+        ):
+            self._event("refused", "no previous model to roll back to", manifest)
+            return
+        self._install_file(manifest, path, previous["sha256"], previous["version"])
 
     def _install_bytes(self, manifest: Manifest, data: bytes) -> None:
         if len(data) != manifest.size or hashlib.sha256(data).hexdigest() != manifest.sha256:
@@ -215,27 +260,32 @@ class ModelUpdater:
         tmp = path.with_suffix(".part")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        self._install_file(manifest, path)
+        self._install_file(manifest, path, manifest.sha256, manifest.version)
 
-    def _install_file(self, manifest: Manifest, path: Path) -> None:
+    def _install_file(self, manifest: Manifest, path: Path, sha256: str, version: str) -> None:
+        """Load and swap in ``path`` (the manifest's model, or for a rollback the previous one);
+        a rollback keeps no previous model, so a second one cannot return to the revoked one."""
         try:
             classifier = self.load(path)
         except EcoLensError as exc:
             self._event("refused", f"model does not load: {exc}", manifest)
             return
-        if classifier.metadata.version != manifest.version:
+        if classifier.metadata.version != version:
             self._event("refused", "model metadata version differs from the manifest", manifest)
             return
         running = self.current()
         self.install(classifier)
-        self.state["previous"] = {
-            "path": str(running.path),
-            "sha256": running.sha256,
-            "version": running.metadata.version,
-        }
-        self.state["active"] = {"path": str(path), "sha256": manifest.sha256, "version": manifest.version}
+        if manifest.action == "install":
+            self.state["previous"] = {
+                "path": str(running.path),
+                "sha256": running.sha256,
+                "version": running.metadata.version,
+            }
+        else:
+            self.state["previous"] = None
+        self.state["active"] = {"path": str(path), "sha256": sha256, "version": version}
         self._event("installed" if manifest.action == "install" else "rolled_back", None, manifest)
-        self._prune(keep={manifest.sha256, self.state["previous"]["sha256"]})
+        self._prune(keep={sha256, *([self.state["previous"]["sha256"]] if self.state["previous"] else [])})
 
     def _prune(self, keep: set[str]) -> None:
         """Only the running and the previous model stay on disk."""
@@ -244,8 +294,10 @@ class ModelUpdater:
                 path.unlink(missing_ok=True)
 
     def _event(self, event: str, reason: str | None, manifest: Manifest | None = None) -> None:
-        if manifest is not None and event != "refused":
-            self.state["serial"] = manifest.serial
+        """Record, log (one line) and report what happened; a manifest's serial is kept even when
+        it was refused for what it asks, so no older manifest is accepted after it."""
+        if manifest is not None:
+            self.state["serial"] = max(int(self.state.get("serial", 0)), manifest.serial)
         self.state["last_event"] = {
             "event": event,
             "reason": reason,

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecolens.core.wire import OFFLINE
-from ecolens.fleet.rollout.statistics import GroupFigures
+from ecolens.fleet.rollout.statistics import BinFigures, Thresholds
 from ecolens.fleet.storage.database import Database
 
 WATCHING = "watching"
 HEALTHY = "healthy"
 ROLLED_BACK = "rolled_back"
-WORSE_NOT_ROLLED_BACK = "worse"  # judged worse, but no key (or no bin to roll back): an operator acts
-STATES = (WATCHING, HEALTHY, ROLLED_BACK, WORSE_NOT_ROLLED_BACK)
+WORSE_NOT_ROLLED_BACK = "worse"  # judged worse, but no key, or one bin could decide it: an operator acts
+INCONCLUSIVE = "inconclusive"  # not worse, but too few canaries or one bin could decide it: not promoted
+STATES = (WATCHING, HEALTHY, ROLLED_BACK, WORSE_NOT_ROLLED_BACK, INCONCLUSIVE)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class StagedRollout:
     max_share_delta: float = 0.25
     max_uncertain_delta: float = 0.15
     max_error_delta: float = 0.1
+    min_canaries: int = Thresholds.min_canaries
     state: str = WATCHING
     decided_ms: int | None = None
     verdict: dict[str, Any] | None = None
@@ -42,10 +44,21 @@ class StagedRollout:
     def ends_ms(self) -> int:
         return self.started_ms + int(self.window_s * 1000)
 
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            self.min_results,
+            self.max_share_delta,
+            self.max_uncertain_delta,
+            self.max_error_delta,
+            self.min_canaries,
+        )
+
 
 COLUMNS = (
     "rollout_id, model_sha256, model_name, model_version, canaries, started_ms, window_s, "
-    "min_results, max_share_delta, max_uncertain_delta, state, decided_ms, verdict, max_error_delta"
+    "min_results, max_share_delta, max_uncertain_delta, state, decided_ms, verdict, max_error_delta, "
+    "min_canaries"
 )
 
 
@@ -53,7 +66,7 @@ def record_rollout(database: Database, rollout: StagedRollout) -> None:
     """What the aggregator will supervise (written by the rollout command)."""
     with database.transaction():
         database.execute(
-            f"INSERT INTO rollouts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO rollouts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 rollout.rollout_id,
                 rollout.sha256,
@@ -69,6 +82,7 @@ def record_rollout(database: Database, rollout: StagedRollout) -> None:
                 None,
                 None,
                 rollout.max_error_delta,
+                rollout.min_canaries,
             ),
         )
 
@@ -90,6 +104,7 @@ def _from_row(row: tuple[Any, ...]) -> StagedRollout:
         verdict=None if row[12] is None else json.loads(row[12]),
         # NULL: recorded before errors were compared; they are judged with the default
         max_error_delta=StagedRollout.max_error_delta if row[13] is None else float(row[13]),
+        min_canaries=StagedRollout.min_canaries if row[14] is None else int(row[14]),
     )
 
 
@@ -156,32 +171,34 @@ def reopen(database: Database, rollout_id: str, state: str) -> None:
         )
 
 
-def group_figures(
+def bin_figures(
     database: Database, rollout: StagedRollout, until_ms: int
-) -> tuple[GroupFigures, GroupFigures]:
-    """(canary, rest): the canaries' results from the new model, every other bin's results,
-    seen since the rollout started, and each group's errors: the times its bins went offline in
-    that time. That is the one error bins report on a topic the aggregator stores: the daemon
-    says ``offline`` when it stops, also after a crash (a model whose inference fails), and the
-    broker sends its last will when it is killed or loses the network."""
-    canary, rest = GroupFigures(), GroupFigures()
+) -> tuple[dict[str, BinFigures], dict[str, BinFigures]]:
+    """(canaries, rest), per bin, seen since the rollout started: each canary's results stamped
+    with the new model (a canary that never ran it sends none: no evidence), every other bin's
+    results, and each bin's errors: the times it went offline. That is the one error bins report
+    on a topic the aggregator stores: the daemon says ``offline`` when it stops, also after a
+    crash (a model whose inference fails), and the broker sends its last will when it is killed
+    or loses the network. Every canary is listed, also a silent one."""
+    canaries = {device: BinFigures() for device in rollout.canaries}
+    rest: dict[str, BinFigures] = {}
     rows = database.query(
         "SELECT device_id, model_sha256, label, uncertain, COUNT(*) FROM results "
         "WHERE seen_ms >= ? AND seen_ms <= ? GROUP BY device_id, model_sha256, label, uncertain",
         (rollout.started_ms, until_ms),
     )
-    canaries = set(rollout.canaries)
     for device, sha256, label, uncertain, count in rows:
         if device in canaries:
             if sha256 == rollout.sha256:
-                canary.add_many(device, label, bool(uncertain), int(count))
+                canaries[device].add_many(label, bool(uncertain), int(count))
         else:
-            rest.add_many(device, label, bool(uncertain), int(count))
+            rest.setdefault(device, BinFigures()).add_many(label, bool(uncertain), int(count))
     offline = database.query(
         "SELECT device_id, COUNT(*) FROM status_events "
         "WHERE status = ? AND at_ms >= ? AND at_ms <= ? GROUP BY device_id",
         (OFFLINE, rollout.started_ms, until_ms),
     )
     for device, count in offline:
-        (canary if device in canaries else rest).errors += int(count)
-    return canary, rest
+        figures = canaries[device] if device in canaries else rest.setdefault(device, BinFigures())
+        figures.errors += int(count)
+    return canaries, rest

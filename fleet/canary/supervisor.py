@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecolens.core.mqtt import BrokerSection
-from ecolens.fleet.canary.judging import judge_rollout, rollback_targets
+from ecolens.fleet.canary.judging import judge_rollout
 from ecolens.fleet.canary.records import (
     HEALTHY,
+    INCONCLUSIVE,
     ROLLED_BACK,
     WATCHING,
     WORSE_NOT_ROLLED_BACK,
@@ -31,6 +32,7 @@ from ecolens.fleet.canary.records import (
     load_rollouts,
     reopen,
 )
+from ecolens.fleet.rollout.statistics import WORSE, CanaryVerdict
 from ecolens.fleet.storage.database import Database
 
 log = logging.getLogger("ecolens.fleet.canary")
@@ -45,6 +47,8 @@ class CanaryStats:
     healthy: int = 0
     rolled_back: int = 0
     worse_not_rolled_back: int = 0
+    inconclusive: int = 0
+    refreshed: int = 0  # manifests re-signed before they expired
     errors: int = 0
     last_decision: dict[str, Any] | None = None
     signing_key: bool = False
@@ -67,6 +71,7 @@ class CanarySupervisor:
         private_key: Any | None,
         interval_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        manifest_ttl_s: float = 86400.0,
     ) -> None:
         self.database_factory = database_factory
         self.broker = broker
@@ -74,6 +79,7 @@ class CanarySupervisor:
         self.private_key = private_key
         self.interval_s = interval_s
         self.clock = clock
+        self.manifest_ttl_s = manifest_ttl_s
         self.stats = CanaryStats(signing_key=private_key is not None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,38 +120,49 @@ class CanarySupervisor:
             verdict = judge_rollout(database, rollout, now_ms)
             if verdict is not None:
                 self._act(database, rollout, verdict, now_ms)
+        if self.private_key is not None:
+            from ecolens.fleet.rollout.current import refresh_manifests
 
-    def _act(self, database: Database, rollout: StagedRollout, verdict: Any, now_ms: int) -> None:
+            fresh = refresh_manifests(
+                database, self.broker, self.prefix, self.private_key, self.manifest_ttl_s, now_ms
+            )
+            self.stats.refreshed += len(fresh)
+            if fresh:
+                log.info("re-signed %d current manifests before they expire", len(fresh))
+
+    def _act(self, database: Database, rollout: StagedRollout, verdict: CanaryVerdict, now_ms: int) -> None:
         record = {
             "healthy": verdict.healthy,
+            "outcome": verdict.outcome,
+            "decisive": verdict.decisive,
             "reasons": verdict.reasons,
             "canary": verdict.canary,
             "rest": verdict.rest,
         }
         canaries = ", ".join(rollout.canaries)
         described = f"rollout {rollout.rollout_id} ({rollout.name} {rollout.version} on {canaries})"
-        if verdict.healthy:
-            if decide(database, rollout.rollout_id, HEALTHY, record, now_ms):
-                self.stats.healthy += 1
-                self._remember(rollout, HEALTHY, record)
-                log.info("canary healthy: %s; promote it with ecolens rollout --devices", described)
+        if verdict.outcome != WORSE:
+            state = HEALTHY if verdict.promotable else INCONCLUSIVE
+            if decide(database, rollout.rollout_id, state, record, now_ms):
+                self._remember(rollout, state, record)
+                if state == HEALTHY:
+                    self.stats.healthy += 1
+                    log.info("canary healthy: %s; promote it with ecolens rollout --devices", described)
+                else:
+                    self.stats.inconclusive += 1
+                    log.warning(
+                        "canary inconclusive, not promoted: %s: %s", described, "; ".join(verdict.reasons)
+                    )
             return
-        states: dict[str, dict[str, Any]] = {}
-        targets: list[str] = []
-        if self.private_key is not None:
-            from ecolens.fleet.rollout.publish import collect_states  # MQTT only when acting
-
-            states = collect_states(self.broker, self.prefix)
-            targets = rollback_targets(rollout, states)
+        # Every canary, online or not: the signed rollback supersedes its retained install.
+        targets = list(rollout.canaries) if self.private_key is not None and verdict.decisive else []
         state = ROLLED_BACK if targets else WORSE_NOT_ROLLED_BACK
         record["rolled_back"] = targets
         if not decide(database, rollout.rollout_id, state, record, now_ms):
             return  # another aggregator decided first
         if targets:
-            from ecolens.fleet.rollout.publish import publish_rollback
-
             try:
-                publish_rollback(self.broker, self.prefix, states, targets, self.private_key)
+                self._roll_back(database, rollout, targets, now_ms)
             except Exception:
                 reopen(database, rollout.rollout_id, state)  # judged again next tick
                 raise
@@ -155,7 +172,7 @@ class CanarySupervisor:
             )
         else:
             self.stats.worse_not_rolled_back += 1
-            why = "no rollout.key_file configured" if self.private_key is None else "no canary runs it"
+            why = "no rollout.key_file configured" if self.private_key is None else "one bin could decide it"
             log.error(
                 "canary worse than the rest, NOT rolled back (%s): %s: %s; "
                 "run: ecolens rollout rollback --devices %s",
@@ -165,6 +182,18 @@ class CanarySupervisor:
                 ",".join(rollout.canaries),
             )
         self._remember(rollout, state, record)
+
+    def _roll_back(self, database: Database, rollout: StagedRollout, targets: list[str], now_ms: int) -> None:
+        """Revoke the rollout's model on every canary with a signed, retained rollback."""
+        from ecolens.fleet.rollout.current import record_manifests, revoke
+        from ecolens.fleet.rollout.publish import ModelRef, publish_rollback
+
+        revoke(database, rollout.sha256, rollout.rollout_id, now_ms)
+        model = ModelRef(rollout.sha256, rollout.name, rollout.version)
+        manifests = publish_rollback(
+            self.broker, self.prefix, {d: model for d in targets}, self.private_key, self.manifest_ttl_s
+        )
+        record_manifests(database, manifests)
 
     def _remember(self, rollout: StagedRollout, state: str, record: dict[str, Any]) -> None:
         self.stats.last_decision = {"rollout_id": rollout.rollout_id, "state": state, **record}

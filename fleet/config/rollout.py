@@ -19,3 +19,11 @@ class FleetRolloutSection(Section):
     check_interval_s: float = Field(
         5.0, gt=0, le=3600, description="how often canaries are compared with the rest of the fleet"
     )
+    manifest_ttl_s: float = Field(
+        86400.0,
+        ge=2,
+        le=30 * 86400,
+        description="how long a signed manifest is valid; the aggregator with key_file re-signs the "
+        "current ones at half this age. A bin offline while a newer model was pushed can be handed "
+        "the older one (a freeze) for at most this long",
+    )

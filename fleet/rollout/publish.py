@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,21 @@ def publish_signed(
     return manifests
 
 
+def expiry_ms(ttl_s: float) -> int:
+    return time.time_ns() // 1_000_000 + int(ttl_s * 1000)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The model a rollback revokes."""
+
+    sha256: str
+    name: str
+    version: str
+
+
 def publish_model(
-    broker: BrokerSection, prefix: str, model: Path, devices: Iterable[str], private_key: Any
+    broker: BrokerSection, prefix: str, model: Path, devices: Iterable[str], private_key: Any, ttl_s: float
 ) -> list[Manifest]:
     """Chunks once (retained, shared by every bin), then one signed manifest per bin."""
     metadata = read_metadata(model)  # refuses a file the bins could not load anyway
@@ -103,6 +117,7 @@ def publish_model(
                 fetch=model_fetch(prefix, sha256),
                 issued=issued,
                 rollout_id=rollout_id,
+                expires_ms=expiry_ms(ttl_s),
             ),
         )
     finally:
@@ -110,38 +125,32 @@ def publish_model(
 
 
 def publish_rollback(
-    broker: BrokerSection,
-    prefix: str,
-    states: dict[str, dict[str, Any]],
-    devices: Iterable[str],
-    private_key: Any,
+    broker: BrokerSection, prefix: str, models: dict[str, ModelRef], private_key: Any, ttl_s: float
 ) -> list[Manifest]:
-    """Tell each bin to go back to the previous model it kept (named by its reported state)."""
+    """A signed rollback per bin, retained: it revokes the model named for that bin, and
+    supersedes the retained install, so a bin that is offline now never installs it either."""
     serial, rollout_id, issued = new_serial(), uuid.uuid4().hex[:12], utc_timestamp()
-    devices = list(devices)
-    for device in devices:
-        if not (states.get(device) or {}).get("previous"):
-            raise EcoLensError(f"{device} reports no previous model to roll back to")
     connection = Connection(broker, "rollback")
     try:
         return publish_signed(
             connection,
             prefix,
-            devices,
+            list(models),
             private_key,
             lambda device: Manifest(
                 device_id=device,
                 serial=serial,
                 action="rollback",
-                name=str((states[device].get("running") or {}).get("name", "")),
-                version=str(states[device]["previous"]["version"]),
-                sha256=str(states[device]["previous"]["sha256"]),
+                name=models[device].name,
+                version=models[device].version,
+                sha256=models[device].sha256,
                 size=0,
                 chunks=0,
                 chunk_bytes=CHUNK_BYTES,
                 fetch="",
                 issued=issued,
                 rollout_id=rollout_id,
+                expires_ms=expiry_ms(ttl_s),
             ),
         )
     finally:

@@ -95,6 +95,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 8: the highest seq of a bin's results deleted by [storage] keep_results_days: numbers up to
     # it are not counted as missing (NULL: none deleted)
     ("ALTER TABLE devices ADD COLUMN pruned_seq BIGINT",),
+    # 9: the signed manifest each bin should hold now (the aggregator re-signs it before it
+    # expires), the models rolled back (never pushed again), and the canary bins a rollout needs
+    # before it is promoted (NULL: recorded before, judged with the default)
+    (
+        """CREATE TABLE manifests (
+            device_id TEXT PRIMARY KEY,
+            serial BIGINT NOT NULL,
+            action TEXT NOT NULL,
+            model_sha256 TEXT NOT NULL,
+            expires_ms BIGINT NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        """CREATE TABLE revoked_models (
+            model_sha256 TEXT PRIMARY KEY,
+            rollout_id TEXT NOT NULL,
+            at_ms BIGINT NOT NULL
+        )""",
+        "ALTER TABLE rollouts ADD COLUMN min_canaries INTEGER",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

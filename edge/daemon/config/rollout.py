@@ -18,7 +18,14 @@ class RolloutSection(Section):
     dir: Path | None = Field(
         None, description="where received models are kept; default: $STATE_DIRECTORY/models"
     )
-    max_model_mb: float = Field(64.0, gt=0, description="larger announced models are refused")
+    max_model_mb: float = Field(64.0, gt=0, le=64, description="larger announced models are refused")
+    max_clock_skew_s: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description="a manifest is refused once it expired this long ago: how far this bin's clock "
+        "(NTP) may lag the fleet server's",
+    )
 
     @property
     def enabled(self) -> bool:

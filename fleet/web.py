@@ -15,7 +15,7 @@ from typing import Any
 from ecolens.core.errors import ConfigError
 from ecolens.core.http.errors import error_body
 from ecolens.core.http.keys import KeyStore
-from ecolens.core.http.webserver import BackgroundServer, require_keys
+from ecolens.core.http.webserver import BackgroundServer, json_errors, require_keys
 from ecolens.fleet.config.report import ReportSection
 from ecolens.fleet.report import VIEWS, build_bin_page, build_report
 from ecolens.fleet.storage.database import Database
@@ -49,6 +49,7 @@ def create_app(
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.json.sort_keys = False
     require_keys(app, keys or KeyStore(), "ecolens fleet")
+    json_errors(app)
 
     state: dict[str, Any] = {"db": None}
     lock = threading.Lock()

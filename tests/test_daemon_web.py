@@ -47,6 +47,12 @@ def test_state_frame_crops_and_metrics_over_http(running):
     crop = requests.get(f"{running.url}/crop/{newest['event_id']}.jpg", timeout=10)
     assert crop.status_code == 200 and cv2.imdecode(np.frombuffer(crop.content, np.uint8), 1) is not None
     assert requests.get(f"{running.url}/crop/nope.jpg", timeout=10).status_code == 404
+    # unknown paths and wrong methods: the one JSON error body, never Flask's HTML page
+    unknown = requests.get(f"{running.url}/no/such/page", timeout=10)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    wrong = requests.delete(f"{running.url}/api/state", timeout=10)
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in wrong.headers["Allow"] and "GET" in wrong.json()["error"]["message"]
 
     text = requests.get(f"{running.url}/metrics", timeout=10).text
     promtool_check(text)

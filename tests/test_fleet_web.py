@@ -120,6 +120,17 @@ def test_bad_queries_get_400_with_a_message(server, params, message):
         assert message in response.json()["error"]["message"]
 
 
+def test_unknown_paths_and_wrong_methods_get_the_json_error_body(server):
+    """Flask's own HTML error pages never reach a client: the body every EcoLens server sends."""
+    for path in ("/nope", "/api/nothing", "/static/missing.js"):
+        missing = requests.get(server + path, timeout=10)
+        assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/json"
+        assert missing.json() == {"error": {"code": "not_found", "message": "no such page or endpoint"}}
+    wrong = requests.post(f"{server}/api/report", timeout=10)
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert set(wrong.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
 def test_assets_are_served_locally(server):
     page = requests.get(server + "/", timeout=10).text
     assert "http://" not in page and "https://" not in page  # no CDN

@@ -4,6 +4,7 @@ dashboard's health line and the benchmark read. Updated from the MQTT and writer
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -26,6 +27,7 @@ class IngestStats:
     lag_s: float = 0.0  # age of the last batch's oldest message when it was committed
     last_message_ms: int | None = None  # when anything (result, status, stats) last arrived
     last_commit_ms: int | None = None  # when the last batch was committed: the data is as of then
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     stats_received: int = 0  # bins' stats messages (QoS 0, not in ``received`` nor ``lag``)
     stats_rejected: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)

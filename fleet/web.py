@@ -28,11 +28,12 @@ def describe_ingest(ingest: dict[str, Any], now_ms: int) -> dict[str, Any]:
     """The ingest counters plus readable times: ``last_message`` (anything from the broker),
     ``last_stored`` (the data is as of then) and ``silent`` (nothing for INGEST_SILENT_S)."""
     last = ingest.get("last_message_ms")
+    heard = last if last is not None else ingest.get("started_ms")  # just started: not silent yet
     return {
         **ingest,
         "last_message": iso(last),
         "last_stored": iso(ingest.get("last_commit_ms")),
-        "silent": last is None or now_ms - last > INGEST_SILENT_S * 1000,
+        "silent": heard is None or now_ms - heard > INGEST_SILENT_S * 1000,
     }
 
 

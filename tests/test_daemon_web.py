@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -68,6 +69,11 @@ def test_state_frame_crops_and_metrics_over_http(running):
     assert values[("ecolens_daemon_camera_state", (("state", "down"),))] == 0
     assert values[("ecolens_daemon_unqueued_total", ())] == 0
     assert values[("ecolens_daemon_queue_depth", ())] >= 0
+    # every bin series the Grafana dashboard draws is in this real scrape
+    dashboard = json.loads((Path(__file__).resolve().parents[1] / "docs" / "grafana-fleet.json").read_text())
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", []))
+    drawn = set(re.findall(r"\becolens_daemon_[a-z0-9_]+", exprs))
+    assert len(drawn) >= 8 and not drawn - {name for name, _ in values}, drawn - {name for name, _ in values}
     model_labels = [labels for (name, labels), _ in values.items() if name == "ecolens_daemon_model_info"]
     assert dict(model_labels[0])["version"] == state["model"]["version"]
 

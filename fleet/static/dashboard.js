@@ -96,12 +96,18 @@ function healthProblems(health) {
   if (out.length && ingest.last_error) out.push(ingest.last_error);
   return out;
 }
-function renderHealth(health) {
-  // One line: live or degraded, broker, writer, lag, last message, and what time the data is as of.
+function newestSeen(data) {
+  // The newest time any bin was heard from, in what the page shows (the data's own "as of").
+  const times = (data && data.status ? data.status : []).map((s) => s.last_seen).filter(Boolean);
+  return times.length ? times.reduce((a, b) => (ms(a) > ms(b) ? a : b)) : null;
+}
+function renderHealth(health, data) {
+  // One line: live or degraded, broker, writer, lag, last message, and what time the data is as of
+  // (the last batch this aggregator stored, else the newest time a bin was heard from).
   const bar = $("#health");
   const problems = healthProblems(health);
   const ingest = health.reachable ? health.ingest : null;
-  const asOf = ingest ? ingest.last_stored : health.now;
+  const asOf = (ingest && ingest.last_stored) || newestSeen(data) || (ingest ? null : health.now);
   const state = problems.length ? "degraded" : ingest ? "ok" : "report";
   bar.dataset.state = state;
   document.body.dataset.health = state;
@@ -114,7 +120,7 @@ function renderHealth(health) {
       `lag ${num(ingest.lag)} messages, ${ingest.lag_s.toFixed(1)} s`,
       `last message ${ingest.last_message ? ago(ingest.last_message) : "none yet"}`);
   }
-  parts.push(`data as of ${asOf ? clock(asOf) : "– (nothing stored since start)"}`);
+  parts.push(`data as of ${asOf ? clock(asOf) : "– (nothing stored yet)"}`);
   bar.textContent = parts.join(" · ");
   bar.title = asOf ? `data as of ${asOf}` : "";
   return state;
@@ -466,7 +472,7 @@ async function refresh() {
   const error = $("#error");
   const path = where.view === "bin" ? "api/bin/" + encodeURIComponent(where.device) : "api/report";
   const [health, data] = await Promise.all([getHealth(), getJson(path, params).catch((exc) => exc)]);
-  renderHealth(health); // first: the tiles read whether the page is degraded
+  renderHealth(health, data instanceof Error ? null : data); // first: the tiles read it
   if (data instanceof Error) {
     error.textContent = "Cannot load the report: " + data.message;
     error.hidden = false;

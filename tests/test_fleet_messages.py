@@ -130,7 +130,8 @@ def test_camera_reason_and_since_are_kept_and_anything_malformed_is_left_out():
     ("payload", "reason"),
     [(b"[1]", "not a JSON object"), (b'{"queue_depth": -1}', "out of range"),
      (b'{"queue_depth": 2.5}', "whole number"), (b'{"cpu_percent": true}', "not a number"),
-     (b'{"rss_mb": 1e400}', "out of range"), (b"\xff", "not UTF-8"), (b'{"a":' * 20 + b'1' + b'}' * 20, "deeper")],
+     (b'{"rss_mb": 1e400}', "out of range"), (b"\xff", "not UTF-8"),
+     (b'{"a":' * 20 + b"1" + b"}" * 20, "deeper")],
 )  # fmt: skip
 def test_hostile_stats_are_refused_with_a_reason(payload, reason):
     from ecolens.fleet.binstats import parse_stats

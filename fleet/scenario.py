@@ -140,7 +140,8 @@ class ScenarioBuilder:
             self.add(end + 2 * MINUTE_MS, status_topic(self.prefix, bin_.device_id), OFFLINE, retain=True)
             return
         if role == "stale":
-            self.results(bin_, item_times(rng, bin_, start, now - 3 * HOUR_MS))
+            silent = now - 3 * HOUR_MS - 5 * MINUTE_MS  # its last item: silent for 3 h
+            self.results(bin_, [*item_times(rng, bin_, start, silent - HOUR_MS), silent])
             return
         if role == "outage":  # offline for two hours; its queue sends what it saw on return
             down, up = now - 8 * HOUR_MS, now - 6 * HOUR_MS

@@ -126,6 +126,11 @@ def subscriptions(prefix: str, share_group: str | None) -> list[str]:
     return [results, status_topic(prefix, "+")]
 
 
+def stats_filter(prefix: str) -> str:
+    """Every bin's stats (QoS 0, not retained: the next one replaces a lost one)."""
+    return stats_topic(prefix, "+")
+
+
 def sample_filter(prefix: str) -> str:
     """Every bin's samples."""
     return sample_topic(prefix, "+")

@@ -104,15 +104,35 @@ def parse_result(
     )
 
 
+MAX_CAMERA_ERROR = 300  # characters of a camera's error kept (a device path and an errno)
+
+
+def _camera_details(value: dict[str, Any]) -> tuple[str | None, str | None, int | None]:
+    """(camera state, its error, since when) from a JSON status; whatever is malformed is
+    left out, never a reason to refuse the status itself."""
+    camera = value.get("camera") if value.get("camera") in CAMERA_STATES else None
+    error = value.get("camera_error")
+    error = storable_text(error, MAX_CAMERA_ERROR) if isinstance(error, str) and camera else None
+    since = value.get("camera_since")
+    try:
+        since_ms = parse_timestamp_ms(since) if isinstance(since, str) and camera else None
+    except PayloadError:
+        since_ms = None
+    return camera, error, since_ms
+
+
 def parse_status(topic: str, device_id: str, payload: bytes, received_ms: int) -> StatusUpdate | Rejected:
-    """``online`` / ``offline`` as plain text, or a JSON object with a ``status`` key."""
-    camera = None
+    """``online`` / ``offline`` as plain text, or a JSON object with a ``status`` key (and the
+    camera's state, error and since, as the daemon sends them)."""
+    camera, camera_error, camera_since = None, None, None
     try:
         text, value = payload.decode("utf-8").strip(), None
         if text.startswith("{"):
             _, value = decode_payload(payload, MAX_KEPT_PAYLOAD)
+            if not isinstance(value, dict):
+                raise PayloadError("not a JSON object", RejectionKind.NOT_JSON)
             text = str(value.get("status", ""))
-            camera = value.get("camera") if value.get("camera") in CAMERA_STATES else None
+            camera, camera_error, camera_since = _camera_details(value)
     except UnicodeDecodeError:
         return make_rejected(topic, payload, received_ms, "status is not UTF-8 text", RejectionKind.NOT_JSON)
     except PayloadError as exc:
@@ -121,7 +141,7 @@ def parse_status(topic: str, device_id: str, payload: bytes, received_ms: int) -
     if text.lower() not in STATUSES:
         reason = "status must be online or offline"
         return make_rejected(topic, payload, received_ms, reason, RejectionKind.BAD_STATUS)
-    return StatusUpdate(device_id=device_id, status=text.lower(), at_ms=received_ms, camera=camera)
+    return StatusUpdate(device_id, text.lower(), received_ms, camera, camera_error, camera_since)
 
 
 def parse_message(

@@ -10,8 +10,12 @@ from typing import Any
 
 from ecolens.fleet.queries import BinStatus
 from ecolens.fleet.rejections import REASON_KINDS, reason_kind
+from ecolens.fleet.storage.binstats import BinStats
 
-COUNTERS = ("received", "stored", "duplicates", "rejected", "statuses", "write_errors", "refused_by_storage")
+COUNTERS = (
+    "received", "stored", "duplicates", "rejected", "statuses", "write_errors", "refused_by_storage",
+    "stats_received", "stats_rejected",
+)  # fmt: skip
 STATES = ("online", "stale", "offline", "unknown")
 
 __all__ = ["REASON_KINDS", "FleetCollector", "reason_kind", "render"]
@@ -33,10 +37,12 @@ class FleetCollector:
         missing: Callable[[], dict[str, int]],
         ingest: Callable[[], dict[str, Any]] | None,
         bins: Callable[[], list[BinStatus]] = list,
+        stats: Callable[[], dict[str, BinStats]] = dict,
     ) -> None:
         self.missing = missing
         self.ingest = ingest
         self.bins = bins
+        self.stats = stats
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -49,7 +55,9 @@ class FleetCollector:
         for device_id, count in self.missing().items():
             missing.add_metric([device_id], count)
         yield missing
-        yield from self._bins(self.bins())
+        bins = self.bins()
+        yield from self._bins(bins)
+        yield from self._health(bins, self.stats())
         if self.ingest is not None:
             yield from self._ingest(self.ingest())
 
@@ -78,6 +86,36 @@ class FleetCollector:
             counts.add_metric([name], sum(s.state == name for s in bins))
         yield counts
 
+    def _health(self, bins: list[BinStatus], stats: dict[str, BinStats]) -> Iterator[Any]:
+        """Camera state of the bins that report one (offline ones left out: their camera is
+        unknown) and each bin's latest stats, in base units."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        camera = GaugeMetricFamily(
+            "ecolens_fleet_bin_camera_up",
+            "1 while the bin's camera delivers frames, 0 while down or starting (bins that report it)",
+            labels=["device_id"],
+        )
+        for status in bins:
+            if status.camera is not None and status.state != "offline":
+                camera.add_metric([status.device_id], 1 if status.camera == "up" else 0)
+        yield camera
+        figures = (  # (name, help, the stats field, scale)
+            ("stats_timestamp_seconds", "When the bin's latest stats arrived", "received_ms", 1e-3),
+            ("inference_p95_seconds", "p95 of the bin's recent inference times", "inference_ms_p95", 1e-3),
+            ("queue_depth", "Results in the bin's queue, not yet acknowledged", "queue_depth", 1),
+            ("queue_dropped", "Results dropped from the bin's full queue since start", "queue_dropped", 1),
+            ("cpu_ratio", "The bin daemon's CPU use (1 = one core busy)", "cpu_percent", 1e-2),
+            ("memory_bytes", "The bin daemon's resident memory", "rss_mb", 2**20),
+        )  # fmt: skip
+        for name, text, field, scale in figures:
+            family = GaugeMetricFamily(f"ecolens_fleet_bin_{name}", text, labels=["device_id"])
+            for device_id, latest in sorted(stats.items()):
+                value = getattr(latest, field)
+                if value is not None:
+                    family.add_metric([device_id], value * scale)
+            yield family
+
     def _ingest(self, stats: dict[str, Any]) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -102,6 +140,13 @@ class FleetCollector:
         yield GaugeMetricFamily(
             "ecolens_fleet_broker_connected", "1 while subscribed", int(stats["connected"])
         )
+        last = stats.get("last_message_ms")
+        if last is not None:
+            yield GaugeMetricFamily(
+                "ecolens_fleet_last_message_timestamp_seconds",
+                "When the last message (result, status or stats) arrived, Unix time",
+                last / 1000,
+            )
         yield GaugeMetricFamily(
             "ecolens_fleet_writer_running",
             "1 while the writer thread stores",
@@ -139,10 +184,11 @@ def render(
     missing: Callable[[], dict[str, int]],
     ingest: Callable[[], dict[str, Any]] | None,
     bins: Callable[[], list[BinStatus]] = list,
+    stats: Callable[[], dict[str, BinStats]] = dict,
 ) -> tuple[bytes, str]:
     """(body, content type) for one scrape."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(missing, ingest, bins))  # type: ignore[arg-type]
+    registry.register(FleetCollector(missing, ingest, bins, stats))  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ecolens.fleet import queries
+from ecolens.fleet.bin_health import add_health
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.timewindow import BUCKETS_MS, TimeWindow
 
@@ -38,10 +39,14 @@ def build_report(
         points = queries.series(db, window, BUCKETS_MS[bucket], plastic_label, device_id)
         report["series"] = queries.as_dicts(points)
     if "status" in views:
-        statuses = queries.bin_statuses(db, int(time.time() * 1000), stale_after_s)
+        now_ms = int(time.time() * 1000)
+        statuses = queries.bin_statuses(db, now_ms, stale_after_s)
         if device_id is not None:
             statuses = [s for s in statuses if s.device_id == device_id]
         report["status"] = queries.as_dicts(statuses)
+        add_health(db, report["status"], now_ms, device_id)
+        report["totals"]["slow_inference"] = sum(s["slow_inference"] for s in report["status"])
+        report["totals"]["queue_growing"] = sum(s["queue_growing"] for s in report["status"])
         report["totals"]["offline"] = sum(s.state == "offline" for s in statuses)
         report["totals"]["stale"] = sum(s.state == "stale" for s in statuses)
         report["totals"]["camera_down"] = sum(s.camera == "down" and s.state != "offline" for s in statuses)

@@ -1,25 +1,31 @@
-"""`ecolens simulate`: N virtual bins publishing realistic contract results and retained
-status, for demos, tests and benchmarks. Results are built by the edge's own make_result,
-so the aggregator sees exactly what real bins send."""
+"""`ecolens simulate`: N virtual bins of a city (fleet/city.py) publishing realistic contract
+results, retained status and stats, for demos, tests and benchmarks; with ``--scenario``, a
+fleet with every state at once (fleet/scenario.py). Results are built by the edge's own
+make_result, so the aggregator sees exactly what real bins send."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ecolens.core.contract import make_result
+from ecolens.core.contract import utc_timestamp
 from ecolens.core.errors import ConfigError
 from ecolens.core.mqtt import BrokerSection, ConnectFailed
-from ecolens.core.wire import result_topic, status_topic
+from ecolens.core.wire import CAMERA_UP, ONLINE, result_topic, stats_topic, status_topic
+from ecolens.fleet.city import CityBin, backfill_times, city_result, make_bins
+from ecolens.fleet.scenario import Scenario
 
 log = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 60.0  # the daemon's default stats interval
 
 FALLBACK_LABELS = ("non_plastic", "plastic")
 FALLBACK_MODEL = {
@@ -48,16 +54,6 @@ def reference_model_info(model_path: Path | None = None) -> tuple[tuple[str, ...
         "quantization": meta.quantization,
     }
     return tuple(meta.labels), info
-
-
-@dataclass
-class VirtualBin:
-    """A bin with its own plastic rate and camera/model speed."""
-
-    device_id: str
-    plastic_rate: float
-    inference_ms: float
-    sent: int = 0  # the last result number (contract ``seq``), as a real bin's queue keeps it
 
 
 @dataclass
@@ -105,40 +101,25 @@ class FleetSimulator:
         if plastic_label not in labels:
             raise ConfigError(f"the model's labels {labels} do not include {plastic_label!r}")
         self.plastic_label = plastic_label
-        width = max(3, len(str(bins)))
-        self.bins = [
-            VirtualBin(
-                f"{id_prefix}-{i:0{width}d}",
-                plastic_rate=self.random.uniform(0.1, 0.7),
-                inference_ms=self.random.uniform(18.0, 45.0),
-            )
-            for i in range(1, bins + 1)
-        ]
+        self.bins = make_bins(self.random, bins, id_prefix)
+        self.started = time.time()
         self.summary = SimulationSummary()
         self._client: Any = None
 
     # -- results --------------------------------------------------------------------------
-    def make_result(self, bin_: VirtualBin, seen_at: datetime) -> dict[str, Any]:
-        """A confident-ish two-class result: the true class wins with 55-99 % probability."""
-        plastic = self.random.random() < bin_.plastic_rate
-        winner = self.random.betavariate(6, 1.5) * 0.44 + 0.55
-        probabilities = [
-            winner if (label == self.plastic_label) == plastic else 1.0 - winner for label in self.labels
-        ]
-        total = sum(probabilities)
-        bin_.sent += 1
-        return make_result(
-            self.labels,
-            [p / total for p in probabilities],
-            self.model_info,
-            max(1.0, self.random.gauss(bin_.inference_ms, 3.0)),
-            seen_at=seen_at,
-            min_confidence=0.6,
-            frames=self.random.choice((1, 1, 2, 3)),
-            device_id=bin_.device_id,
-            event_id=str(uuid.UUID(int=self.random.getrandbits(128), version=4)),
-            seq=bin_.sent,
-        )
+    def make_result(self, bin_: CityBin, seen_at: datetime) -> dict[str, Any]:
+        """One item of ``bin_``: its plastic share, its lens's uncertainty, its speed."""
+        return city_result(self.random, bin_, self.labels, self.model_info, self.plastic_label, seen_at)
+
+    def make_stats(self, bin_: CityBin) -> dict[str, Any]:
+        """What a daemon publishes on its stats topic, for a healthy bin."""
+        rng = self.random
+        return {
+            "uptime_s": round(time.time() - self.started, 1), "fps": round(rng.uniform(4, 6), 2),
+            "items": bin_.sent, "inference_ms_p95": round(bin_.inference_ms * rng.uniform(1.15, 1.35), 1),
+            "queue_depth": 0, "queue_dropped": 0, "cpu_percent": round(rng.uniform(18, 45), 1),
+            "rss_mb": round(rng.uniform(150, 230), 1),
+        }  # fmt: skip
 
     # -- MQTT -----------------------------------------------------------------------------
     def connect(self) -> FleetSimulator:
@@ -155,15 +136,39 @@ class FleetSimulator:
         return self
 
     def publish_status(self, device_id: str, status: str) -> None:
-        """Retained, like a real bin's online message and last will."""
+        """Retained, like a real bin's status (JSON with its camera) and last will (``offline``)."""
         topic = status_topic(self.prefix, device_id)
-        self._client.publish(topic, status, qos=1, retain=True).wait(30)
+        payload = status
+        if status == ONLINE:
+            body = {"status": ONLINE, "camera": CAMERA_UP, "camera_error": None,
+                    "camera_since": utc_timestamp(), "source": "simulated"}  # fmt: skip
+            payload = json.dumps(body)
+        self._client.publish(topic, payload, qos=1, retain=True).wait(30)
         self.summary.statuses[device_id] = status
 
-    def publish_result(self, bin_: VirtualBin, seen_at: datetime) -> Any:
-        """The Publication (core.mqtt.client), done once the broker acknowledged it."""
-        import json
+    def publish_stats(self) -> None:
+        """Every bin's stats, at QoS 0 as a daemon sends them."""
+        for bin_ in self.bins:
+            topic = stats_topic(self.prefix, bin_.device_id)
+            self._client.publish(topic, json.dumps(self.make_stats(bin_)), qos=0)
 
+    def publish_scenario(self, scenario: Scenario) -> None:
+        """The scenario's timeline in order, as fast as the broker takes it; returns once the
+        broker acknowledged every QoS 1 message."""
+        pending = []
+        for message in scenario.messages:
+            publication = self._client.publish(
+                message.topic, message.payload, qos=message.qos, retain=message.retain
+            )
+            if message.qos:
+                pending.append(publication)
+            if message.topic.endswith("/result"):
+                self.summary.results += 1
+        for publication in pending:
+            publication.wait(120)
+
+    def publish_result(self, bin_: CityBin, seen_at: datetime) -> Any:
+        """The Publication (core.mqtt.client), done once the broker acknowledged it."""
         result = self.make_result(bin_, seen_at)
         info = self._client.publish(result_topic(self.prefix, bin_.device_id), json.dumps(result), qos=1)
         self.summary.results += 1
@@ -182,26 +187,35 @@ class FleetSimulator:
     ) -> SimulationSummary:
         """Publish until ``count`` results or ``duration_s`` seconds. ``rate`` is results per
         second per bin (0 = as fast as the broker takes them). With ``backfill_hours``, the
-        results' timestamps are spread evenly over that many past hours (dashboards, reports)."""
+        results' timestamps are spread over that many past hours, following the day's rhythm
+        (dashboards, reports). Bins send in proportion to their volume; every bin publishes
+        its stats at the start and every STATS_INTERVAL_S."""
         if count is None and duration_s is None:
             raise ConfigError("give --count or --duration")
         if rate < 0:
             raise ConfigError("--rate must be >= 0")
         for bin_ in self.bins:
             self.publish_status(bin_.device_id, "online")
+        self.publish_stats()
+        stats_due = time.monotonic() + STATS_INTERVAL_S
         interval = 1.0 / (rate * len(self.bins)) if rate > 0 else 0.0
         started = time.monotonic()
-        now = datetime.now(timezone.utc)
+        now_ms = int(time.time() * 1000)
+        past = backfill_times(self.random, count, backfill_hours, now_ms) if backfill_hours and count else []
+        weights = [bin_.volume for bin_ in self.bins]
         pending = []
         index = 0
         while (count is None or index < count) and (
             duration_s is None or time.monotonic() - started < duration_s
         ):
-            bin_ = self.bins[index % len(self.bins)]
-            if backfill_hours and count:
-                seen_at = now - timedelta(hours=backfill_hours) * (1 - index / count)
+            bin_ = self.random.choices(self.bins, weights)[0]
+            if past:
+                seen_at = datetime.fromtimestamp(past[index] / 1000, tz=timezone.utc)
             else:
                 seen_at = datetime.now(timezone.utc)
+            if time.monotonic() >= stats_due:
+                self.publish_stats()
+                stats_due = time.monotonic() + STATS_INTERVAL_S
             pending.append(self.publish_result(bin_, seen_at))
             if len(pending) >= 10000:
                 pending = [publication for publication in pending if not publication.done()]

@@ -14,18 +14,29 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ecolens.core.backoff import Backoff
 from ecolens.core.errors import ConfigError
 from ecolens.core.mqtt import BrokerSection, ConnectFailed, MqttError
-from ecolens.core.wire import RejectionKind, result_topic, status_topic, subscriptions
+from ecolens.core.wire import (
+    RejectionKind,
+    device_of,
+    result_topic,
+    stats_filter,
+    status_topic,
+    subscriptions,
+)
+from ecolens.fleet.binstats import LatestStats, parse_stats
 from ecolens.fleet.config.storage import StorageSection
 from ecolens.fleet.config.subscriber import SubscriberSection
+from ecolens.fleet.ingest_stats import IngestStats
 from ecolens.fleet.messages import make_rejected, parse_message
+from ecolens.fleet.payload import PayloadError, printable
 from ecolens.fleet.rejections import reason_kind
 from ecolens.fleet.retention import prune
+from ecolens.fleet.storage.binstats import write_stats
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.storage.store import Rejected, ResultStore, StatusUpdate, StoredResult, WriteOutcome
 
@@ -36,6 +47,7 @@ log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
+STATS_WRITE_S = 2.0  # how often the bins' newest stats are written (one short transaction)
 
 
 def now_ms() -> int:
@@ -55,45 +67,6 @@ class Incoming:
     topic: str
     payload: bytes
     received_ms: int
-
-
-@dataclass
-class IngestStats:
-    """Counters since start; read by the HTTP health endpoint and the benchmark."""
-
-    received: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    statuses: int = 0
-    batches: int = 0
-    write_errors: int = 0
-    refused_by_storage: int = 0
-    connected: bool = False
-    writer: str = "starting"  # running, stopped, or dead (the process then exits non-zero)
-    last_error: str | None = None  # the current problem; cleared once it is over
-    lag_s: float = 0.0  # age of the last batch's oldest message when it was committed
-    rejected_by_reason: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **deltas: int) -> None:
-        with self._lock:
-            for name, delta in deltas.items():
-                setattr(self, name, getattr(self, name) + delta)
-
-    def rejected_as(self, kind: str) -> None:
-        with self._lock:
-            self.rejected_by_reason[kind] = self.rejected_by_reason.get(kind, 0) + 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            snap = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
-            snap["rejected_by_reason"] = dict(self.rejected_by_reason)
-        # received but not yet stored, counted or rejected: grows when the writer is stuck
-        snap["lag"] = snap["received"] - (
-            snap["stored"] + snap["duplicates"] + snap["rejected"] + snap["statuses"]
-        )
-        return snap
 
 
 def _sum(one: WriteOutcome, two: WriteOutcome) -> WriteOutcome:
@@ -133,6 +106,8 @@ class Aggregator:
         self._writer: threading.Thread | None = None
         self._client: MqttClient | None = None
         self._store: ResultStore | None = None
+        self._latest_stats = LatestStats()
+        self._stats_written_at = 0.0  # monotonic time of the last stats write
         self.failed = threading.Event()  # set when the writer died: the process must exit
         self.failure: str | None = None
 
@@ -157,6 +132,8 @@ class Aggregator:
         client.on_disconnected = self._on_disconnect
         client.on_subscribed = self._on_subscribe
         client.on_error = self._on_error
+        client.subscribe(stats_filter(self.settings.prefix), qos=0)
+        client.route(stats_filter(self.settings.prefix), self._on_stats)
         client.route_others(self._on_message)  # whatever the session delivers is parsed (or rejected)
         return client
 
@@ -191,7 +168,19 @@ class Aggregator:
 
     def _on_message(self, message: Message) -> None:
         self.stats.add(received=1)
+        self.stats.last_message_ms = now_ms()
         self._queue.put(Incoming(message.mid, message.qos, message.topic, message.payload, now_ms()))
+
+    def _on_stats(self, message: Message) -> None:
+        """Parsed here (cheap), kept as the bin's newest, written by the writer thread."""
+        self.stats.add(stats_received=1)
+        self.stats.last_message_ms = now_ms()
+        device_id = device_of(message.topic)
+        try:
+            self._latest_stats.put(parse_stats(device_id, message.payload, now_ms()))
+        except PayloadError as exc:
+            self.stats.add(stats_rejected=1)
+            log.debug("stats from %s ignored: %s", printable(device_id)[:100], exc)
 
     # -- storage ----------------------------------------------------------------------------
     def _next_batch(self) -> list[Incoming]:
@@ -243,6 +232,7 @@ class Aggregator:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)
         self.stats.lag_s = round(now_ms() / 1000 - min(m.received_ms for m in batch) / 1000, 3)
+        self.stats.last_commit_ms = now_ms()
         self.stats.add(
             stored=outcome.stored,
             duplicates=outcome.duplicates,
@@ -321,6 +311,7 @@ class Aggregator:
                 batch = self._next_batch()
                 if batch and not self._store_batch(batch):
                     break
+                self._write_stats_when_due()
                 self._prune_when_due()
         except BaseException as exc:
             self.failure = f"the writer thread stopped: {type(exc).__name__}: {exc}"
@@ -330,6 +321,22 @@ class Aggregator:
             self.failed.set()
             return
         self.stats.writer = "stopped"
+
+    def _write_stats_when_due(self) -> None:
+        """The bins' newest stats, every STATS_WRITE_S, in their own short transaction. A
+        failure (database away) keeps them for the next try; results are never held up."""
+        now = time.monotonic()
+        if now - self._stats_written_at < STATS_WRITE_S:
+            return
+        self._stats_written_at = now
+        latest = self._latest_stats.take()
+        if not latest or self._store is None:
+            return
+        try:
+            write_stats(self._store.database, latest)
+        except Exception as exc:
+            self._latest_stats.give_back(latest)
+            log.warning("storing %d bins' stats failed (%s); trying again", len(latest), exc)
 
     def _prune_when_due(self) -> None:
         """Apply [storage]'s limits on results, refused messages and status events at start and every

@@ -15,11 +15,26 @@ from typing import Any
 from ecolens.core.errors import ConfigError
 from ecolens.core.http.errors import error_body
 from ecolens.core.http.keys import KeyStore
-from ecolens.core.http.webserver import BackgroundServer, require_keys
+from ecolens.core.http.webserver import BackgroundServer, json_errors, require_keys
 from ecolens.fleet.config.report import ReportSection
 from ecolens.fleet.report import VIEWS, build_bin_page, build_report
 from ecolens.fleet.storage.database import Database
-from ecolens.fleet.timewindow import BUCKETS_MS, parse_bucket, parse_window
+from ecolens.fleet.timewindow import BUCKETS_MS, iso, parse_bucket, parse_window
+
+INGEST_SILENT_S = 300  # bins send stats every minute: 5 minutes without a message is not quiet
+
+
+def describe_ingest(ingest: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """The ingest counters plus readable times: ``last_message`` (anything from the broker),
+    ``last_stored`` (the data is as of then) and ``silent`` (nothing for INGEST_SILENT_S)."""
+    last = ingest.get("last_message_ms")
+    heard = last if last is not None else ingest.get("started_ms")  # just started: not silent yet
+    return {
+        **ingest,
+        "last_message": iso(last),
+        "last_stored": iso(ingest.get("last_commit_ms")),
+        "silent": heard is None or now_ms - heard > INGEST_SILENT_S * 1000,
+    }
 
 
 def create_app(
@@ -35,6 +50,7 @@ def create_app(
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.json.sort_keys = False
     require_keys(app, keys or KeyStore(), "ecolens fleet")
+    json_errors(app)
 
     state: dict[str, Any] = {"db": None}
     lock = threading.Lock()
@@ -97,6 +113,7 @@ def create_app(
         """Prometheus text: results missing per bin, ingest counters, lag, writer state."""
         from ecolens.fleet.metrics import render
         from ecolens.fleet.queries import bin_statuses, missing_results
+        from ecolens.fleet.storage.binstats import read_stats
 
         body, content_type = render(
             lambda: with_database(lambda db: missing_results(db, complete_too=True)),
@@ -104,16 +121,23 @@ def create_app(
             lambda: with_database(
                 lambda db: bin_statuses(db, int(time.time() * 1000), report_settings.stale_after_s)
             ),
+            lambda: with_database(read_stats),
         )
         return body, 200, {"Content-Type": content_type}
 
     @app.get("/api/health")
     def health() -> Any:
         """503 unless results are flowing: connected to the broker and the writer running
-        (``ingest.lag`` is received minus stored; ``ingest.writer`` the writer's state)."""
+        (``ingest.lag`` is received minus stored; ``ingest.writer`` the writer's state).
+        ``ingest.silent`` says nothing arrived for INGEST_SILENT_S: the dashboard shows it
+        degraded, but it is no reason to restart anything (a quiet fleet at night)."""
         ingest = ingest_stats() if ingest_stats else None
         ok = ingest is None or (ingest["connected"] and ingest["writer"] == "running")
-        return jsonify(ok=ok, buckets=list(BUCKETS_MS), ingest=ingest), 200 if ok else 503
+        now_ms = int(time.time() * 1000)
+        if ingest is not None:
+            ingest = describe_ingest(ingest, now_ms)
+        body = {"ok": ok, "now": iso(now_ms), "buckets": list(BUCKETS_MS), "ingest": ingest}
+        return jsonify(body), 200 if ok else 503
 
     @app.get("/")
     def dashboard() -> Any:

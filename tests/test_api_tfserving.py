@@ -153,3 +153,25 @@ def test_errors_have_tf_servings_shape(server, images):
     # /predict keeps its own error shape
     ours = requests.post(server.url + "/predict", json={}, headers=bearer(), timeout=10).json()
     assert ours["error"]["code"] == "missing_field"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (f"/v1/models/{NAME}:classify", "Expected classification signature method_name to be "
+         "tensorflow/serving/classify. Was: tensorflow/serving/predict"),
+        (f"/v1/models/{NAME}/versions/{VERSION}:regress", "Expected regression signature method_name to be "
+         "tensorflow/serving/regress. Was: tensorflow/serving/predict"),
+        (f"/v1/models/{NAME}/labels/stable:predict", "Unrecognized servable version label: stable"),
+        (f"/v1/models/{NAME}/labels/canary:classify", "Unrecognized servable version label: canary"),
+    ],
+)  # fmt: skip
+def test_classify_regress_and_labels_answer_as_tf_serving_does(server, images, path, message):
+    """A predict-only model asked to classify or regress, or for a version label it does not
+    have: TF Serving's 400 and its sentence, not a 405 for a model named 'NAME:classify'."""
+    document = {"examples": [{"image_bytes": {"b64": b64(images[0])}}]}
+    assert_tf_error(post(server, path, document), 400, message)
+    if "/labels/" in path:
+        status = requests.get(server.url + path.rsplit(":", 1)[0], headers=bearer(), timeout=10)
+        assert_tf_error(status, 400, message)
+    assert_tf_error(post(server, "/v1/models/other:classify", document), 404, "Latest(other)")

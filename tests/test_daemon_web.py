@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -47,6 +48,12 @@ def test_state_frame_crops_and_metrics_over_http(running):
     crop = requests.get(f"{running.url}/crop/{newest['event_id']}.jpg", timeout=10)
     assert crop.status_code == 200 and cv2.imdecode(np.frombuffer(crop.content, np.uint8), 1) is not None
     assert requests.get(f"{running.url}/crop/nope.jpg", timeout=10).status_code == 404
+    # unknown paths and wrong methods: the one JSON error body, never Flask's HTML page
+    unknown = requests.get(f"{running.url}/no/such/page", timeout=10)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    wrong = requests.delete(f"{running.url}/api/state", timeout=10)
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in wrong.headers["Allow"] and "GET" in wrong.json()["error"]["message"]
 
     text = requests.get(f"{running.url}/metrics", timeout=10).text
     promtool_check(text)
@@ -62,6 +69,11 @@ def test_state_frame_crops_and_metrics_over_http(running):
     assert values[("ecolens_daemon_camera_state", (("state", "down"),))] == 0
     assert values[("ecolens_daemon_unqueued_total", ())] == 0
     assert values[("ecolens_daemon_queue_depth", ())] >= 0
+    # every bin series the Grafana dashboard draws is in this real scrape
+    dashboard = json.loads((Path(__file__).resolve().parents[1] / "docs" / "grafana-fleet.json").read_text())
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", []))
+    drawn = set(re.findall(r"\becolens_daemon_[a-z0-9_]+", exprs))
+    assert len(drawn) >= 8 and not drawn - {name for name, _ in values}, drawn - {name for name, _ in values}
     model_labels = [labels for (name, labels), _ in values.items() if name == "ecolens_daemon_model_info"]
     assert dict(model_labels[0])["version"] == state["model"]["version"]
 

@@ -81,3 +81,18 @@ def test_reliability_bins_and_calibration_error():
     assert result["bins"][4]["accuracy"] == 0.5 and result["bins"][4]["confidence"] == 0.95
     # |1 - 0.55| * 1/3 + |0.5 - 0.95| * 2/3
     assert abs(result["ece"] - (0.45 / 3 + 0.45 * 2 / 3)) < 1e-9
+    # Wilson 95 % intervals, by hand: 1 of 1 correct is 0.207..1, 1 of 2 is 0.095..0.905
+    one, two = result["bins"][0], result["bins"][4]
+    assert (one["correct"], two["correct"]) == (1, 1)
+    assert abs(one["ci_low"] - 0.2065) < 1e-3 and one["ci_high"] == 1.0
+    assert abs(two["ci_low"] - 0.0945) < 1e-3 and abs(two["ci_high"] - 0.9055) < 1e-3
+    assert "ci_low" not in result["bins"][1]
+
+
+def test_wilson_interval_is_honest_about_three_images():
+    from ecolens.train.evaluate import wilson
+
+    low, high = wilson(3, 3)
+    assert abs(low - 0.4385) < 1e-3 and high == 1.0  # not "100 %"
+    low, high = wilson(165, 198)
+    assert 0.77 < low < 0.833 < high < 0.88

@@ -37,7 +37,7 @@ def ecolens(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
             "refusing to serve the dashboard on 0.0.0.0",
         ),
         (["aggregate", "--http-insecure", "--http-host", "0.0.0.0", "--broker", "http://x"], "mqtt://"),
-        (["simulate", "--bins", "3"], "give --count N or --duration"),
+        (["simulate", "--bins", "3"], "give --count N, --duration SECONDS or --scenario"),
         (["simulate", "--bins", "0", "--count", "5"], "--bins must be at least 1"),
     ],
 )

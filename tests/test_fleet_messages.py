@@ -105,3 +105,44 @@ def test_results_are_shared_but_status_is_not():
         "ecolens/+/status",
     ]
     assert subscriptions("ecolens", None) == ["ecolens/+/result", "ecolens/+/status"]
+
+
+def test_camera_reason_and_since_are_kept_and_anything_malformed_is_left_out():
+    down = {"status": "online", "camera": "down", "camera_error": "cannot open /dev/video0",
+            "camera_since": "2026-05-01T10:00:00Z"}  # fmt: skip
+    parsed = parse_message("ecolens", "ecolens/bin-1/status", json.dumps(down).encode(), 5)
+    assert isinstance(parsed, StatusUpdate)
+    assert (parsed.camera, parsed.camera_error, parsed.camera_since_ms) == (
+        "down", "cannot open /dev/video0", 1777629600000
+    )  # fmt: skip
+    odd = {**down, "camera_error": {"nested": 1}, "camera_since": "2026-02-30T10:00:00Z"}
+    parsed = parse_message("ecolens", "ecolens/bin-1/status", json.dumps(odd).encode(), 5)
+    assert (parsed.camera, parsed.camera_error, parsed.camera_since_ms) == ("down", None, None)
+    long = {**down, "camera_error": "x" * 1000}
+    parsed = parse_message("ecolens", "ecolens/bin-1/status", json.dumps(long).encode(), 5)
+    assert parsed.camera_error == "x" * 300  # kept short
+    sideways = {**down, "camera": "sideways"}
+    parsed = parse_message("ecolens", "ecolens/bin-1/status", json.dumps(sideways).encode(), 5)
+    assert (parsed.status, parsed.camera, parsed.camera_error) == ("online", None, None)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [(b"[1]", "not a JSON object"), (b'{"queue_depth": -1}', "out of range"),
+     (b'{"queue_depth": 2.5}', "whole number"), (b'{"cpu_percent": true}', "not a number"),
+     (b'{"rss_mb": 1e400}', "out of range"), (b"\xff", "not UTF-8"),
+     (b'{"a":' * 20 + b"1" + b"}" * 20, "deeper")],
+)  # fmt: skip
+def test_hostile_stats_are_refused_with_a_reason(payload, reason):
+    from ecolens.fleet.binstats import parse_stats
+    from ecolens.fleet.payload import PayloadError
+
+    with pytest.raises(PayloadError, match=reason):
+        parse_stats("bin-1", payload, 0)
+    stats = parse_stats("bin-1", b'{"queue_depth": 3, "inference_ms_p95": 41.5, "extra": "ignored"}', 7)
+    assert (stats.queue_depth, stats.inference_ms_p95, stats.cpu_percent, stats.received_ms) == (
+        3,
+        41.5,
+        None,
+        7,
+    )

@@ -77,19 +77,11 @@ def test_every_rejection_reason_has_a_kind():
     assert "other" not in kinds, kinds
 
 
-def known_metric_names() -> set[str]:
-    """Every sample name the aggregator and the daemon expose (rendered from their collectors)."""
+def daemon_metric_names() -> set[str]:
+    """The sample names of the daemon's collectors (its real scrape is checked in
+    tests/test_daemon_web.py)."""
     from ecolens.edge.daemon.metrics import DaemonMetrics
-    from ecolens.fleet.metrics import render
-    from ecolens.fleet.queries import BinStatus
 
-    ingest = {
-        "received": 1, "stored": 1, "duplicates": 0, "rejected": 1, "statuses": 0, "write_errors": 0,
-        "refused_by_storage": 0, "connected": True, "writer": "running", "lag": 0, "lag_s": 0.1,
-        "rejected_by_reason": {"contract": 1},
-    }  # fmt: skip
-    bins = [BinStatus("b", "online", "online", None, None, "up", "2026-01-01T00:00:00Z")]
-    fleet_text = render(lambda: {"b": 0}, lambda: ingest, lambda: bins)[0]
     daemon = DaemonMetrics()
     daemon.inference.observe(0.02)
     daemon.watch(
@@ -100,18 +92,73 @@ def known_metric_names() -> set[str]:
             "store_errors": 0, "unqueued": 0, "camera": "up",
         }
     )  # fmt: skip
-    text = fleet_text.decode() + daemon.render()[0].decode()
-    return {name for name, _ in samples(text)}
+    return {name for name, _ in samples(daemon.render()[0].decode())}
 
 
-def test_grafana_dashboard_queries_only_metrics_that_exist():
+def scrape_running_service(mosquitto, tmp_path) -> str:
+    """/metrics of `ecolens aggregate`'s own service (aggregator, canary supervision, dashboard)
+    on a real Mosquitto, after a small fleet sent results, statuses and stats, and one bin sent
+    stats no daemon would (refused) and a growing queue."""
+    import time
+
+    from ecolens.fleet.config import load_fleet_config
+    from ecolens.fleet.service import FleetService
+    from ecolens.fleet.storage.binstats import read_stats
+
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    overrides = {
+        "mqtt.host": mosquitto.host, "mqtt.port": mosquitto.port, "mqtt.client_id": "agg-scrape",
+        "storage.url": url, "http.port": 0,
+    }  # fmt: skip
+    service = FleetService(load_fleet_config(None, overrides)).start()
+    try:
+        simulate(mosquitto, count=40, bins=3)
+        broker = {"hostname": mosquitto.host, "port": mosquitto.port}
+        publish.single("ecolens/bin-001/result", b"{not json", qos=1, **broker)  # one rejection
+        hostile = [b"[1]", json.dumps({"queue_depth": -5}), json.dumps({"cpu_percent": "hot"})]
+        for payload in [*hostile, json.dumps({"queue_depth": 35, "inference_ms_p95": 900.0})]:
+            publish.single("ecolens/bin-002/stats", payload, qos=0, **broker)
+        deadline = time.monotonic() + 30
+        while True:  # the writer stores the bins' newest stats every 2 s
+            database = open_database(url, migrate=False)
+            stats = read_stats(database)
+            database.close()
+            if len(stats) == 3 and stats["bin-002"].queue_depth == 35:
+                break
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.2)
+        assert service.aggregator is not None and service.aggregator.wait_idle()
+        return requests.get(f"http://127.0.0.1:{service.server.port}/metrics", timeout=10).text
+    finally:
+        service.stop()
+
+
+def test_bin_health_reaches_metrics_and_hostile_stats_are_refused(mosquitto, tmp_path):
+    text = scrape_running_service(mosquitto, tmp_path)
+    promtool_check(text)
+    values = samples(text)
+    assert values[("ecolens_fleet_ingest_stats_rejected_total", ())] == 3
+    assert values[("ecolens_fleet_ingest_stats_received_total", ())] == 3 + 4  # 3 at start, 4 above
+    assert values[("ecolens_fleet_bin_queue_depth", (("device_id", "bin-002"),))] == 35
+    assert values[("ecolens_fleet_bin_inference_p95_seconds", (("device_id", "bin-002"),))] == 0.9
+    assert values[("ecolens_fleet_bin_queue_depth", (("device_id", "bin-001"),))] == 0
+    assert values[("ecolens_fleet_bin_camera_up", (("device_id", "bin-003"),))] == 1
+    assert 0 < values[("ecolens_fleet_bin_memory_bytes", (("device_id", "bin-001"),))] < 2**30
+
+    # Every series the Grafana dashboard and the shipped alert rules query is in this scrape (or
+    # the daemon's, or Prometheus's own ``up``).
     import re
     from pathlib import Path
 
-    dashboard = json.loads((Path(__file__).resolve().parents[1] / "docs" / "grafana-fleet.json").read_text())
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    dashboard = json.loads((root / "docs" / "grafana-fleet.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    assert len(exprs) >= 15
-    used = {name for expr in exprs for name in re.findall(r"\becolens_[a-z_]+", expr)}
-    missing = used - known_metric_names()
+    rules = yaml.safe_load((root / "systemd" / "prometheus" / "ecolens-rules.yml").read_text())
+    exprs += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert len(exprs) >= 40
+    used = {name for expr in exprs for name in re.findall(r"\becolens_[a-z0-9_]+", expr)}
+    missing = used - set(name for name, _ in values) - daemon_metric_names()
     assert not missing, missing
-    assert {"ecolens_fleet_ingest_stored_total", "ecolens_daemon_frame_to_puback_seconds_bucket"} <= used
+    assert {"ecolens_fleet_bin_queue_depth", "ecolens_fleet_canary_decisions_total"} <= used

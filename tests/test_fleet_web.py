@@ -17,8 +17,9 @@ from ecolens.fleet.storage import open_database
 from ecolens.fleet.storage.store import ResultStore, StatusUpdate, StoredResult
 from ecolens.fleet.web import BackgroundServer, create_app
 
-from tests.support.chromium import evaluate_at, render, screenshot
+from tests.support.chromium import DevToolsPage, evaluate_at, render, screenshot
 from tests.support.fleet_data import demo_fleet
+from tests.support.fleet_scenario import copy_database, scenario_database
 from tests.test_api_security import make_certificate
 
 HOUR = 3_600_000
@@ -120,6 +121,17 @@ def test_bad_queries_get_400_with_a_message(server, params, message):
         assert message in response.json()["error"]["message"]
 
 
+def test_unknown_paths_and_wrong_methods_get_the_json_error_body(server):
+    """Flask's own HTML error pages never reach a client: the body every EcoLens server sends."""
+    for path in ("/nope", "/api/nothing", "/static/missing.js"):
+        missing = requests.get(server + path, timeout=10)
+        assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/json"
+        assert missing.json() == {"error": {"code": "not_found", "message": "no such page or endpoint"}}
+    wrong = requests.post(f"{server}/api/report", timeout=10)
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert set(wrong.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
 def test_assets_are_served_locally(server):
     page = requests.get(server + "/", timeout=10).text
     assert "http://" not in page and "https://" not in page  # no CDN
@@ -150,7 +162,8 @@ def test_dashboard_renders_with_data_in_headless_chromium(server, tmp_path):
     # 1 result missing, model 1.
     row = re.search(r"<tr><td><a [^>]*>bin-2</a></td>(.*?)</tr>", dom).group(1)
     cells = re.findall(r"<td[^>]*>(?:<span[^>]*>)?([^<]*)", row)
-    assert cells == ["offline", "just now", "20", "25.0 %", "0.0 %", "1", "1"], cells
+    # No stats from these bins: inference, queue, CPU and memory are dashes.
+    assert cells == ["offline", "just now", "20", "25.0 %", "0.0 %", "1", "–", "–", "–", "–", "1"], cells
 
 
 def test_ranking_is_sorted_by_plastic_share_with_item_counts(tmp_path):
@@ -208,7 +221,8 @@ LAYOUT_PROBE = """JSON.stringify({
 })"""
 
 
-@pytest.mark.parametrize(("width", "query"), [(1400, ""), (1920, "?theme=dark"), (390, "")])
+# 1400 px and a phone: test_scenario_fleet_shows_every_state_and_nothing_is_cut_off
+@pytest.mark.parametrize(("width", "query"), [(1920, "?theme=dark")])
 def test_no_sideways_scroll_and_a_screenshot_at_each_width(tmp_path, width, query):
     """At desktop and phone widths (the viewport emulated exactly, as on a phone) nothing is
     wider than the window: the wide table scrolls inside its card, charts fit their cards. And
@@ -277,3 +291,113 @@ def test_lan_address_without_keys_is_refused(tmp_path):
         check_exposure(
             HttpSection(tls_cert=cert, tls_key=other_key), KeyStore().enabled, "the dashboard", "http"
         )
+
+
+@pytest.fixture(scope="module")
+def scenario_db(tmp_path_factory):
+    """The every-state scenario fleet, stored once for the module (each test copies it)."""
+    path = tmp_path_factory.mktemp("scenario") / "fleet.db"
+    return path, scenario_database(path)
+
+
+SCENARIO_PROBE = """const tile = [...document.querySelectorAll(".kpi")]
+  .find((k) => k.textContent.startsWith("Need attention"));
+const scroller = document.querySelector("#bins-scroll");
+JSON.stringify({
+  width: innerWidth,
+  scrollWidth: document.documentElement.scrollWidth,
+  rows: Number(document.querySelector("#bins-table").dataset.rows),
+  sticking_out: [...document.querySelectorAll(".card, .kpi, canvas, .ranking li, #health")]
+    .filter((e) => e.getBoundingClientRect().right > innerWidth + 0.5).map((e) => e.id || e.className),
+  table_overflows: scroller.scrollWidth > scroller.clientWidth,
+  hint_shown: getComputedStyle(document.querySelector(".table-hint")).display !== "none",
+  bin_column_sticks: getComputedStyle(document.querySelector("#bins-table td")).position,
+  attention: [...document.querySelectorAll("#attention li")].map((li) => li.textContent),
+  tile: tile.querySelector(".sub").textContent,
+  tile_value: Number(tile.querySelector(".value").textContent),
+  pills: [...document.querySelectorAll("#bins-table .pill")].map((p) => p.textContent),
+  health: document.body.dataset.health,
+})"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_scenario_fleet_shows_every_state_and_nothing_is_cut_off(scenario_db, tmp_path, width):
+    """The scenario's every state on one page: offline, stale, camera down with the bin's
+    reason, results missing, uncertain, slow inference, a growing queue, no status. At 1400 px
+    the whole table fits its card; on a phone it scrolls inside it, with a hint and the bin's
+    name kept in view. The "Need attention" tile's parts add up to its number."""
+    import base64
+    import json
+
+    path, scenario = scenario_db
+    roles = scenario.roles
+    database = copy_database(path, tmp_path / "fleet.db")
+    with serving(database) as base, DevToolsPage(tmp_path / "chromium", width, 1900) as page:
+        page.open(base + "/")
+        probe = json.loads(page.evaluate(SCENARIO_PROBE))
+        shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+    (tmp_path / "scenario.png").write_bytes(shot)
+    assert png_size(tmp_path / "scenario.png") == (width, 1900)
+    assert probe["scrollWidth"] <= width and not probe["sticking_out"], probe
+    assert probe["rows"] == 42 and probe["health"] == "report", probe
+    if width >= 1100:
+        assert not probe["table_overflows"] and not probe["hint_shown"], probe
+    else:
+        assert probe["table_overflows"] and probe["hint_shown"] and probe["bin_column_sticks"] == "sticky", (
+            probe
+        )
+    why = {line.split(" ", 1)[0].strip(): line for line in probe["attention"]}
+    why = {
+        device: next((t for t in probe["attention"] if t.startswith(device)), "") for device in roles.values()
+    }
+    assert "offline, last seen 4 h ago" in why[roles["offline"]], probe["attention"]
+    assert "silent since 3 h" in why[roles["stale"]]
+    assert re.search(
+        r"camera down (39|40|41) min: cannot open /dev/video0: No such device", why[roles["camera_down"]]
+    )
+    assert "4 results missing" in why[roles["missing"]]
+    assert re.search(r"\d+ % uncertain", why[roles["uncertain"]])
+    assert re.search(r"slow inference: p95 \d{3} ms", why[roles["slow"]])
+    assert "queue growing: 80 waiting" in why[roles["queue"]]
+    assert "no status message" in why[roles["unknown"]]
+    for healthy in ("outage", "camera_recovered"):  # recovered: nothing to do
+        assert why[roles[healthy]] == "", why[roles[healthy]]
+    parts = [int(part.split(" ", 1)[0]) for part in probe["tile"].split(" · ")]
+    assert sum(parts) == probe["tile_value"] == len(probe["attention"]) == 8, probe
+    assert "null" not in " ".join(probe["pills"]) and probe["pills"].count("camera down") == 1
+
+
+def test_killing_the_broker_turns_the_page_degraded_within_one_refresh(mosquitto, tmp_path):
+    """A real aggregator on a real Mosquitto: the page says live; the broker is killed; the
+    next refresh shows the page degraded (and /api/health answers 503)."""
+    import time
+
+    from tests.test_fleet_ingest import aggregator, simulate
+
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    running = aggregator(mosquitto, url, "agg-web-health").start()
+    app = create_app(lambda: open_database(url, migrate=False), ReportSection(), running.stats.snapshot)
+    server = BackgroundServer(app, HttpSection(port=0)).start()
+    try:
+        simulate(mosquitto, count=60, bins=4)
+        assert running.wait_idle()
+        with DevToolsPage(tmp_path / "chromium", 1400, 1000) as page:
+            page.open(server.url + "/")
+            assert page.evaluate("document.body.dataset.health") == "ok"
+            line = page.evaluate("document.querySelector('#health').textContent")
+            assert line.startswith("Ingest live · broker connected · writer running") and "data as of" in line
+            mosquitto.stop()
+            deadline = time.monotonic() + 30
+            while running.stats.connected:  # the aggregator noticed the broker is gone
+                assert time.monotonic() < deadline, "the aggregator never noticed"
+                time.sleep(0.1)
+            page.evaluate("refresh()")  # one refresh, as the page's timer would do
+            assert page.evaluate("document.body.dataset.health") == "degraded"
+            line = page.evaluate("document.querySelector('#health').textContent")
+            assert "Data not updating: not connected to the MQTT broker" in line, line
+            assert page.evaluate("getComputedStyle(document.querySelector('main')).filter") != "none"
+        health = requests.get(f"{server.url}/api/health", timeout=10)
+        assert health.status_code == 503 and health.json()["ingest"]["connected"] is False
+    finally:
+        server.stop()
+        running.stop()

@@ -40,6 +40,38 @@ def require_keys(app: Any, keys: KeyStore, realm: str) -> None:
         return None
 
 
+# HTTP status -> the error code every EcoLens server uses for it (edge/api/errors.py has the same)
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def json_errors(app: Any) -> None:
+    """Unknown paths, wrong methods and unexpected exceptions answer with the one JSON error
+    body instead of Flask's HTML pages (a 405 keeps its ``Allow`` header); an exception is
+    answered with one line (Flask has logged its traceback already)."""
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException, InternalServerError
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
+        message = exc.description or exc.name
+        if status == 404:
+            message = "no such page or endpoint"
+        elif status == 405:
+            message = f"method not allowed here; allowed: {', '.join(sorted(exc.valid_methods or ()))}"
+        response = jsonify(error_body(code, message))
+        response.status_code = status
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def internal(exc: InternalServerError) -> Any:
+        return jsonify(error_body("internal_error", "internal error; see the server log")), 500
+
+
 class BackgroundServer:
     """Serves a WSGI app from a daemon thread beside the process's real work, answering only
     requests for this server's own names (core.http.hosts: no DNS rebinding)."""

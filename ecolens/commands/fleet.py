@@ -115,6 +115,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stop = simulate.add_mutually_exclusive_group()
     stop.add_argument("--count", type=int, help="stop after this many results in total")
     stop.add_argument("--duration", type=float, help="stop after this many seconds")
+    stop.add_argument(
+        "--scenario",
+        action="store_true",
+        help="publish the last 24 h of a fleet with every state at once (offline, stale, camera down, "
+        "outage caught up, results missing, uncertain, slow inference, growing queue) and stop",
+    )
     simulate.add_argument(
         "--backfill-hours",
         type=float,
@@ -220,11 +226,13 @@ def run_simulate(args: argparse.Namespace) -> int:
     from ecolens.core.errors import ConfigError
     from ecolens.fleet.simulator import FleetSimulator
 
-    if args.count is None and args.duration is None:
-        raise ConfigError("give --count N or --duration SECONDS")
+    if args.count is None and args.duration is None and not args.scenario:
+        raise ConfigError("give --count N, --duration SECONDS or --scenario")
     if not 0 <= args.offline <= args.bins:
         raise ConfigError("--offline must be between 0 and --bins")
     config = _fleet_config(args)
+    if args.scenario:
+        return run_scenario(args, config)
     simulator = FleetSimulator(
         config.mqtt, prefix=config.subscriber.prefix, bins=args.bins, seed=args.seed
     ).connect()
@@ -244,4 +252,25 @@ def run_simulate(args: argparse.Namespace) -> int:
         f"published {summary.results} results from {args.bins} bins in {summary.seconds:.1f}s "
         f"({rate:.0f}/s); {args.offline} bins marked offline"
     )
+    return 0
+
+
+def run_scenario(args: argparse.Namespace, config: Any) -> int:
+    """Publish the every-state fleet and say which bin plays which state."""
+    from ecolens.fleet.scenario import build_scenario
+    from ecolens.fleet.simulator import FleetSimulator
+
+    prefix = config.subscriber.prefix
+    simulator = FleetSimulator(config.mqtt, prefix=prefix, bins=args.bins, seed=args.seed)
+    scenario = build_scenario(
+        prefix, args.bins, simulator.labels, simulator.model_info, config.report.plastic_label, args.seed
+    )
+    simulator.connect()
+    try:
+        simulator.publish_scenario(scenario)
+    finally:
+        simulator.close(offline=False)
+    print(f"published {simulator.summary.results} results from {args.bins} bins over the last 24 h; states:")
+    for role, device_id in scenario.roles.items():
+        print(f"  {device_id}  {role.replace('_', ' ')}")
     return 0

@@ -6,6 +6,11 @@
   any input name (``{"image_bytes": {"b64": "..."}}``); ``signature_name`` may be given
   (``serving_default``);
 * ``GET /v1/models/<name>[/versions/<v>]`` (model status) and ``.../metadata`` (signature);
+* ``:classify`` and ``:regress`` answered as TF Serving answers them for a model whose only
+  signature is a predict one (HTTP 400, ``Expected classification signature method_name to be
+  tensorflow/serving/classify. Was: tensorflow/serving/predict``), and ``/labels/<label>`` as
+  TF Serving answers a label its config does not have (HTTP 400, ``Unrecognized servable
+  version label: <label>``): EcoLens serves one version and names no labels;
 * errors as ``{"error": "message"}`` (the error middleware renders them in that shape on these
   routes).
 
@@ -29,6 +34,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 SIGNATURE = "serving_default"
+PREDICT_METHOD = "tensorflow/serving/predict"
+# verb -> (TF Serving's word for it in its error, the method name its signature would need)
+OTHER_VERBS = {
+    "classify": ("classification", "tensorflow/serving/classify"),
+    "regress": ("regression", "tensorflow/serving/regress"),
+}
 INPUT_NAME = "image_bytes"
 OUTPUT_NAME = "probabilities"
 
@@ -49,6 +60,18 @@ def served(request: Request) -> Classifier:
     if version is not None and version != tf_version(classifier):
         raise NotFound(f"Servable not found for request: Specific({name}, {version})")
     return classifier
+
+
+async def other_verb(request: Request) -> Response:
+    """``:classify`` / ``:regress``: the model exists, but its signature is a predict one."""
+    served(request)
+    word, method = OTHER_VERBS[request.url.path.rsplit(":", 1)[1]]
+    raise BadRequest(f"Expected {word} signature method_name to be {method}. Was: {PREDICT_METHOD}")
+
+
+async def version_label(request: Request) -> Response:
+    """``/labels/<label>``: TF Serving checks the label before the model's name."""
+    raise BadRequest(f"Unrecognized servable version label: {request.path_params['label']}")
 
 
 def image_from(value: Any, where: str) -> bytes:
@@ -144,7 +167,7 @@ async def metadata(request: Request) -> Response:
     signature = {
         "inputs": {INPUT_NAME: tensor(INPUT_NAME, "DT_STRING", [-1])},
         "outputs": {OUTPUT_NAME: tensor(OUTPUT_NAME, "DT_FLOAT", [-1, len(classifier.labels)])},
-        "method_name": "tensorflow/serving/predict",
+        "method_name": PREDICT_METHOD,
     }
     return json_response(
         {
@@ -164,7 +187,17 @@ async def metadata(request: Request) -> Response:
 
 def tf_serving_routes() -> list[Route]:
     base, versioned = "/v1/models/{name}", "/v1/models/{name}/versions/{version}"
+    labelled = "/v1/models/{name}/labels/{label}"
     return [
+        *(
+            Route(path + ":" + verb, other_verb, methods=["POST"])
+            for path in (base, versioned)
+            for verb in OTHER_VERBS
+        ),
+        Route(labelled + ":predict", version_label, methods=["POST"]),
+        *(Route(labelled + ":" + verb, version_label, methods=["POST"]) for verb in OTHER_VERBS),
+        Route(labelled + "/metadata", version_label, methods=["GET"]),
+        Route(labelled, version_label, methods=["GET"]),
         Route(base + ":predict", predict, methods=["POST"]),
         Route(versioned + ":predict", predict, methods=["POST"]),
         Route(base + "/metadata", metadata, methods=["GET"]),

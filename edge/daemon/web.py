@@ -20,7 +20,7 @@ from ecolens.core.errors import EcoLensError
 from ecolens.core.http.errors import error_body
 from ecolens.core.http.exposure import check_exposure
 from ecolens.core.http.keys import KeyStore
-from ecolens.core.http.webserver import BackgroundServer, require_keys
+from ecolens.core.http.webserver import BackgroundServer, json_errors, require_keys
 from ecolens.edge.daemon.config.web import WebSection
 from ecolens.edge.daemon.stats import DaemonStats, percentile
 
@@ -180,6 +180,7 @@ def create_bin_app(daemon: RunningBin, keys: KeyStore) -> Any:
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.json.sort_keys = False
     require_keys(app, keys, "ecolens bin")
+    json_errors(app)
 
     @app.errorhandler(EcoLensError)
     def refused(exc: EcoLensError) -> Any:

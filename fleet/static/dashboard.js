@@ -5,6 +5,7 @@
 "use strict";
 
 const UNCERTAIN_ATTENTION = 0.15; // a bin whose uncertain share exceeds this needs a look
+const STATS_FRESH_MS = 15 * 60e3; // as fleet/bin_health.py's STATS_FRESH_S
 const SHARE_MIN_ITEMS = 5; // a bucket's plastic share is drawn from this many items up (1 of 1 = 100 % is noise)
 const BUCKET_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
 const STATE_ORDER = { offline: 0, stale: 1, unknown: 2, online: 3 };
@@ -16,6 +17,7 @@ const $ = (selector) => document.querySelector(selector);
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
+    if (v === "" && (k === "class" || k === "title")) continue; // no empty attributes
     if (k === "class") node.className = v;
     else if (k === "text") node.textContent = v;
     else node.setAttribute(k, v);
@@ -26,6 +28,7 @@ function el(tag, attrs = {}, ...children) {
 const pct = (share, digits = 1) => (share === null || share === undefined ? "–" : (share * 100).toFixed(digits) + " %");
 const num = (n) => (n === null || n === undefined ? "–" : n.toLocaleString("en-US").replace(/,/g, "\u202f"));
 const ms = (iso) => (iso ? Date.parse(iso) : null);
+const msText = (value) => (value === null || value === undefined ? "–" : `${num(Math.round(value))} ms`);
 
 function ago(iso) {
   // "just now", "12 min ago", "2 h ago", "3 d ago": what an operator reads at a glance.
@@ -64,6 +67,63 @@ async function getJson(path, params) {
   const body = await response.json();
   if (!response.ok) throw new Error((body.error && body.error.message) || body.error || response.statusText);
   return body;
+}
+
+async function getHealth() {
+  // The aggregator's own health: 200 or 503, both with a body; null when it cannot be reached.
+  try {
+    const response = await fetch(apiUrl("api/health", {}));
+    return { reachable: true, status: response.status, ...(await response.json()) };
+  } catch (exc) {
+    return { reachable: false, error: exc.message };
+  }
+}
+
+// ---- the aggregator's health ---------------------------------------------------------------
+function clock(iso) {
+  return iso ? new Date(iso).toLocaleTimeString("en-GB") : "–";
+}
+function healthProblems(health) {
+  // Why the data on the page is not being updated, in the operator's words; [] when it is.
+  if (!health.reachable) return [`cannot reach the aggregator (${health.error})`];
+  if (health.status >= 500 && !health.ingest) return [`the aggregator answered ${health.status}`];
+  const ingest = health.ingest;
+  if (!ingest) return [];
+  const out = [];
+  if (!ingest.connected) out.push("not connected to the MQTT broker");
+  if (ingest.writer !== "running") out.push(`the writer is ${ingest.writer}`);
+  if (ingest.silent) out.push(`no message from any bin since ${ingest.last_message ? ago(ingest.last_message) : "start"}`);
+  if (out.length && ingest.last_error) out.push(ingest.last_error);
+  return out;
+}
+function newestSeen(data) {
+  // The newest time any bin was heard from, in what the page shows (the data's own "as of").
+  const times = (data && data.status ? data.status : []).map((s) => s.last_seen).filter(Boolean);
+  return times.length ? times.reduce((a, b) => (ms(a) > ms(b) ? a : b)) : null;
+}
+function renderHealth(health, data) {
+  // One line: live or degraded, broker, writer, lag, last message, and what time the data is as of
+  // (the last batch this aggregator stored, else the newest time a bin was heard from).
+  const bar = $("#health");
+  const problems = healthProblems(health);
+  const ingest = health.reachable ? health.ingest : null;
+  const asOf = (ingest && ingest.last_stored) || newestSeen(data) || (ingest ? null : health.now);
+  const state = problems.length ? "degraded" : ingest ? "ok" : "report";
+  bar.dataset.state = state;
+  document.body.dataset.health = state;
+  const parts = [];
+  if (problems.length) parts.push("Data not updating: " + problems.join("; "));
+  else if (ingest) parts.push("Ingest live");
+  else parts.push("Report only (this server does not ingest)");
+  if (ingest) {
+    parts.push(`broker ${ingest.connected ? "connected" : "disconnected"}`, `writer ${ingest.writer}`,
+      `lag ${num(ingest.lag)} messages, ${ingest.lag_s.toFixed(1)} s`,
+      `last message ${ingest.last_message ? ago(ingest.last_message) : "none yet"}`);
+  }
+  parts.push(`data as of ${asOf ? clock(asOf) : "– (nothing stored yet)"}`);
+  bar.textContent = parts.join(" · ");
+  bar.title = asOf ? `data as of ${asOf}` : "";
+  return state;
 }
 
 // ---- theme ---------------------------------------------------------------------------------
@@ -148,7 +208,14 @@ function fleetRows(report) {
   // One row per bin ever heard from (status) or seen in the window (bins).
   const byId = new Map();
   for (const s of report.status) {
-    byId.set(s.device_id, { device_id: s.device_id, state: s.state, last_seen: s.last_seen, camera: s.camera });
+    const stats = s.stats || {};
+    byId.set(s.device_id, {
+      device_id: s.device_id, state: s.state, last_seen: s.last_seen, camera: s.camera,
+      camera_error: s.camera_error, camera_since: s.camera_since, stats: s.stats,
+      slow_inference: s.slow_inference, queue_growing: s.queue_growing,
+      inference_p95: stats.inference_ms_p95 ?? null, queue_depth: stats.queue_depth ?? null,
+      queue_dropped: stats.queue_dropped ?? null, cpu_percent: stats.cpu_percent ?? null, rss_mb: stats.rss_mb ?? null,
+    });
   }
   for (const b of report.bins) {
     const row = byId.get(b.device_id) || { device_id: b.device_id, state: "unknown", last_seen: null };
@@ -158,22 +225,48 @@ function fleetRows(report) {
   const missing = report.missing || {};
   return [...byId.values()].map((r) => ({
     items: 0, plastic: 0, plastic_share: null, uncertain: 0, uncertain_share: null, model_version: null,
-    camera: null, ...r, last_seen_ms: ms(r.last_seen), missing: missing[r.device_id] || 0,
+    camera: null, camera_error: null, camera_since: null, stats: null, slow_inference: false, queue_growing: false,
+    inference_p95: null, queue_depth: null, queue_dropped: null, cpu_percent: null, rss_mb: null, ...r, last_seen_ms: ms(r.last_seen), missing: missing[r.device_id] || 0,
   }));
 }
 
-function reasons(row) {
+function cameraDown(row) {
+  // "camera down 40 min: cannot open /dev/video0" (the bin's own reason and since when).
+  const since = row.camera_since ? ` ${ago(row.camera_since).replace(" ago", "")}` : "";
+  return `camera down${since}` + (row.camera_error ? `: ${row.camera_error}` : "");
+}
+
+// Each reason a bin needs attention, with its kind (the tile counts each bin under its first).
+const REASON_NAMES = {
+  offline: "offline", stale: "stale", unknown: "no status", camera: "camera down", idle: "no items",
+  missing: "results missing", uncertain: "uncertain", slow: "slow inference", queue: "queue growing",
+};
+function reasonList(row) {
   const out = [];
-  if (row.state === "offline") out.push(`offline, last seen ${ago(row.last_seen)}`);
-  if (row.state === "stale") out.push(`silent since ${ago(row.last_seen).replace(" ago", "")}`);
-  if (row.state === "unknown") out.push("no status message");
-  if (row.state !== "offline" && row.camera === "down") out.push("camera down");
-  if (row.state !== "offline" && row.items === 0) out.push("no items in window");
-  if (row.missing > 0) out.push(`${num(row.missing)} results missing`);
+  const add = (kind, text) => out.push({ kind, text });
+  if (row.state === "offline") add("offline", `offline, last seen ${ago(row.last_seen)}`);
+  if (row.state === "stale") add("stale", `silent since ${ago(row.last_seen).replace(" ago", "")}`);
+  if (row.state === "unknown") add("unknown", "no status message");
+  if (row.state !== "offline" && row.camera === "down") add("camera", cameraDown(row));
+  if (row.state !== "offline" && row.items === 0) add("idle", "no items in window");
+  if (row.missing > 0) add("missing", `${num(row.missing)} results missing`);
   if (row.uncertain_share !== null && row.uncertain_share > UNCERTAIN_ATTENTION) {
-    out.push(`${pct(row.uncertain_share, 0)} uncertain`);
+    add("uncertain", `${pct(row.uncertain_share, 0)} uncertain`);
   }
+  if (row.slow_inference) add("slow", `slow inference: p95 ${num(Math.round(row.inference_p95))} ms`);
+  if (row.queue_growing) add("queue", `queue growing: ${num(row.queue_depth)} waiting`);
   return out;
+}
+const reasons = (row) => reasonList(row).map((r) => r.text);
+
+function attentionSummary(attention) {
+  // Each bin counted once, under its first reason, so the parts add up to the tile's number.
+  const counts = new Map();
+  for (const r of attention) {
+    const kind = reasonList(r)[0].kind;
+    counts.set(kind, (counts.get(kind) || 0) + 1);
+  }
+  return [...counts.entries()].map(([kind, n]) => `${n} ${REASON_NAMES[kind]}`).join(" · ");
 }
 
 function kpi(name, value, sub, bad = false) {
@@ -189,9 +282,11 @@ function renderFleetKpis(report, rows, attention) {
   $("#kpis").replaceChildren(
     kpi("Items", num(t.items), `${num(t.plastic)} plastic`),
     kpi("Plastic share", pct(t.plastic_share), `fleet, last ${$("#controls").since.selectedOptions[0].text}`),
-    kpi("Bins online", `${online} / ${rows.length}`, `${withItems} sent results`),
-    kpi("Need attention", String(attention.length),
-      `${t.offline} offline, ${t.stale} stale, ${t.camera_down || 0} camera down`, attention.length > 0),
+    kpi("Bins online", `${online} / ${rows.length}`,
+      document.body.dataset.health === "degraded" ? "as of the time above, not live" : `${withItems} sent results`,
+      document.body.dataset.health === "degraded"),
+    kpi("Need attention", String(attention.length), attention.length ? attentionSummary(attention) : "none",
+      attention.length > 0),
     kpi("Rejected messages", num(t.rejected_messages), "invalid results or statuses", t.rejected_messages > 0),
     kpi("Results missing", num(t.missing_results || 0), "numbered by bins, never stored", t.missing_results > 0),
     modelsKpi(rows),
@@ -258,15 +353,24 @@ function renderTable(rows) {
     return (typeof x === "string" ? x.localeCompare(y, "en", { numeric: true }) : x - y) * dir;
   });
   const body = $("#bins-table tbody");
-  body.replaceChildren(...sorted.map((r) => el("tr", {},
+  // Stats older than STATS_FRESH_MS (a bin offline or silent) are shown greyed: not its state now.
+  const old = (r) => (r.stats && Date.now() - ms(r.stats.at) > STATS_FRESH_MS ? " muted" : "");
+  body.replaceChildren(...sorted.map((r) => el("tr", { class: old(r).trim(), title: old(r) ? `stats from ${ago(r.stats.at)}` : "" },
     el("td", {}, el("a", { href: "#/bin/" + encodeURIComponent(r.device_id), text: r.device_id })),
     el("td", {}, el("span", { class: "pill " + r.state, text: r.state }),
-      r.camera === "down" && r.state !== "offline" ? el("span", { class: "pill offline", text: "camera down" }) : ""),
+      r.camera === "down" && r.state !== "offline"
+        ? el("span", { class: "pill offline", text: "camera down", title: cameraDown(r) }) : ""),
     el("td", { title: r.last_seen || "", text: ago(r.last_seen) }),
     el("td", { class: "num", text: num(r.items) }),
     el("td", { class: "num", text: pct(r.plastic_share) }),
     el("td", { class: "num" + (r.uncertain_share > UNCERTAIN_ATTENTION ? " warn" : ""), text: pct(r.uncertain_share) }),
     el("td", { class: "num" + (r.missing ? " warn" : " muted"), text: num(r.missing) }),
+    el("td", { class: "num" + (r.slow_inference ? " warn" : ""), text: msText(r.inference_p95) }),
+    el("td", { class: "num" + (r.queue_growing ? " warn" : r.queue_depth ? "" : " muted"),
+      title: r.queue_dropped ? `${num(r.queue_dropped)} dropped since the bin started` : "",
+      text: r.queue_depth === null ? "–" : num(r.queue_depth) + (r.queue_dropped ? ` (${num(r.queue_dropped)} dropped)` : "") }),
+    el("td", { class: "num", text: r.cpu_percent === null ? "–" : `${Math.round(r.cpu_percent)} %` }),
+    el("td", { class: "num", text: r.rss_mb === null ? "–" : `${Math.round(r.rss_mb)} MB` }),
     el("td", { class: "col-model muted", text: r.model_version || "–" }))));
   $("#bins-table").dataset.rows = String(sorted.length);
   $("#bin-count").textContent = `(${rows.length})`;
@@ -301,6 +405,20 @@ function renderBin(page) {
   camera.hidden = !status.camera || status.state === "offline";
   camera.className = "pill " + (status.camera === "down" ? "offline" : status.camera === "up" ? "online" : "unknown");
   camera.textContent = `camera ${status.camera}`;
+  const note = $("#bin-camera-note");
+  const down = status.camera === "down" && status.state !== "offline";
+  note.hidden = !down;
+  note.textContent = down ? `Camera down since ${when(status.camera_since)} (${ago(status.camera_since)}): `
+    + (status.camera_error || "no reason given") : "";
+  const stats = status.stats || {};
+  const fresh = status.stats ? `stats ${ago(stats.at)}` : "no stats received";
+  $("#bin-health").replaceChildren(
+    kpi("Inference p95", msText(stats.inference_ms_p95), fresh, status.slow_inference),
+    kpi("Queue", stats.queue_depth === undefined || stats.queue_depth === null ? "–" : num(stats.queue_depth),
+      stats.queue_dropped ? `${num(stats.queue_dropped)} dropped since start` : "results waiting to be sent", status.queue_growing),
+    kpi("CPU", stats.cpu_percent == null ? "–" : `${Math.round(stats.cpu_percent)} %`, "the bin's daemon"),
+    kpi("Memory", stats.rss_mb == null ? "–" : `${Math.round(stats.rss_mb)} MB`, "resident"),
+  );
   const missing = (page.missing || {})[page.device_id] || 0;
   $("#bin-kpis").replaceChildren(
     kpi("Last seen", ago(status.last_seen), when(status.last_seen)),
@@ -331,6 +449,8 @@ function renderBin(page) {
 // What the tests read to check nothing pushes the page wider than the window (kept current
 // through resizes, so it describes the window's final size).
 function checkFit() {
+  const scroller = $("#bins-scroll");
+  if (scroller) scroller.dataset.overflow = String(scroller.scrollWidth > scroller.clientWidth + 1);
   document.body.dataset.fits = String(document.documentElement.scrollWidth <= window.innerWidth);
   document.body.dataset.width = String(window.innerWidth);
 }
@@ -350,20 +470,20 @@ async function refresh() {
   $("#fleet-view").hidden = where.view !== "fleet";
   $("#bin-view").hidden = where.view !== "bin";
   const error = $("#error");
-  try {
-    if (where.view === "bin") {
-      renderBin(await getJson("api/bin/" + encodeURIComponent(where.device), params));
-    } else {
-      renderFleet(await getJson("api/report", params));
-    }
-    error.hidden = true;
-    document.body.dataset.ready = "true";
-    checkFit();
-  } catch (exc) {
-    error.textContent = "Cannot load the report: " + exc.message;
+  const path = where.view === "bin" ? "api/bin/" + encodeURIComponent(where.device) : "api/report";
+  const [health, data] = await Promise.all([getHealth(), getJson(path, params).catch((exc) => exc)]);
+  renderHealth(health, data instanceof Error ? null : data); // first: the tiles read it
+  if (data instanceof Error) {
+    error.textContent = "Cannot load the report: " + data.message;
     error.hidden = false;
     document.body.dataset.ready = "error";
+    return;
   }
+  if (where.view === "bin") renderBin(data);
+  else renderFleet(data);
+  error.hidden = true;
+  document.body.dataset.ready = "true";
+  checkFit();
 }
 
 applyTheme(initialTheme());

@@ -114,6 +114,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "ALTER TABLE rollouts ADD COLUMN min_canaries INTEGER",
     ),
+    # 10: bin health at fleet level: why and since when a camera is down (from the status), and
+    # each bin's latest stats (one row per bin, overwritten; the queue depth before it, to see a
+    # queue grow). Written beside the results' batches, never in their transaction.
+    (
+        "ALTER TABLE devices ADD COLUMN camera_error TEXT",
+        "ALTER TABLE devices ADD COLUMN camera_since_ms BIGINT",
+        """CREATE TABLE bin_stats (
+            device_id TEXT PRIMARY KEY,
+            received_ms BIGINT NOT NULL,
+            uptime_s DOUBLE PRECISION,
+            inference_ms_p95 DOUBLE PRECISION,
+            queue_depth BIGINT,
+            previous_queue_depth BIGINT,
+            queue_dropped BIGINT,
+            cpu_percent DOUBLE PRECISION,
+            rss_mb DOUBLE PRECISION,
+            fps DOUBLE PRECISION
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

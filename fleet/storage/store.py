@@ -39,6 +39,8 @@ class StatusUpdate:
     status: str
     at_ms: int
     camera: str | None = None
+    camera_error: str | None = None  # why the camera is down, as the bin said it
+    camera_since_ms: int | None = None  # since when (the bin's clock)
 
 
 class Rejected(NamedTuple):
@@ -66,10 +68,14 @@ INSERT_RESULT = """INSERT INTO results (event_id, device_id, seen_ms, received_m
 # One statement for both kinds of device news (NULL = no news), so a batch touches each device
 # row once, in sorted order: concurrent aggregators cannot deadlock on devices. A retained
 # status delivered again (aggregator restart) keeps the time it first changed.
-UPSERT_DEVICE = """INSERT INTO devices (device_id, status, status_ms, last_result_ms, camera)
-    VALUES (?, ?, ?, ?, ?)
+UPSERT_DEVICE = """INSERT INTO devices (device_id, status, status_ms, last_result_ms, camera,
+    camera_error, camera_since_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (device_id) DO UPDATE SET
         camera = CASE WHEN excluded.status IS NULL THEN devices.camera ELSE excluded.camera END,
+        camera_error = CASE WHEN excluded.status IS NULL THEN devices.camera_error
+            ELSE excluded.camera_error END,
+        camera_since_ms = CASE WHEN excluded.status IS NULL THEN devices.camera_since_ms
+            ELSE excluded.camera_since_ms END,
         status_ms = CASE
             WHEN excluded.status IS NULL THEN devices.status_ms
             WHEN devices.status = excluded.status AND devices.status_ms IS NOT NULL
@@ -99,13 +105,15 @@ class ResultStore:
         rejected: Sequence[Rejected] = (),
     ) -> WriteOutcome:
         """Everything in one transaction: when this returns, it is committed."""
-        news: dict[str, list] = {}  # device_id -> [status, status_ms, last_result_ms, camera]
+        # device_id -> [status, status_ms, last_result_ms, camera, camera_error, camera_since_ms]
+        news: dict[str, list] = {}
         for result in results:
-            entry = news.setdefault(result.device_id, [None, None, None, None])
+            entry = news.setdefault(result.device_id, [None] * 6)
             entry[2] = max(entry[2] or 0, result.seen_ms)
         for status in statuses:  # arrival order: the last one wins
-            entry = news.setdefault(status.device_id, [None, None, None, None])
-            entry[0], entry[1], entry[3] = status.status, status.at_ms, status.camera
+            entry = news.setdefault(status.device_id, [None] * 6)
+            entry[0], entry[1] = status.status, status.at_ms
+            entry[3:] = status.camera, status.camera_error, status.camera_since_ms
         with self.database.transaction() as db:
             # ON CONFLICT DO NOTHING: the row count is the number of new event ids.
             stored = db.executemany(INSERT_RESULT, results)

@@ -33,10 +33,9 @@ expected-statuses = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, reference_model: Path):
-    api = small_limits_server(
-        tmp_path_factory.mktemp("api-schemathesis"), reference_model, workers=1, threads=2
-    )
+def server(tmp_path_factory, reference_model: Path, api_kind: str):
+    folder = tmp_path_factory.mktemp(f"api-schemathesis-{api_kind}")
+    api = small_limits_server(folder, reference_model, workers=1, threads=2, kind=api_kind)
     yield api
     api.stop()
     assert "Traceback" not in api.log()

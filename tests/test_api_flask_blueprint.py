@@ -4,10 +4,18 @@ errors, its keys), and the example runs as written."""
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
+from ecolens.bench.mosquitto import free_port
 from ecolens.core.contract import validate_result
 
 from tests.support.api_server import KEY_HASHED, auth_config, bearer
@@ -18,10 +26,10 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
 def documented_site() -> str:
-    """The ```python block of docs/api.md that starts with ``# site.py``."""
+    """The ```python block of docs/api.md that starts with ``# recycling_site.py``."""
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
-    sites = [block for block in blocks if block.startswith("# site.py")]
-    assert len(sites) == 1, "docs/api.md shows one site.py"
+    sites = [block for block in blocks if block.startswith("# recycling_site.py")]
+    assert len(sites) == 1, "docs/api.md shows one recycling_site.py"
     return sites[0]
 
 
@@ -65,3 +73,45 @@ def test_the_apis_errors_keys_and_routes_stay_under_the_prefix(site):
     # the site's own paths are not the API's: no key needed, the site's own 404
     other = site.get("/elsewhere")
     assert other.status_code == 404 and "X-Request-ID" not in other.headers
+
+
+def test_the_documented_gunicorn_command_serves_the_site(tmp_path, reference_model: Path, eval_dir: Path):
+    """The ``gunicorn ... recycling_site:app`` line as written, run as ``python -m gunicorn`` with
+    the same arguments (a virtual environment may lack the script), its port from
+    GUNICORN_CMD_ARGS."""
+    line = next(
+        x for x in DOC.read_text().splitlines() if x.startswith("gunicorn ") and "recycling_site" in x
+    )
+    (tmp_path / "recycling_site.py").write_text(documented_site())
+    config = {"model": {"path": str(reference_model)}, "auth": auth_config(), "limits": {"rate": ""}}
+    write_toml(tmp_path / "api.toml", config)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ECOLENS_", "PROMETHEUS_"))}
+    env["GUNICORN_CMD_ARGS"] = f"--bind 127.0.0.1:{port}"
+    program, *arguments = shlex.split(line.split("#", 1)[0])
+    assert program == "gunicorn"
+    command = [sys.executable, "-m", "gunicorn", *arguments]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            try:
+                if requests.get(url + "/ecolens/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not serve /ecolens/readyz"
+            time.sleep(0.2)
+        jpeg = sorted((eval_dir / "plastic").glob("*.jpg"))[0]
+        response = requests.post(
+            url + "/ecolens/predict", headers=bearer(), files={"image": jpeg.open("rb")}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        validate_result(response.json())
+        assert requests.get(url + "/", timeout=10).text == "Recycling centre, bin 7"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stderr.close()

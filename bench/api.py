@@ -1,12 +1,15 @@
 """`ecolens benchmark api`: POST /predict throughput and p50/p99 latency at several client
 concurrencies, on small photos (the shipped eval set) and on 640x480 camera frames, for
-`ecolens serve` against two baselines on the same machine, images and worker count, in one run:
+`ecolens serve` against its Flask variant and two baselines on the same machine, images and
+worker count, in one run:
 
+* **flask**: `ecolens serve --server flask`, the same API as a Flask Blueprint under gunicorn
+  (gthread): what a team that wants Flask end to end gets;
 * **plain**: the LiteRT app a user would write by hand (FastAPI + uvicorn, same .tflite, OpenCV;
   no auth, limits, metrics or logs): the lower bound of the request path's cost;
 * **keras**: the seed team's plan (Flask + Keras `.h5`, `model.predict` per request, gunicorn).
 
-Rounds are interleaved (ecolens, plain, keras, ecolens, ...) and medians reported, because the
+Rounds are interleaved (ecolens, flask, plain, keras, ecolens, ...) and medians reported, because the
 machine may be shared."""
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from ecolens.core.errors import ConfigError, MissingDependencyError, ModelError
 
 RETURNS_FIGURES = True
 
-SERVERS = ("ecolens", "plain", "keras")
+SERVERS = ("ecolens", "flask", "plain", "keras")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keras-threads", type=int, default=4, help="gunicorn threads per worker of the Keras baseline"
     )
+    parser.add_argument(
+        "--flask-threads", type=int, default=8, help="gunicorn threads per worker of the flask variant"
+    )
     parser.add_argument("--clients", default="1,8", help="concurrency levels (default 1,8)")
     parser.add_argument("--sizes", default="photo,640x480", help="image sets: photo (as shipped), WxH")
     parser.add_argument(
-        "--baselines", default="plain,keras", help="baselines to run: plain, keras (comma-separated)"
+        "--baselines",
+        default="flask,plain,keras",
+        help="servers to compare with: flask, plain, keras (comma-separated)",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
     parser.add_argument("--repeats", type=int, default=3, help="measurements per level (median)")
@@ -149,9 +157,11 @@ def start_servers(args: argparse.Namespace, model: Path, h5: Path, names: list[s
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     workers = ["--workers", str(args.workers)]
+    serve = [sys.executable, "-m", "ecolens.cli", "serve", "--model", str(model)]
+    serve += [*workers, "--request-threads", str(args.threads)]
     commands = {
-        "ecolens": [sys.executable, "-m", "ecolens.cli", "serve", "--model", str(model)]
-        + [*workers, "--request-threads", str(args.threads)],
+        "ecolens": serve,
+        "flask": [*serve, "--server", "flask"],
         "plain": [sys.executable, "-m", "ecolens.bench.plain_app", "--model", str(model), *workers],
         "keras": [sys.executable, "-m", "ecolens.bench.keras_baseline", "--h5", str(h5)]
         + ["--model", str(model), *workers, "--threads", str(args.keras_threads)],
@@ -159,7 +169,9 @@ def start_servers(args: argparse.Namespace, model: Path, h5: Path, names: list[s
     servers = []
     for name in names:
         port = free_port()
-        extra = {"ECOLENS_LOGGING__ACCESS_LOG": "true"} if name == "ecolens" else {}
+        extra = {"ECOLENS_LOGGING__ACCESS_LOG": "true"} if name in ("ecolens", "flask") else {}
+        if name == "flask":
+            extra["ECOLENS_SERVER__FLASK_THREADS"] = str(args.flask_threads)
         servers.append(Server(name, [*commands[name], "--port", str(port)], port, {**env, **extra}))
     return servers
 
@@ -171,14 +183,21 @@ def run(args: argparse.Namespace) -> Figures:
     model = args.model or reference_tflite()
     h5 = args.h5 or reference_h5()
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
-    unknown = set(baselines) - {"plain", "keras"}
+    unknown = set(baselines) - set(SERVERS[1:])
     if unknown:
-        raise ConfigError(f"unknown baseline(s) {sorted(unknown)}: choose plain, keras")
+        raise ConfigError(f"unknown baseline(s) {sorted(unknown)}: choose flask, plain, keras")
     for path in (model, h5) if "keras" in baselines else (model,):
         if not path.is_file():
             raise ModelError(f"benchmark input missing: {path} (see --model / --h5)")
     if "keras" in baselines and importlib.util.find_spec("keras") is None:
         raise MissingDependencyError("the Keras baseline needs TensorFlow: pip install 'ecolens[convert]'")
+    if "flask" in baselines and None in (
+        importlib.util.find_spec("flask"),
+        importlib.util.find_spec("gunicorn"),
+    ):
+        raise MissingDependencyError(
+            "the flask variant needs Flask and gunicorn: pip install 'ecolens[flask]'"
+        )
     if "plain" in baselines and importlib.util.find_spec("fastapi") is None:
         raise MissingDependencyError("the plain baseline needs FastAPI: pip install 'ecolens[bench]'")
     levels = [int(n) for n in args.clients.split(",") if n.strip()]
@@ -192,7 +211,8 @@ def run(args: argparse.Namespace) -> Figures:
             server.wait_ready()
         print(
             f"servers: {args.workers} worker processes each; ecolens: uvicorn, {args.threads} request "
-            f"thread(s) per worker, access log on; plain: FastAPI + uvicorn; keras: gunicorn gthread x "
+            f"thread(s) per worker, access log on; flask: the same under gunicorn gthread x "
+            f"{args.flask_threads} threads; plain: FastAPI + uvicorn; keras: gunicorn gthread x "
             f"{args.keras_threads} threads\nimage sets: "
             + ", ".join(f"{size} ({len(bodies[size])} JSON base64 bodies)" for size in sizes)
             + f"; {args.repeats} x {args.seconds:.0f} s per level, set and server, interleaved, medians\n",
@@ -224,7 +244,7 @@ def run(args: argparse.Namespace) -> Figures:
 def figures_of(rows: list[dict], names: list[str], args: argparse.Namespace) -> Figures:
     """For --plot: ecolens' req/s against each baseline (a panel each: Keras' ratios are ten
     times the plain app's), then req/s and p99 per client count."""
-    baseline = names[1] if len(names) > 1 else "ecolens"
+    baseline = "plain" if "plain" in names else names[1] if len(names) > 1 else "ecolens"
 
     def level(clients: int) -> str:
         return f"{clients} client{'s' if clients != 1 else ''}"

@@ -30,6 +30,20 @@ def reference_model() -> Path:
     return path
 
 
+# The two servers of `ecolens serve` (server.kind): the API contract tests run against both, so
+# they cannot drift (same bodies, statuses, headers and errors).
+API_KINDS = ["uvicorn", "flask"]
+
+
+@pytest.fixture(scope="module", params=API_KINDS)
+def api_kind(request: pytest.FixtureRequest) -> str:
+    """Which server a contract test's `ecolens serve` runs: a module's tests run once per kind."""
+    if request.param == "flask":
+        pytest.importorskip("flask", reason="--server flask needs the flask extra")
+        pytest.importorskip("gunicorn", reason="--server flask needs the flask extra")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def eval_dir() -> Path:
     from ecolens.models import eval_dir

@@ -18,9 +18,9 @@ MAX_BODY = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, reference_model: Path):
+def server(tmp_path_factory, reference_model: Path, api_kind: str):
     api = ApiServer(
-        tmp_path_factory.mktemp("api-errors"),
+        tmp_path_factory.mktemp(f"api-errors-{api_kind}"),
         {
             "model": {"path": str(reference_model)},
             "server": {"workers": 1, "threads": 2},
@@ -32,6 +32,7 @@ def server(tmp_path_factory, reference_model: Path):
                 "rate": "",
             },
         },
+        kind=api_kind,
     ).start()
     yield api
     api.stop()

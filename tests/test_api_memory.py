@@ -3,7 +3,11 @@ requests, each a batch of 16 PNGs of 4000x4000 (inside max_pixels), against a re
 serve` with 2 workers. By default the batch pixel limit refuses them before any decode (413);
 with that limit raised they are all classified, one decode at a time per inference thread, and
 the peak resident memory of the whole server (VmHWM of every process, from /proc) stays far
-below the 1.17 GB the thread-per-request server reached."""
+below the 1.17 GB the thread-per-request server reached.
+
+The default server only: it measures resident memory, not the contract. The Flask server hands
+large images to the same per-worker inference pool (edge/api/flask/bridge.py), and its 413 for
+the batch pixel limit is the same code, checked in test_api_parity.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The same image gives the same label and scores from POST /predict (real server) as from the
-MQTT daemon (`ecolens run` as a real process, publishing to a real Mosquitto)."""
+MQTT daemon (`ecolens run` as a real process, publishing to a real Mosquitto). Against the
+default server; the Flask server's results are compared with this server's in
+test_api_parity.py."""
 
 from __future__ import annotations
 

@@ -26,9 +26,9 @@ from tests.support.api_server import (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, reference_model: Path):
+def server(tmp_path_factory, reference_model: Path, api_kind: str):
     api = ApiServer(
-        tmp_path_factory.mktemp("api-predict"),
+        tmp_path_factory.mktemp(f"api-predict-{api_kind}"),
         {
             "model": {"path": str(reference_model)},
             "server": {"workers": 2, "threads": 2},
@@ -36,6 +36,7 @@ def server(tmp_path_factory, reference_model: Path):
             "limits": {"max_batch": 4, "rate": ""},
         },
         env=auth_env(),
+        kind=api_kind,
     ).start()
     yield api
     api.stop()

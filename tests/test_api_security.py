@@ -1,5 +1,7 @@
 """Start-up safety and access control over real HTTP(S): LAN refusal without keys, auth off,
-HTTPS, the client allow-list, rate limiting, 503 while the model is absent, config errors."""
+HTTPS, the client allow-list, rate limiting, 503 while the model is absent, config errors. The
+tests that start a server run against both servers (``api_kind``); the settings are checked
+before the server is chosen, so the bad-config and key tests run once."""
 
 from __future__ import annotations
 
@@ -36,17 +38,19 @@ def serve_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )
 
 
-def test_refuses_a_lan_address_without_keys(reference_model):
-    completed = serve_cli("--host", "0.0.0.0", "--port", str(free_port()))
+def test_refuses_a_lan_address_without_keys(reference_model, api_kind):
+    completed = serve_cli("--server", api_kind, "--host", "0.0.0.0", "--port", str(free_port()))
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and "refusing to serve the API on 0.0.0.0 without API keys" in lines[0]
     assert "Traceback" not in completed.stderr
 
 
-def test_lan_without_keys_needs_insecure_and_then_serves_without_auth(tmp_path, reference_model, jpeg):
+def test_lan_without_keys_needs_insecure_and_then_serves_without_auth(
+    tmp_path, reference_model, jpeg, api_kind
+):
     config = {"model": {"path": str(reference_model)}, "server": {"host": "0.0.0.0"}}
-    with ApiServer(tmp_path, config, extra_args=["--insecure"]) as api:
+    with ApiServer(tmp_path, config, extra_args=["--insecure"], kind=api_kind) as api:
         response = requests.post(
             api.url + "/predict", data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=30
         )
@@ -105,14 +109,14 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_https_with_cert_and_key_and_an_allow_list_that_admits_us(tmp_path, reference_model, jpeg):
+def test_https_with_cert_and_key_and_an_allow_list_that_admits_us(tmp_path, reference_model, jpeg, api_kind):
     cert, key = make_certificate(tmp_path)
     config = {
         "model": {"path": str(reference_model)},
         "server": {"tls_cert": str(cert), "tls_key": str(key)},
         "auth": {**auth_config(), "allow_cidrs": ["10.0.0.0/8", "127.0.0.0/8"]},
     }
-    with ApiServer(tmp_path, config, verify=str(cert)) as api:
+    with ApiServer(tmp_path, config, verify=str(cert), kind=api_kind) as api:
         assert api.url.startswith("https://")
         response = requests.post(
             api.url + "/predict",
@@ -129,35 +133,36 @@ def test_https_with_cert_and_key_and_an_allow_list_that_admits_us(tmp_path, refe
             requests.get(api.url.replace("https", "http") + "/healthz", timeout=10)
 
 
-def test_tls_cert_and_key_that_do_not_match_are_refused(tmp_path):
+def test_tls_cert_and_key_that_do_not_match_are_refused(tmp_path, api_kind):
     cert, _ = make_certificate(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
     _, wrong_key = make_certificate(other)
-    completed = serve_cli("--tls-cert", str(cert), "--tls-key", str(wrong_key), "--port", str(free_port()))
+    tls = ("--tls-cert", str(cert), "--tls-key", str(wrong_key))
+    completed = serve_cli("--server", api_kind, *tls, "--port", str(free_port()))
     assert completed.returncode == 2
     assert "not a usable pair" in completed.stderr
 
 
-def test_allow_list_refuses_other_clients_with_403(tmp_path, reference_model, jpeg):
+def test_allow_list_refuses_other_clients_with_403(tmp_path, reference_model, jpeg, api_kind):
     config = {
         "model": {"path": str(reference_model)},
         "auth": {"allow_cidrs": ["10.0.0.0/8", "fd00::/8"]},
     }
-    with ApiServer(tmp_path, config, wait_for="listening") as api:
+    with ApiServer(tmp_path, config, wait_for="listening", kind=api_kind) as api:
         for path in ("/predict", "/healthz", "/metrics"):
             response = requests.post(api.url + path, data=jpeg, timeout=10)
             assert response.status_code == 403, path
             assert response.json()["error"]["code"] == "forbidden"
 
 
-def test_rate_limit_answers_429_with_retry_after(tmp_path, reference_model, jpeg):
+def test_rate_limit_answers_429_with_retry_after(tmp_path, reference_model, jpeg, api_kind):
     config = {
         "model": {"path": str(reference_model)},
         "auth": auth_config(),
         "limits": {"rate": "3/minute"},
     }
-    with ApiServer(tmp_path, config) as api:
+    with ApiServer(tmp_path, config, kind=api_kind) as api:
         statuses = []
         for _ in range(5):
             response = requests.post(
@@ -173,13 +178,13 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path, reference_model, jpeg
         assert requests.get(api.url + "/healthz", timeout=10).status_code == 200  # not limited
 
 
-def test_503_until_the_model_file_appears(tmp_path, reference_model, jpeg):
+def test_503_until_the_model_file_appears(tmp_path, reference_model, jpeg, api_kind):
     model = tmp_path / "delivered" / "model.tflite"
     config = {
         "model": {"path": str(model)},
         "server": {"wait_for_model": True, "model_poll_seconds": 0.2},
     }
-    with ApiServer(tmp_path, config, wait_for="alive") as api:
+    with ApiServer(tmp_path, config, wait_for="alive", kind=api_kind) as api:
         ready = requests.get(api.url + "/readyz", timeout=10)
         assert ready.status_code == 503
         assert "waiting for the model file" in ready.json()["reason"]
@@ -199,3 +204,17 @@ def test_503_until_the_model_file_appears(tmp_path, reference_model, jpeg):
             api.url + "/predict", data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=30
         )
         assert response.status_code == 200, response.text
+
+
+def test_server_flask_without_flask_names_the_package_in_one_line(tmp_path):
+    """The flask extra missing (Flask made unimportable in the child): one line naming it."""
+    code = (
+        "import sys; sys.modules['flask'] = None; from ecolens.cli import main; "
+        "sys.exit(main(['serve', '--server', 'flask']))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        "ecolens serve: error: ecolens serve --server flask needs the Python package 'flask', which is "
+        "not installed: pip install 'ecolens[flask]'"
+    ]

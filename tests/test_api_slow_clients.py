@@ -2,7 +2,12 @@
 process, 16 connections that announce a 100 kB body and send one byte every 2 s, and 16 that
 send their headers a byte at a time, hold no worker: every /predict and /healthz meanwhile is
 answered in under 2 s, the slow bodies get 408 at server.body_timeout and the slow headers are
-cut off at server.header_timeout."""
+cut off at server.header_timeout.
+
+The default server only: the header deadline is its uvicorn protocol subclass's and the bodies
+are read on its event loop. Under `--server flask` a slow client holds a gunicorn thread by
+design (docs/api.md, "Slow clients and a threaded WSGI server"); its answers to the same
+requests are checked against this server's in test_api_parity.py."""
 
 from __future__ import annotations
 

@@ -20,15 +20,16 @@ VERSION = read_metadata(reference_tflite()).version.split(".", 1)[0]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, reference_model: Path):
+def server(tmp_path_factory, reference_model: Path, api_kind: str):
     api = ApiServer(
-        tmp_path_factory.mktemp("api-tfserving"),
+        tmp_path_factory.mktemp(f"api-tfserving-{api_kind}"),
         {
             "model": {"path": str(reference_model)},
             "server": {"workers": 1},
             "auth": auth_config(),
             "limits": {"rate": "", "max_batch": 4},
         },
+        kind=api_kind,
     ).start()
     yield api
     api.stop()

@@ -1,4 +1,4 @@
-"""`ecolens serve`: the local HTTP API (POST /predict) under uvicorn."""
+"""`ecolens serve`: the local HTTP API (POST /predict) under uvicorn, or Flask under gunicorn."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8080)")
+    parser.add_argument(
+        "--server",
+        choices=["uvicorn", "flask"],
+        help="uvicorn: the Starlette app (default); flask: the Flask Blueprint under gunicorn "
+        "(server.kind; needs pip install 'ecolens[flask]')",
+    )
     parser.add_argument("--model", type=Path, help="the .tflite (default: reference model)")
     parser.add_argument("--workers", type=int, help="worker processes (default 2)")
     parser.add_argument(
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {
         "server.host": args.host,
         "server.port": args.port,
+        "server.kind": args.server,
         "server.workers": args.workers,
         "server.threads": request_threads,
         "server.tls_cert": args.tls_cert and str(args.tls_cert),

@@ -13,9 +13,11 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from ecolens.core.logs import JsonFormatter
+from ecolens.edge.api.context import RequestInfo
 
 ACCESS_LOGGER = "ecolens.api.access"
 
@@ -35,3 +37,21 @@ class AccessLog:
         record.access = {k: v for k, v in fields.items() if v is not None}
         with contextlib.suppress(OSError):  # a closed or full stderr must not fail the request
             os.write(self._fd, (self._formatter.format(record) + "\n").encode())
+
+    def request(self, info: RequestInfo, method: str, path: str) -> None:
+        """The line of one answered (or abandoned) request, from its facts."""
+        length = info.headers.get(b"content-length")
+        labels = info.labels
+        self.write(
+            request_id=info.request_id,
+            remote=info.remote,
+            client=info.client,
+            method=method,
+            path=path,
+            status=info.status,
+            latency_ms=round((time.perf_counter() - info.started) * 1000.0, 3),
+            bytes_in=int(length) if length and length.isdigit() else None,
+            label=labels[0] if len(labels) == 1 else None,
+            labels=labels if len(labels) > 1 else None,
+            error=info.error,
+        )

@@ -11,29 +11,12 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-from ecolens.core.classifier import Classifier
 from ecolens.core.http.keys import KeyStore
-from ecolens.edge.api import metrics
-from ecolens.edge.api.access_log import AccessLog
-from ecolens.edge.api.auth import ClientFilter
 from ecolens.edge.api.errors import from_http_exception
-from ecolens.edge.api.inference import InferencePool
-from ecolens.edge.api.model_holder import ModelHolder
-from ecolens.edge.api.ratelimit import RateLimit
 from ecolens.edge.api.settings import ApiConfig
-from ecolens.edge.api.state import ApiState
-
-
-def classifier_loader(config: ApiConfig):
-    """How this worker builds its Classifier (one interpreter per worker process)."""
-
-    def load(path: Path) -> Classifier:
-        return Classifier.from_settings(config.model, path=path, max_pixels=config.limits.max_pixels)
-
-    return load
+from ecolens.edge.api.state import ApiState, build_state, close_state
 
 
 def middleware_stack(state: ApiState, routes: list[Any]) -> list[Any]:
@@ -74,31 +57,12 @@ def create_app(config: ApiConfig, keys: KeyStore | None = None) -> Any:
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
 
-    if keys is None:
-        keys = KeyStore.from_settings(config.auth)
-    config.auth.keys = []  # only hashes are kept
-    state = ApiState(
-        config=config,
-        keys=keys,
-        clients=ClientFilter(config.auth.allow_cidrs),
-        rate=RateLimit(config.limits.rate),
-        access_log=AccessLog(config.logging.access_log),
-        holder=ModelHolder(
-            config.model.resolved_path(),
-            classifier_loader(config),
-            wait=config.server.wait_for_model,
-            poll_seconds=config.server.model_poll_seconds,
-            on_loaded=lambda c: metrics.record_model(c.model_info),
-        ).start(),
-        pool=InferencePool(config.server.threads),
-    )
+    state = build_state(config, keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         yield
-        state.holder.stop()
-        state.pool.close()
-        metrics.worker_exiting()
+        close_state(state)
 
     async def raise_routing_error(_request: Any, exc: Exception) -> None:
         raise from_http_exception(exc)

@@ -4,6 +4,7 @@ choice of the request id. Transport-free: a WSGI adapter can keep the same objec
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -30,3 +31,14 @@ class RequestInfo:
     responded: bool = False  # the answer started: an error can no longer replace it
     error: str | None = None  # the error code the request ended with
     labels: list[str] = field(default_factory=list)
+
+    def header(self, name: bytes) -> str | None:
+        """A request header as text (``name`` in lower case), None when absent."""
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
+
+
+def open_request(headers: dict[bytes, bytes], remote: str | None) -> RequestInfo:
+    """A request's facts on arrival: its id (the client's when sane), its peer, its headers."""
+    request_id = request_id_from(headers.get(b"x-request-id", b"").decode("latin-1"))
+    return RequestInfo(request_id, remote, remote or "unknown", headers, time.perf_counter())

@@ -93,6 +93,16 @@ def error_json(code: str, message: str, request_id: str | None, tf_serving: bool
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers (lower-case names), body
+
+
+def error_answer(exc: ApiError, request_id: str, tf_serving: bool) -> Answer:
+    """(status, headers, body) of an error answer, whatever the transport writes it with."""
+    body = error_json(exc.code, exc.message, request_id, tf_serving)
+    headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+    return exc.status, headers + [(name.lower(), value) for name, value in exc.headers.items()], body
+
+
 def from_http_exception(exc: Exception) -> ApiError:
     """Starlette's routing errors (404, 405) as ApiErrors."""
     status = getattr(exc, "status_code", 500)

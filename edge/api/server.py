@@ -1,9 +1,11 @@
 """Start-up: refuse unsafe or broken configurations with one clear line, then run uvicorn
 (httptools parser with a header deadline, one event loop per worker process; each worker builds
-the app and loads its own interpreter)."""
+the app and loads its own interpreter), or, with ``server.kind = "flask"``, the Flask app under
+gunicorn (``edge.api.flask.server``) from the same checks and settings."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -12,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ecolens.core.errors import ConfigError
+from ecolens.core.errors import ConfigError, MissingDependencyError
 from ecolens.core.http.exposure import check_exposure
 from ecolens.core.http.keys import KeyStore, hash_key
 from ecolens.edge.api.settings import ApiConfig
@@ -33,6 +35,16 @@ def check_startup(config: ApiConfig, keys: KeyStore) -> None:
     from ecolens.core.classifier import Classifier
 
     Classifier.from_settings(config.model, threads=1)  # fails here, with ModelError's message, if unusable
+
+
+def require_flask() -> None:
+    """``--server flask`` needs Flask and gunicorn (the ``flask`` extra): say which is missing."""
+    for module, package in (("flask", "flask"), ("gunicorn", "gunicorn")):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(
+                f"ecolens serve --server flask needs the Python package {package!r}, which is not "
+                "installed: pip install 'ecolens[flask]'"
+            )
 
 
 def interpreter_threads(config: ApiConfig) -> int:
@@ -99,35 +111,48 @@ def prepare_metrics_dir() -> Path | None:
 
 
 def serve(config: ApiConfig) -> int:
-    """Validate, then run uvicorn in this process until it is stopped."""
-    from uvicorn import Server
-    from uvicorn.supervisors import Multiprocess
-
+    """Validate, then run the chosen server in this process until it is stopped."""
+    if config.server.kind == "flask":
+        require_flask()
     keys = KeyStore.from_settings(config.auth)
     check_startup(config, keys)
     # Workers receive the configuration with the keys as hashes only.
     config.auth.key_hashes = sorted(set(config.auth.key_hashes) | {hash_key(k) for k in config.auth.keys})
     config.auth.keys = []
     config.model.threads = interpreter_threads(config)
-    os.environ[WORKER_CONFIG_ENV] = json.dumps(config.model_dump(mode="json"))
     owned_metrics_dir = prepare_metrics_dir() if config.server.workers > 1 else None
-    uv = uvicorn_config(config)
     log.info(
-        "serving %s with %d worker(s) x %d inference thread(s), %d interpreter thread(s) each",
+        "serving %s (%s) with %d worker(s) x %d inference thread(s), %d interpreter thread(s) each",
         config.server.url,
+        config.server.kind,
         config.server.workers,
         config.server.threads,
         config.model.threads,
     )
     try:
-        if config.server.workers > 1:
-            Multiprocess(uv, sockets=[uv.bind_socket()]).run()
+        if config.server.kind == "flask":
+            from ecolens.edge.api.flask.server import run_gunicorn
+
+            run_gunicorn(config, log_config(config.logging.level))
         else:
-            server = Server(uv)
-            server.run()
-            if not server.started:
-                raise ConfigError(f"could not start serving on {config.server.url} (see the log above)")
+            run_uvicorn(config)
     finally:
         if owned_metrics_dir is not None:
             shutil.rmtree(owned_metrics_dir, ignore_errors=True)
     return 0
+
+
+def run_uvicorn(config: ApiConfig) -> None:
+    """uvicorn's workers each build the app from the configuration in the environment."""
+    from uvicorn import Server
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[WORKER_CONFIG_ENV] = json.dumps(config.model_dump(mode="json"))
+    uv = uvicorn_config(config)
+    if config.server.workers > 1:
+        Multiprocess(uv, sockets=[uv.bind_socket()]).run()
+        return
+    server = Server(uv)
+    server.run()
+    if not server.started:
+        raise ConfigError(f"could not start serving on {config.server.url} (see the log above)")

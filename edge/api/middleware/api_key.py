@@ -19,11 +19,5 @@ class ApiKeyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_protected(scope["path"], self.config):
             info = scope["ecolens"]
-            authorization = info.headers.get(b"authorization")
-            api_key = info.headers.get(b"x-api-key")
-            info.client = key_client(
-                self.keys,
-                authorization.decode("latin-1") if authorization is not None else None,
-                api_key.decode("latin-1") if api_key is not None else None,
-            )
+            info.client = key_client(self.keys, info.header(b"authorization"), info.header(b"x-api-key"))
         await self.app(scope, receive, send)

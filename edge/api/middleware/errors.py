@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ecolens.edge.api.admission import is_tf_serving
 from ecolens.edge.api.body import ClientGone
-from ecolens.edge.api.errors import ApiError, as_api_error, error_json
+from ecolens.edge.api.errors import ApiError, as_api_error, error_answer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -31,8 +31,7 @@ class ErrorMiddleware:
 
 
 async def send_error(send: Send, exc: ApiError, request_id: str, tf_serving: bool) -> None:
-    body = error_json(exc.code, exc.message, request_id, tf_serving)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in exc.headers.items()]
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    status, headers, body = error_answer(exc, request_id, tf_serving)
+    raw = [(name.encode(), value.encode()) for name, value in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

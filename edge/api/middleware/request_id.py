@@ -4,9 +4,7 @@ echoes the id as ``X-Request-Id`` on every answer and notes the answer's status.
 
 from __future__ import annotations
 
-import time
-
-from ecolens.edge.api.context import RequestInfo, request_id_from
+from ecolens.edge.api.context import open_request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -18,13 +16,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        headers = dict(scope["headers"])
-        request_id = request_id_from(headers.get(b"x-request-id", b"").decode("latin-1"))
-        remote = scope["client"][0] if scope.get("client") else None
-        info = RequestInfo(request_id, remote, remote or "unknown", headers, started)
+        info = open_request(dict(scope["headers"]), scope["client"][0] if scope.get("client") else None)
         scope["ecolens"] = info
-        id_header = (b"x-request-id", request_id.encode())
+        id_header = (b"x-request-id", info.request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

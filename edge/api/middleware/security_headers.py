@@ -11,11 +11,14 @@ NOSNIFF = (b"x-content-type-options", b"nosniff")
 NO_STORE = (b"cache-control", b"no-store")
 
 
+def security_headers(cache_control_set: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every answer gets (the Flask adapter adds them too)."""
+    return (NOSNIFF,) if cache_control_set else (NOSNIFF, NO_STORE)
+
+
 def with_security_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """``headers`` and the security headers after them."""
-    if any(name == b"cache-control" for name, _ in headers):
-        return [*headers, NOSNIFF]
-    return [*headers, NOSNIFF, NO_STORE]
+    return [*headers, *security_headers(any(name == b"cache-control" for name, _ in headers))]
 
 
 class SecurityHeadersMiddleware:

@@ -1,6 +1,8 @@
-"""[server]: where and how the server (uvicorn) listens."""
+"""[server]: where and how the server (uvicorn, or Flask under gunicorn) listens."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from ecolens.core.http.exposure import ListenSection
 from pydantic import Field
@@ -10,6 +12,11 @@ class ServerSection(ListenSection):
     """The listening socket, the worker layout, timeouts and TLS."""
 
     port: int = Field(8080, ge=1, le=65535, description="TCP port")
+    kind: Literal["uvicorn", "flask"] = Field(
+        "uvicorn",
+        description="uvicorn (the Starlette app, default) or flask (the Flask Blueprint under gunicorn, "
+        "needs pip install 'ecolens[flask]')",
+    )
     workers: int = Field(
         2, ge=1, le=64, description="worker processes, each with its own interpreter and event loop"
     )
@@ -19,6 +26,13 @@ class ServerSection(ListenSection):
         le=64,
         description="images a worker decodes and classifies at once (its inference pool); each "
         "holds at most one decoded image, so this bounds memory",
+    )
+    flask_threads: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="kind = flask: requests a gunicorn worker serves at once (its gthread threads); a "
+        "client sending slowly holds one until it is done",
     )
     timeout: int = Field(
         30, ge=1, le=3600, description="seconds a stopping worker may take to finish its requests"

@@ -52,7 +52,7 @@ def check(response: requests.Response) -> None:
     body = response.json()
     if response.status_code == 200:
         for result in body if isinstance(body, list) else [body]:
-            validate_result(result)
+            validate_result(result, written=True)
     else:
         assert set(body) == {"error"}
         assert body["error"]["code"] and body["error"]["message"]

@@ -151,6 +151,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    from ecolens.core.native_stderr import quiet_native_loggers
+
+    quiet_native_loggers(verbose=bool({"-v", "--verbose"} & set(arguments)))
     command = requested_command(arguments)
     parser = build_parser(command)
     args = parser.parse_args(arguments)

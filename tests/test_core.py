@@ -11,7 +11,7 @@ import jsonschema
 import numpy as np
 import pytest
 from ecolens.core.config import ModelSection, Section, load_config
-from ecolens.core.contract import make_result, result_schema, validate_result
+from ecolens.core.contract import make_result, validate_result
 from ecolens.core.errors import ConfigError, ImageError, ImageTooLargeError, ModelError
 from ecolens.core.metadata import InputSpec, ModelMetadata, embed_metadata, read_metadata
 from ecolens.core.mqtt import BrokerSection, broker_overrides, parse_broker_url

@@ -69,8 +69,9 @@ def test_the_bins_set_installs_hash_checked_on_a_fresh_venv(tmp_path, eval_dir):
     bin_dir = fresh_venv(tmp_path / "venv")
     python = bin_dir / "python"
     # what scripts/setup and docs/raspberry-pi.md run, from the wheelhouse instead of PyPI
-    pip(python, "install", "-q", "--require-hashes", "--no-index", "--find-links", str(wheelhouse(constraints)),
-        "-r", str(constraints))  # fmt: skip
+    wheels = str(wheelhouse(constraints))
+    hashed = ("--require-hashes", "-r", str(constraints))
+    pip(python, "install", "-q", "--no-index", "--find-links", wheels, *hashed)
     pip(python, "install", "-q", "--no-deps", "--no-index", str(ecolens_wheel(tmp_path / "wheel")))
     pip(python, "check")  # ecolens[edge]'s requirements are all met by the pinned set
     listed = json.loads(pip(python, "list", "--format=json").stdout)

@@ -6,8 +6,10 @@ import signal
 import sqlite3
 import time
 from contextlib import closing
+from datetime import datetime, timezone
 
 import pytest
+from ecolens.bench.postgres import wait_until
 
 from tests.support.daemon_helpers import Recorder, clip_manifest, clip_path, daemon_process, status_word
 
@@ -52,14 +54,24 @@ def test_broker_outage_mid_stream_loses_no_result(tmp_path, mosquitto, reference
     try:
         assert recorder.wait(lambda: len(recorder.results(RESULT)) >= 1, 30), log.read_text()
         mosquitto.stop()
-        time.sleep(4)  # items keep coming while the broker is down
-        mosquitto.start()
+        queue = tmp_path / "queue.sqlite3"
+        # items keep coming while the broker is down: waited for on disk, not by the clock
+        assert wait_until(lambda: len(queued_event_ids(queue)) >= 2, timeout=60), log.read_text()
+        late = set(queued_event_ids(queue))
+        back_at = datetime.now(timezone.utc)
+        mosquitto.start()  # on the same port (bench.mosquitto.restartable_port)
         assert daemon.wait(60) == 0, log.read_text()
         expected = [item["label"] for item in clip_manifest()["items"]]
         assert recorder.wait(lambda: len(recorder.results(RESULT)) >= len(expected), 20)
         results = list(recorder.results(RESULT).values())
         assert sorted(r["label"] for r in results) == sorted(expected)
         assert len(results) == len(expected)
+        # published after the broker came back, each keeps the time its item was seen
+        published_late = [r for r in results if r["event_id"] in late]
+        assert len(published_late) == len(late)
+        for result in published_late:
+            seen = datetime.fromisoformat(result["timestamp"].replace("Z", "+00:00"))
+            assert seen < back_at, (result["timestamp"], back_at)
         assert "lost connection" in log.read_text()
         assert queued_event_ids(tmp_path / "queue.sqlite3") == []
     finally:

@@ -71,7 +71,8 @@ def test_the_bins_set_installs_hash_checked_on_a_fresh_venv(tmp_path, eval_dir):
     # what scripts/setup and docs/raspberry-pi.md run, from the wheelhouse instead of PyPI
     wheels = str(wheelhouse(constraints))
     hashed = ("--require-hashes", "-r", str(constraints))
-    pip(python, "install", "-q", "--no-index", "--find-links", wheels, *hashed)
+    # --no-compile: no .pyc up front (minutes of CPU on a small machine); it changes nothing installed
+    pip(python, "install", "-q", "--no-compile", "--no-index", "--find-links", wheels, *hashed)
     pip(python, "install", "-q", "--no-deps", "--no-index", str(ecolens_wheel(tmp_path / "wheel")))
     pip(python, "check")  # ecolens[edge]'s requirements are all met by the pinned set
     listed = json.loads(pip(python, "list", "--format=json").stdout)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux default 32768-60999)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def restartable_port() -> int:
+    """A free port outside the ephemeral range: while a restartable broker is stopped, a client
+    reconnecting to it gets a local port from that range, and one could take the broker's own
+    port (a port from free_port() is one of them), so the restart would fail to listen."""
+    low, high = ephemeral_range()
+    candidates = list(range(10000, low)) + list(range(high + 1, 65536))
+    for port in random.sample(candidates, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port outside the ephemeral range")
 
 
 def mosquitto_binary() -> str:
@@ -38,7 +64,7 @@ class MosquittoBroker:
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
+        self.port = port or restartable_port()
         self.host = "127.0.0.1"
         self.extra_config = extra_config or []
         self.allow_anonymous = allow_anonymous

@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ecolens.bench.mosquitto import free_port
+from ecolens.bench.mosquitto import restartable_port
 
 INSTALL_HINT = "apt-get install postgresql (server binaries in /usr/lib/postgresql/*/bin)"
 
@@ -40,7 +40,7 @@ class PostgresServer:
         self.run_as = run_as if run_as is not None else ("postgres" if os.geteuid() == 0 else None)
         self.workdir = Path(tempfile.mkdtemp(prefix="ecolens-pg-"))
         self.datadir = self.workdir / "data"
-        self.port = free_port()
+        self.port = restartable_port()  # kept across restarts (outage tests)
         self.host = "127.0.0.1"
         if self.run_as:
             user = pwd.getpwnam(self.run_as)

@@ -71,9 +71,9 @@ def masked(settings: Any) -> Any:
 
 
 def validate_and_print(config: BaseModel, model_path: Path | None = None) -> str:
-    """For `--validate-config`: prints the effective settings (secrets masked), checks the named
-    files and the model's metadata; returns the closing line, raises ConfigError listing every
-    problem otherwise."""
+    """For `--validate-config`: prints the effective settings (secrets masked) as JSON, alone on
+    stdout (so `| jq` reads it), checks the named files and the model's metadata; returns the
+    verdict for stderr, raises ConfigError listing every problem otherwise."""
     import json
 
     from ecolens.core.errors import ConfigError, EcoLensError

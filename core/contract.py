@@ -1,6 +1,8 @@
 """The result contract: the one JSON object published on MQTT and returned by POST /predict.
 
-Every transport builds results here, so the shape cannot drift between them.
+Every transport builds results here, so the shape cannot drift between them. How the contract
+may change (docs/contract.md): within 1.x writers add only optional fields, and readers accept
+any 1.x version and fields they do not know, so bins and aggregators upgrade in any order.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.0"  # what this release writes
+CONTRACT_MAJOR = 1  # what this release reads: every 1.x
 OPTIONAL_FIELDS = ("frames", "device_id", "event_id", "seq", "request_id", "source")
 
 
@@ -73,10 +76,26 @@ def _result_validator() -> Any:
     return validator_class(result_schema(), format_checker=jsonschema.FormatChecker())
 
 
-def validate_result(result: Mapping[str, Any]) -> None:
-    """Raise jsonschema.ValidationError when ``result`` breaks the contract (needs jsonschema)."""
+def contract_major(result: Mapping[str, Any]) -> int | None:
+    """The major version a result claims ("1.7" -> 1), None when it claims none readable."""
+    version = result.get("contract_version")
+    major = version.split(".", 1)[0] if isinstance(version, str) else ""
+    return int(major) if major.isascii() and major.isdigit() else None
+
+
+def validate_result(result: Mapping[str, Any], *, written: bool = False) -> None:
+    """Raise jsonschema.ValidationError when ``result`` breaks the contract (needs jsonschema).
+
+    As a reader (the default) any 1.x version and unknown fields pass; ``written=True`` checks
+    what this release itself writes: exactly CONTRACT_VERSION and only the fields it defines."""
     import jsonschema
 
     error = jsonschema.exceptions.best_match(_result_validator().iter_errors(dict(result)))
     if error is not None:
         raise error
+    if written:
+        unknown = sorted(set(result) - set(result_schema()["properties"]))
+        if unknown:
+            raise jsonschema.ValidationError(f"fields this release does not write: {unknown}")
+        if result["contract_version"] != CONTRACT_VERSION:
+            raise jsonschema.ValidationError(f"this release writes contract {CONTRACT_VERSION}")

@@ -1,4 +1,11 @@
-"""LiteRT's C++ core prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` straight
+"""One JSON log stream on stderr, whatever native libraries print to file descriptor 2.
+
+OpenCV's and FFmpeg's C++ loggers (``[ WARN:0@0.565] global cap_v4l.cpp ... can't open camera by
+index``) are silenced at their source by ``quiet_native_loggers``: what they would say (a camera
+that does not open, a stream that drops) is already a log record of the daemon's own. With
+``-v`` they speak again.
+
+LiteRT's C++ core prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` straight
 to file descriptor 2 on every model load, which Python logging cannot filter. While a model
 loads, fd 2 goes to a temporary file; afterwards the known informational lines become debug
 log records (shown with ``ecolens -v``) and anything else is written back to stderr unchanged,
@@ -17,6 +24,22 @@ from contextlib import contextmanager
 INFORMATIONAL = re.compile(
     rb"^INFO: (Created TensorFlow Lite .*delegate|Initialized TensorFlow Lite runtime)"
 )
+
+
+# Read by OpenCV when it first logs and by its FFmpeg backend when it starts (AV_LOG_QUIET = -8);
+# a value the user exported wins.
+QUIET_NATIVE_ENV = {"OPENCV_LOG_LEVEL": "SILENT", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
+
+
+def quiet_native_loggers(verbose: bool) -> None:
+    """Silence OpenCV's and FFmpeg's own stderr lines, unless ``verbose`` (``ecolens -v``)."""
+    if verbose:
+        return
+    for name, value in QUIET_NATIVE_ENV.items():
+        os.environ.setdefault(name, value)
+    cv2 = sys.modules.get("cv2")  # imported already: its logger read the variable at import
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"] == "SILENT":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 @contextmanager

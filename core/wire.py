@@ -35,6 +35,7 @@ class RejectionKind(str, Enum):
     TOO_LARGE = "too_large"
     UNSTORABLE_VALUE = "unstorable_value"
     CONTRACT = "contract"
+    CONTRACT_VERSION = "contract_version"  # a major version this aggregator cannot read (2.0)
     DEVICE_MISMATCH = "device_mismatch"
     NO_EVENT_ID = "no_event_id"
     LABEL_NOT_IN_SCORES = "label_not_in_scores"

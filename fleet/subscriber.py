@@ -100,6 +100,7 @@ class Aggregator:
         self.database_factory = database_factory
         self.client_id = client_id or broker.client_id or default_client_id()
         self.stats = IngestStats()
+        self._version_refused: set[str] = set()  # result topics already logged as unreadable
         self._queue: queue.Queue[Incoming] = queue.Queue()
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -200,6 +201,15 @@ class Aggregator:
             batch.append(item)
         return batch
 
+    def _log_rejected(self, item: Rejected) -> None:
+        """One line per message, except a newer contract major: one line per bin (a bin
+        upgraded ahead of its aggregator sends every result so), each one still counted."""
+        if item.kind == RejectionKind.CONTRACT_VERSION.value:
+            if item.topic in self._version_refused:
+                return
+            self._version_refused.add(item.topic)
+        log.warning("rejected message on %s: %s", item.topic, item.reason)
+
     def _store_batch(self, batch: list[Incoming]) -> bool:
         """Retries until the batch is committed (database restarts lose nothing), then acks.
         False when stopping before it could be stored: unacknowledged, the broker resends it."""
@@ -207,7 +217,7 @@ class Aggregator:
         parsed = [parse_message(prefix, m.topic, m.payload, m.received_ms, limit) for m in batch]
         for item in parsed:
             if isinstance(item, Rejected):
-                log.warning("rejected message on %s: %s", item.topic, item.reason)
+                self._log_rejected(item)
                 self.stats.rejected_as(reason_kind(item))
         backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:

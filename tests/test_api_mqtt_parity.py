@@ -56,8 +56,8 @@ def test_predict_matches_the_mqtt_daemon(tmp_path, mosquitto, reference_model, e
             )
             http = response.json()
             mqtt = by_name[path.name]
-            validate_result(http)
-            validate_result(mqtt)
+            validate_result(http, written=True)
+            validate_result(mqtt, written=True)
             assert (http["label"], http["scores"], http["model"]) == (
                 mqtt["label"],
                 mqtt["scores"],

@@ -73,7 +73,10 @@ def test_command_needing_a_missing_extra_says_so() -> None:
     proc = run_without_extras("convert", str(reference_h5()))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert "pip install 'ecolens[convert]'" in proc.stderr.strip().splitlines()[-1]
+    last = proc.stderr.strip().splitlines()[-1]
+    # the package itself, with the requirement ecolens declares, and the extra that lists it
+    assert "needs the Python package 'tensorflow'" in last and "pip install 'tensorflow>=" in last, last
+    assert "(listed in ecolens[convert])" in last, last
 
 
 def test_classify_imports_only_its_own_command(eval_dir: Path) -> None:

@@ -11,7 +11,7 @@ import jsonschema
 import numpy as np
 import pytest
 from ecolens.core.config import ModelSection, Section, load_config
-from ecolens.core.contract import make_result, result_schema, validate_result
+from ecolens.core.contract import make_result, validate_result
 from ecolens.core.errors import ConfigError, ImageError, ImageTooLargeError, ModelError
 from ecolens.core.metadata import InputSpec, ModelMetadata, embed_metadata, read_metadata
 from ecolens.core.mqtt import BrokerSection, broker_overrides, parse_broker_url
@@ -124,7 +124,7 @@ def test_result_contract_validates() -> None:
         device_id="bin-1",
         event_id="e1",
     )
-    validate_result(result)
+    validate_result(result, written=True)
     assert result["label"] == "plastic" and result["confidence"] == 0.8
     assert result["uncertain"] is True
     assert result["timestamp"] == "2026-01-02T03:04:05.678Z"
@@ -134,7 +134,13 @@ def test_result_contract_validates() -> None:
     broken = dict(result, confidence=1.5)
     with pytest.raises(jsonschema.ValidationError):
         validate_result(broken)
-    assert result_schema()["additionalProperties"] is False
+    # a reader accepts what a newer 1.x writer adds; this release itself writes none of it
+    newer = dict(result, contract_version="1.1", bin_temperature_c=31.5)
+    validate_result(newer)
+    with pytest.raises(jsonschema.ValidationError, match="does not write"):
+        validate_result(newer, written=True)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_result(dict(result, contract_version="2.0"))
 
 
 class Demo(Section):

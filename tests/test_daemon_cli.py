@@ -112,8 +112,8 @@ def test_validate_config_prints_effective_settings_without_the_password(tmp_path
         ECOLENS_PUBLISH__DEVICE_ID="bin-9",
     )
     assert done.returncode == 0, done.stderr
-    assert "configuration OK" in done.stdout and "hunter2" not in done.stdout
-    settings = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert "configuration OK" in done.stderr and "hunter2" not in done.stdout
+    settings = json.loads(done.stdout)
     assert settings["mqtt"]["host"] == "broker.lan" and settings["mqtt"]["port"] == 8883
     assert settings["publish"]["device_id"] == "bin-9"
 

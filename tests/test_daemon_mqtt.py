@@ -50,7 +50,7 @@ def test_clip_yields_one_schema_valid_result_per_item_with_the_right_label(
     results = list(recorder.results("ecolens/bin-test/result").values())
     assert [r["label"] for r in results] == expected
     for result in results:
-        validate_result(result)
+        validate_result(result, written=True)
         assert result["frames"] == 3 and result["device_id"] == "bin-test"
         assert result["source"].endswith("items.mp4")
     assert len(list((tmp_path / "a").rglob("*.jpg"))) == len(expected)

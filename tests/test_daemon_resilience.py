@@ -6,10 +6,13 @@ import signal
 import sqlite3
 import time
 from contextlib import closing
+from datetime import datetime, timezone
 
 import pytest
+from ecolens.bench.postgres import wait_until
 
 from tests.support.daemon_helpers import Recorder, clip_manifest, clip_path, daemon_process, status_word
+from tests.support.tcpproxy import FreezingProxy
 
 RESULT = "ecolens/bin-r/result"
 STATUS = "ecolens/bin-r/status"
@@ -52,14 +55,24 @@ def test_broker_outage_mid_stream_loses_no_result(tmp_path, mosquitto, reference
     try:
         assert recorder.wait(lambda: len(recorder.results(RESULT)) >= 1, 30), log.read_text()
         mosquitto.stop()
-        time.sleep(4)  # items keep coming while the broker is down
-        mosquitto.start()
+        queue = tmp_path / "queue.sqlite3"
+        # items keep coming while the broker is down: waited for on disk, not by the clock
+        assert wait_until(lambda: len(queued_event_ids(queue)) >= 2, timeout=60), log.read_text()
+        late = set(queued_event_ids(queue))
+        back_at = datetime.now(timezone.utc)
+        mosquitto.start()  # on the same port (bench.mosquitto.restartable_port)
         assert daemon.wait(60) == 0, log.read_text()
         expected = [item["label"] for item in clip_manifest()["items"]]
         assert recorder.wait(lambda: len(recorder.results(RESULT)) >= len(expected), 20)
         results = list(recorder.results(RESULT).values())
         assert sorted(r["label"] for r in results) == sorted(expected)
         assert len(results) == len(expected)
+        # published after the broker came back, each keeps the time its item was seen
+        published_late = [r for r in results if r["event_id"] in late]
+        assert len(published_late) == len(late)
+        for result in published_late:
+            seen = datetime.fromisoformat(result["timestamp"].replace("Z", "+00:00"))
+            assert seen < back_at, (result["timestamp"], back_at)
         assert "lost connection" in log.read_text()
         assert queued_event_ids(tmp_path / "queue.sqlite3") == []
     finally:
@@ -129,3 +142,39 @@ def test_sigterm_stops_cleanly_with_offline_status(tmp_path, mosquitto, referenc
     finally:
         daemon.kill()
         recorder.close()
+
+
+def test_a_half_open_network_cut_is_found_by_keepalive_and_loses_nothing(
+    tmp_path, mosquitto, reference_model
+):
+    """The network goes silent without closing anything (no FIN, no RST): only keepalive can
+    tell. The daemon drops the dead connection, reconnects through the (working) route, and
+    every result, queued meanwhile, arrives once."""
+    proxy = FreezingProxy(mosquitto.port)
+    recorder = Recorder(mosquitto.port, [RESULT], client_id="half-open-recorder")
+    log = tmp_path / "daemon.log"
+    env = {
+        "ECOLENS_MQTT__PORT": str(proxy.port),
+        "ECOLENS_MQTT__KEEPALIVE": "5",  # the smallest allowed: a dead link is found in ~2 x 5 s
+        "ECOLENS_MQTT__RECONNECT_MAX_S": "1",
+        "ECOLENS_SERVICE__DRAIN_TIMEOUT_S": "30",
+    }
+    argv = args(tmp_path, mosquitto, reference_model, 1.0)
+    argv[argv.index("--broker") : argv.index("--broker") + 2] = []  # the port comes from the env
+    daemon = daemon_process(argv, log, **env)
+    try:
+        assert recorder.wait(lambda: len(recorder.results(RESULT)) >= 1, 60), log.read_text()
+        assert proxy.connections == 1
+        proxy.freeze()
+        assert wait_until(lambda: "lost connection" in log.read_text(), timeout=60), log.read_text()
+        assert wait_until(lambda: proxy.connections >= 2, timeout=30), log.read_text()
+        assert daemon.wait(90) == 0, log.read_text()
+        expected = [item["label"] for item in clip_manifest()["items"]]
+        assert recorder.wait(lambda: len(recorder.results(RESULT)) >= len(expected), 30), log.read_text()
+        results = list(recorder.results(RESULT).values())
+        assert sorted(r["label"] for r in results) == sorted(expected)
+        assert queued_event_ids(tmp_path / "queue.sqlite3") == []
+    finally:
+        daemon.kill()
+        recorder.close()
+        proxy.close()

@@ -42,7 +42,7 @@ def test_edge_extra_installs_without_tensorflow_and_classifies(tmp_path: Path, e
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
-    validate_result(result)
+    validate_result(result, written=True)
     assert result["source"] == str(image)
     # The model shipped inside the wheel, not read from the checkout.
     probe = subprocess.run(

@@ -4,6 +4,7 @@ printed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -70,8 +71,9 @@ def test_good_configs_say_ok_without_secrets(tmp_path):
     for command in ("run", "aggregate"):
         done = ecolens(command, "--config", str(config), "--validate-config")
         assert done.returncode == 0, done.stderr
-        assert "configuration OK" in done.stdout and "hunter2" not in done.stdout
+        assert "configuration OK" in done.stderr and "hunter2" not in done.stdout + done.stderr
+        json.loads(done.stdout)  # the settings alone on stdout
     served = ecolens("serve", "--validate-config")
-    assert served.returncode == 0 and "configuration OK; model ecolens-plastic-lite0" in served.stdout
+    assert served.returncode == 0 and "configuration OK; model ecolens-plastic-lite0" in served.stderr
     lan = ecolens("aggregate", "--validate-config", "--http-host", "0.0.0.0")
     assert lan.returncode == 2 and "without API keys" in lan.stderr

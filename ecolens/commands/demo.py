@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import secrets
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -66,6 +68,7 @@ class ResultPrinter:
 
         self.json_only = json_only
         self.count = 0
+        self.reader_gone = threading.Event()  # stdout's reader left (`ecolens demo --json | head`)
         self.subscribed = threading.Event()
         # The daemon's own connection settings (credentials, TLS) for a broker given by URL.
         self.client = MqttClient(broker, f"ecolens-demo-sub-{secrets.token_hex(4)}")
@@ -78,10 +81,18 @@ class ResultPrinter:
     def _on_message(self, message: Any) -> None:
         result = json.loads(message.payload)
         self.count += 1
-        if self.json_only:
-            print(json.dumps(result), flush=True)
-        else:
-            print(f"#{self.count:<3} {describe(result)}", flush=True)
+        if self.reader_gone.is_set():
+            return
+        try:
+            if self.json_only:
+                print(json.dumps(result), flush=True)
+            else:
+                print(f"#{self.count:<3} {describe(result)}", flush=True)
+        except BrokenPipeError:
+            # On the MQTT thread, where the CLI's own handler cannot see it: stop quietly, as
+            # Unix tools do, and let run() end the daemon (stdout to /dev/null for the last flush).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            self.reader_gone.set()
 
     def stop(self) -> None:
         self.client.stop()
@@ -126,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"daemon reading {config.source.uri}; results on {topic}:", flush=True)
             daemon = Daemon(config)
             daemon.keep_results = True
+            stop_when_reader_leaves(printer, daemon)
             # On Ctrl-C, run() still stops the daemon cleanly (finish item, flush, offline).
             with contextlib.suppress(KeyboardInterrupt):
                 daemon.run(install_signals=False)
@@ -141,4 +153,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if broker is not None:
             broker.stop()
+    if printer.reader_gone.is_set():
+        return 141  # 128 + SIGPIPE, as the CLI's own BrokenPipeError handler returns
     return 0 if printer.count == len(daemon.results) else 1
+
+
+def stop_when_reader_leaves(printer: ResultPrinter, daemon: Any) -> None:
+    """Ends the daemon's run (cleanly: finish the item, flush, offline) once nobody reads."""
+
+    def watch() -> None:
+        while not daemon.stop_event.is_set():
+            if printer.reader_gone.wait(0.2):
+                daemon.stop_event.set()
+                return
+
+    threading.Thread(target=watch, name="demo-reader", daemon=True).start()

@@ -182,7 +182,7 @@ def validate_fleet_config(config: Any) -> int:
         raise ConfigError(f"storage.url: {exc}") from exc
     if config.http.enabled:
         check_exposure(config.http, KeyStore.from_settings(config.auth).enabled, "the dashboard", "http")
-    print(line)
+    print(line, file=sys.stderr)
     return 0
 
 

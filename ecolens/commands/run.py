@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,5 +78,5 @@ def validate(config) -> int:
 
     config.mqtt.check_files()
     make_source(config.source, threading.Event())  # a missing video file is refused here
-    print(validate_and_print(config, config.model.resolved_path()))
+    print(validate_and_print(config, config.model.resolved_path()), file=sys.stderr)
     return 0

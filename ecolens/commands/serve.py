@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.validate_config:
         from ecolens.core.config_check import validate_and_print
 
-        print(validate_and_print(config, config.model.resolved_path()))
+        print(validate_and_print(config, config.model.resolved_path()), file=sys.stderr)
         return 0
     return serve(config)
 

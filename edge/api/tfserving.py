@@ -16,7 +16,7 @@
 
 A prediction is the model's output per image: the probability of each label, in the order of
 the labels in the metadata (the same numbers as ``scores`` in ``/predict``'s result).
-The TF Serving version of the model is the major number of its metadata version (``1.0.0`` -> 1).
+The TF Serving version of the model is the major number of its metadata version (``2.1.0`` -> 2).
 """
 
 from __future__ import annotations

@@ -62,10 +62,11 @@ class Classifier:
         threads: int | None = None,
         min_confidence: float = 0.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        kernels: str = "auto",
     ) -> None:
         self.path = Path(model_path)
         self.metadata: ModelMetadata = read_metadata(self.path)
-        self.model = TFLiteModel(self.path, threads=threads)
+        self.model = TFLiteModel(self.path, threads=threads, kernels=kernels)
         self._check_consistency()
         self.sha256 = file_sha256(self.path)
         self.min_confidence = min_confidence

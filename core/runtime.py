@@ -37,18 +37,40 @@ def interpreter_class() -> tuple[type, str]:
         ) from exc
 
 
+# Which int8/float kernels LiteRT runs: "auto" is its default (XNNPACK, chosen by CPU feature);
+# "builtin" its own optimised kernels; "reference" the plain portable ones. They round
+# differently, so scores differ slightly between them and between CPUs (tests/support/parity.py).
+KERNELS = ("auto", "builtin", "reference")
+
+
+def op_resolver(kernels: str) -> Any:
+    """LiteRT's OpResolverType for a ``KERNELS`` name."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    try:
+        from ai_edge_litert.interpreter import OpResolverType
+    except ImportError:  # tflite-runtime names it the same way
+        from tflite_runtime.interpreter import OpResolverType  # type: ignore[import-not-found]
+    return {
+        "auto": OpResolverType.AUTO,
+        "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        "reference": OpResolverType.BUILTIN_REF,
+    }[kernels]
+
+
 class TFLiteModel:
     """One interpreter for one model file; ``run`` is serialised because an interpreter
     is not thread-safe (concurrent callers wait on the lock)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, kernels: str = "auto") -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         interpreter_cls, self.runtime = interpreter_class()
         try:
             with native_info_to_debug(log):
-                self._interpreter: Any = interpreter_cls(model_path=str(path), num_threads=threads)
+                options = {} if kernels == "auto" else {"experimental_op_resolver_type": op_resolver(kernels)}
+                self._interpreter: Any = interpreter_cls(model_path=str(path), num_threads=threads, **options)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path} is not a valid TFLite model: {exc}") from exc
@@ -67,6 +89,8 @@ class TFLiteModel:
         scale, zero_point = self._input["quantization"]
         self.input_quantization = InputQuantization(self.input_dtype, float(scale), int(zero_point))
         self.output_size = int(np.prod(self._output["shape"][1:]))
+        # (scale, zero_point) of a quantized output; (0.0, 0) for a float one.
+        self.output_quantization: tuple[float, int] = tuple(self._output["quantization"])  # type: ignore[assignment]
         self._lock = threading.Lock()
 
     def run(self, tensor: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "fleet": ("ecolens.bench.fleet", "aggregator ingest rate and report query time"),
     "binpage": ("ecolens.bench.binpage", "the daemon's CPU with the bin page off, unwatched and watched"),
     "adapt": ("ecolens.bench.adapt_check", "`adapt` on a synthetic other camera (issue 12's target)"),
+    "kernels": ("ecolens.bench.kernels", "score spread between LiteRT's kernel families on this CPU"),
 }
 
 

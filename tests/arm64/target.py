@@ -32,6 +32,11 @@ class Target:
     wheelhouse: Wheelhouse
 
     @property
+    def name(self) -> str:
+        """``bookworm-pi4``: the suite and the board, as the test ids name them."""
+        return f"{self.emulator.rootfs.suite}-{self.emulator.profile.name}"
+
+    @property
     def python(self) -> Path:
         return self.venv / "bin" / "python"
 

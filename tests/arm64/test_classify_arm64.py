@@ -1,4 +1,6 @@
-"""`ecolens classify` on emulated Raspberry Pis gives exactly the x86 labels and scores.
+"""`ecolens classify` on emulated Raspberry Pis answers like x86, within the spread that
+separates two CPUs' int8 kernels (tests/support/parity.py), and boards of one family answer
+exactly alike.
 
 Each target is a Debian arm64 root (bookworm: Python 3.11, trixie: Python 3.13) with the
 project's wheel and the real aarch64 wheels of the edge extra installed in a venv, run by
@@ -18,11 +20,14 @@ from ecolens.core.preprocess import find_images
 
 from tests.arm64.results import chosen_images, parse_results
 from tests.arm64.target import Target, describe
+from tests.support.parity import Tolerance, differences, exact_differences, output_step
 
 pytestmark = pytest.mark.arm64
 
-# What must be identical; inference_ms and timestamp legitimately differ between runs.
+# What boards of one family give identically; inference_ms and timestamp differ between runs.
 COMPARED = ("label", "confidence", "scores", "uncertain", "model", "contract_version")
+# Every board's classify results, keyed by target name: the first board is the others' reference.
+BOARD_RESULTS: dict[str, dict[str, dict]] = {}
 
 
 def test_runtime_is_aarch64_with_the_hosts_package_versions(arm64_target: Target) -> None:
@@ -34,7 +39,7 @@ def test_runtime_is_aarch64_with_the_hosts_package_versions(arm64_target: Target
         assert info["versions"][name] == version, name
 
 
-def test_classify_matches_x86_exactly(
+def test_classify_matches_x86_within_the_cross_cpu_tolerance(
     arm64_target: Target, reference_model: Path, eval_dir: Path, x86_results: dict[str, dict]
 ) -> None:
     images = chosen_images(eval_dir, x86_results)
@@ -42,14 +47,18 @@ def test_classify_matches_x86_exactly(
     args = ("classify", "--model", str(reference_model), *map(str, images))
     arm64_results = parse_results(arm64_target.ecolens(*args).stdout)
     assert list(arm64_results) == [str(image) for image in images]
-    mismatches = []
-    for source, arm64 in arm64_results.items():
+    for arm64 in arm64_results.values():
         validate_result(arm64)
-        x86 = x86_results[source]
-        different = {key: (x86[key], arm64[key]) for key in COMPARED if x86[key] != arm64[key]}
-        if different:
-            mismatches.append(f"{Path(source).name}: {different}")
-    assert not mismatches, f"{len(mismatches)} of {len(images)} differ:\n" + "\n".join(mismatches)
+    x86 = {str(image): x86_results[str(image)] for image in images}
+    problems = differences(x86, arm64_results, Tolerance(output_step(reference_model)))
+    assert not problems, f"{len(problems)} differences beyond the cross-CPU spread:\n" + "\n".join(problems)
+    # Pi 4 and Pi 5 run different XNNPACK NEON kernels (with and without the dot product), and
+    # Python 3.11 and 3.13 different wheels, yet every board measured gave identical results:
+    # the arm64 int8 paths round alike. So boards are compared with each other exactly.
+    for other_name, other in BOARD_RESULTS.items():
+        same = exact_differences(other, arm64_results, COMPARED)
+        assert not same, f"{arm64_target.name} differs from {other_name}:\n" + "\n".join(same)
+    BOARD_RESULTS[arm64_target.name] = arm64_results
 
 
 def test_default_model_is_the_reference_model_shipped_in_the_wheel(
@@ -59,7 +68,9 @@ def test_default_model_is_the_reference_model_shipped_in_the_wheel(
     done = arm64_target.ecolens("classify", image)
     (result,) = parse_results(done.stdout).values()
     assert result["model"]["sha256"] == file_sha256(reference_model)
-    assert {key: result[key] for key in COMPARED} == {key: x86_results[image][key] for key in COMPARED}
+    assert not differences(
+        {image: x86_results[image]}, {image: result}, Tolerance(output_step(reference_model))
+    )
 
 
 def test_broken_image_gets_one_error_line_and_the_rest_are_classified(

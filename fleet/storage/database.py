@@ -43,7 +43,8 @@ class Database:
         self._placeholder = "%s" if kind == "postgresql" else "?"
 
     def sql(self, text: str) -> str:
-        return text if self._placeholder == "?" else text.replace("?", self._placeholder)
+        """``?`` placeholders for the driver; psycopg reads ``%`` (SQL's modulo) as ``%%``."""
+        return text if self._placeholder == "?" else text.replace("%", "%%").replace("?", self._placeholder)
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:

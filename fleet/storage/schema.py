@@ -8,12 +8,28 @@ both SQLite and PostgreSQL.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ecolens.fleet.storage.database import Database
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+_ROLLUP_COLUMNS = """width_ms BIGINT NOT NULL,
+    bucket_ms BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    items BIGINT NOT NULL,
+    uncertain BIGINT NOT NULL,
+    confidence_sum DOUBLE PRECISION NOT NULL,
+    last_seen_ms BIGINT NOT NULL,
+    PRIMARY KEY (width_ms, bucket_ms, device_id, label, model_version)"""
+
+# A statement is portable SQL, or {database kind: SQL} where the two differ (a kind left out
+# runs nothing).
+Statement = str | dict[str, str]
+
+MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
     # 1: results, bins, rejected messages
     (
         """CREATE TABLE results (
@@ -95,6 +111,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 8: the highest seq of a bin's results deleted by [storage] keep_results_days: numbers up to
     # it are not counted as missing (NULL: none deleted)
     ("ALTER TABLE devices ADD COLUMN pruned_seq BIGINT",),
+    # 9: rollups per bin, hour/day, label and model version, which reports read instead of raw
+    # results; the seq numbers stored, as ranges, for the count of missing results; batched jobs
+    # the upgrade runs after this transaction (fleet/storage/jobs.py): PostgreSQL's results become
+    # a table partitioned by week, then both are built from the results already stored
+    (
+        {
+            "sqlite": f"CREATE TABLE rollups ({_ROLLUP_COLUMNS}) WITHOUT ROWID",
+            "postgresql": f"CREATE TABLE rollups ({_ROLLUP_COLUMNS})",
+        },
+        """CREATE TABLE seq_ranges (
+            device_id TEXT NOT NULL,
+            first_seq BIGINT NOT NULL,
+            last_seq BIGINT NOT NULL,
+            PRIMARY KEY (device_id, first_seq, last_seq)
+        )""",
+        """CREATE TABLE fleet_jobs (
+            name TEXT PRIMARY KEY,
+            next_ms BIGINT,
+            until_ms BIGINT,
+            next_key TEXT,
+            done BIGINT NOT NULL DEFAULT 0,
+            total BIGINT NOT NULL DEFAULT 0
+        )""",
+        {"postgresql": "INSERT INTO fleet_jobs (name) VALUES ('partition_results')"},
+        "INSERT INTO fleet_jobs (name) VALUES ('build_rollups')",
+        "INSERT INTO fleet_jobs (name) VALUES ('build_seq_ranges')",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -105,9 +148,10 @@ def current_version(database: Database) -> int:
     return int(rows[0][0] or 0)
 
 
-def migrate(database: Database) -> int:
-    """Bring the schema to SCHEMA_VERSION; safe when several aggregators start at once
-    (PostgreSQL: advisory lock; SQLite: the write lock of BEGIN IMMEDIATE)."""
+def migrate(database: Database, progress: Callable[[str], None] | None = None) -> int:
+    """Bring the schema to SCHEMA_VERSION, then finish the batched jobs an upgrade left (progress
+    lines to ``progress``, stderr by default); safe when several aggregators start at once
+    (PostgreSQL: advisory locks; SQLite: the write lock of BEGIN IMMEDIATE)."""
     with database.transaction():
         if database.kind == "postgresql":
             database.execute("SELECT pg_advisory_xact_lock(4242051)")
@@ -122,7 +166,12 @@ def migrate(database: Database) -> int:
             )
         for number in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[number - 1]:
-                database.execute(statement)
+                text = statement if isinstance(statement, str) else statement.get(database.kind)
+                if text:
+                    database.execute(text)
             database.execute("INSERT INTO fleet_schema (version) VALUES (?)", (number,))
             log.info("%s: schema migrated to version %d", database.description, number)
+    from ecolens.fleet.storage.jobs import run_pending
+
+    run_pending(database, progress)
     return SCHEMA_VERSION

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ecolens.fleet.storage import rollups, seq_ranges
 from ecolens.fleet.storage.database import Database
 
 
@@ -58,9 +59,14 @@ class WriteOutcome:
     rejected: int
 
 
-INSERT_RESULT = """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label,
+# Several rows a statement; ON CONFLICT without a target: the dedup key is event_id on SQLite and
+# (event_id, seen_ms) on PostgreSQL's partitioned table (see docs/fleet.md). RETURNING names the
+# rows really inserted: the ones the rollups count.
+INSERT_RESULTS = """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label,
     confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload,
-    seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"""
+    seq) VALUES {values} ON CONFLICT DO NOTHING
+    RETURNING device_id, seen_ms, label, uncertain, confidence, model_version, seq"""
+RESULTS_PER_STATEMENT = 1000  # 14 parameters a row
 
 # One statement for both kinds of device news (NULL = no news), so a batch touches each device
 # row once, in sorted order: concurrent aggregators cannot deadlock on devices. A retained
@@ -106,8 +112,7 @@ class ResultStore:
             entry = news.setdefault(status.device_id, [None, None, None, None])
             entry[0], entry[1], entry[3] = status.status, status.at_ms, status.camera
         with self.database.transaction() as db:
-            # ON CONFLICT DO NOTHING: the row count is the number of new event ids.
-            stored = db.executemany(INSERT_RESULT, results)
+            stored = insert_results(db, results)
             db.executemany(UPSERT_DEVICE, [(d, *news[d]) for d in sorted(news)])
             db.executemany(INSERT_STATUS_EVENT, [(s.device_id, s.at_ms, s.status) for s in statuses])
             db.executemany(INSERT_REJECTED, rejected)
@@ -117,3 +122,23 @@ class ResultStore:
             statuses=len(statuses),
             rejected=len(rejected),
         )
+
+
+def insert_results(tx: Database, results: Sequence[StoredResult]) -> int:
+    """Store results not stored before and add exactly those to the rollups and seq ranges
+    (inside the caller's transaction); returns how many were new. Sorted by event id, so two
+    aggregators given the same redelivered results wait for each other instead of deadlocking."""
+    ordered = sorted(results, key=lambda result: result.event_id)
+    new: list[rollups.NewResult] = []
+    for start in range(0, len(ordered), RESULTS_PER_STATEMENT):
+        chunk = ordered[start : start + RESULTS_PER_STATEMENT]
+        params = [value for result in chunk for value in result]
+        rows = tx.query(INSERT_RESULTS.format(values=rollups.values_clause(len(chunk), 14)), params)
+        new += rollups.stored_rows(rows)
+    rollups.add_results(tx, new)
+    numbers: dict[str, list[int]] = {}
+    for row in new:
+        if row.seq is not None:
+            numbers.setdefault(row.device_id, []).append(row.seq)
+    seq_ranges.add(tx, numbers)
+    return len(new)

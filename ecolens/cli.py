@@ -34,6 +34,7 @@ COMMANDS = {
     "simulate": "ecolens.commands.fleet",
     "rollout": "ecolens.commands.rollout",
     "samples": "ecolens.commands.samples",
+    "rollups": "ecolens.commands.rollups",
     "benchmark": "ecolens.commands.benchmark",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
@@ -55,6 +56,7 @@ EXTRA_OF_COMMAND = {
     "adapt": "convert",
     "rollout": "fleet",
     "samples": "fleet",
+    "rollups": "fleet",
 }
 OPTIONAL_MODULES = {
     "tensorflow",

@@ -15,6 +15,13 @@ from ecolens.fleet.storage import partitions, seq_ranges
 from ecolens.fleet.storage.database import Database
 
 DAY_MS = 86_400_000
+PRUNED_BEFORE = "results_pruned_before"  # fleet_marks: results seen before this may be deleted
+
+
+def pruned_before(db: Database) -> int | None:
+    """The latest cutoff retention applied: before it, raw results are (partly) gone."""
+    rows = db.query("SELECT at_ms FROM fleet_marks WHERE name = ?", (PRUNED_BEFORE,))
+    return int(rows[0][0]) if rows else None
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,11 @@ def prune_results(tx: Database, cutoff_ms: int) -> int:
         [(top, device, top) for device, top in sorted(floors.items())],
     )
     deleted += tx.execute("DELETE FROM results WHERE seen_ms < ?", (cutoff_ms,))
+    tx.execute(
+        """INSERT INTO fleet_marks (name, at_ms) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at_ms =
+           CASE WHEN excluded.at_ms > fleet_marks.at_ms THEN excluded.at_ms ELSE fleet_marks.at_ms END""",
+        (PRUNED_BEFORE, cutoff_ms),
+    )
     current = dict(tx.query("SELECT device_id, pruned_seq FROM devices WHERE pruned_seq IS NOT NULL"))
     seq_ranges.clip(tx, {device: int(current[device]) for device in floors if device in current})
     return deleted

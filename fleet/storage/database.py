@@ -62,6 +62,22 @@ class Database:
             with self.connection.transaction():
                 yield self
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Database]:
+        """A read-only view of one moment, for reads that must agree with each other while
+        writers go on (SQLite: a deferred read transaction in WAL mode; PostgreSQL: REPEATABLE
+        READ)."""
+        if self.kind == "sqlite":
+            self.connection.execute("BEGIN")
+            try:
+                yield self
+            finally:
+                self.connection.execute("COMMIT")
+        else:
+            with self.connection.transaction():
+                self.connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield self
+
     def execute(self, text: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the affected row count."""
         cursor = self.connection.execute(self.sql(text), tuple(params))

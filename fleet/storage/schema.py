@@ -134,6 +134,8 @@ MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
             done BIGINT NOT NULL DEFAULT 0,
             total BIGINT NOT NULL DEFAULT 0
         )""",
+        # the latest retention cutoff: hours before it keep only rollups (the check skips them)
+        "CREATE TABLE fleet_marks (name TEXT PRIMARY KEY, at_ms BIGINT NOT NULL)",
         {"postgresql": "INSERT INTO fleet_jobs (name) VALUES ('partition_results')"},
         "INSERT INTO fleet_jobs (name) VALUES ('build_rollups')",
         "INSERT INTO fleet_jobs (name) VALUES ('build_seq_ranges')",

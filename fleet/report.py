@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ecolens.fleet import queries, windowcounts
+from ecolens.fleet import queries
 from ecolens.fleet.storage.database import Database
-from ecolens.fleet.storage.rollups import HOUR_MS
 from ecolens.fleet.timewindow import BUCKETS_MS, TimeWindow
 
 VIEWS = ("bins", "series", "status")
@@ -24,13 +23,7 @@ def build_report(
 ) -> dict[str, Any]:
     """JSON-ready: window, fleet totals, and the requested views."""
     report: dict[str, Any] = {"window": window.as_dict(), "plastic_label": plastic_label}
-    bucket_ms = BUCKETS_MS[bucket] if "series" in views else None
-    bucketed = windowcounts.cells(db, window, bucket_ms, device_id) if bucket_ms else []
-    # one read for both views when the series' buckets are whole hours or days
-    shared = bucket_ms is not None and bucket_ms % HOUR_MS == 0
-    summaries = queries.summarise(
-        bucketed if shared else windowcounts.cells(db, window, None, device_id), plastic_label
-    )
+    summaries = queries.bin_summaries(db, window, plastic_label, device_id)
     report["totals"] = queries.fleet_totals(summaries)
     report["totals"]["rejected_messages"] = queries.rejected_count(db, window)
     # Since each bin started numbering, whatever the window: a lost result is never silent.
@@ -40,7 +33,8 @@ def build_report(
         report["bins"] = queries.as_dicts(summaries)
     if "series" in views:
         report["bucket"] = bucket
-        report["series"] = queries.as_dicts(queries.series_points(bucketed, plastic_label))
+        points = queries.series(db, window, BUCKETS_MS[bucket], plastic_label, device_id)
+        report["series"] = queries.as_dicts(points)
     if "status" in views:
         statuses = queries.bin_statuses(db, int(time.time() * 1000), stale_after_s)
         if device_id is not None:

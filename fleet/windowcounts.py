@@ -9,7 +9,6 @@ hour older than that counts nothing (align such windows to hours; docs/fleet.md)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ecolens.fleet.storage.database import Database
@@ -17,20 +16,6 @@ from ecolens.fleet.storage.rollups import DAY_MS, HOUR_MS, bucket_sql, ceil_to, 
 from ecolens.fleet.timewindow import TimeWindow
 
 RAW = 0  # a piece read from raw results
-
-
-@dataclass
-class Cell:
-    """One bin's results of one label and model version in one bucket (0 without buckets)."""
-
-    bucket_ms: int
-    device_id: str
-    label: str
-    model_version: str
-    items: int
-    uncertain: int
-    confidence_sum: float
-    last_seen_ms: int
 
 
 def pieces(since_ms: int, until_ms: int, widths: tuple[int, ...]) -> list[tuple[int, int, int]]:
@@ -53,40 +38,61 @@ def widths_for(bucket_ms: int | None) -> tuple[int, ...]:
     return tuple(width for width in (DAY_MS, HOUR_MS) if bucket_ms is None or bucket_ms % width == 0)
 
 
-def _piece_query(width: int, bucket_ms: int | None, device_id: str | None) -> str:
+def _piece(width: int, bucket_ms: int | None, device_id: str | None) -> str:
+    """One piece's counts per (bucket, bin, label, model version)."""
     time_column = "seen_ms" if width == RAW else "bucket_ms"
     bucket = "0" if bucket_ms is None else bucket_sql(time_column, bucket_ms)
     if width == RAW:
-        sums = "COUNT(*), SUM(CASE WHEN uncertain THEN 1 ELSE 0 END), SUM(confidence), MAX(seen_ms)"
+        sums = (
+            "COUNT(*) AS items, SUM(CASE WHEN uncertain THEN 1 ELSE 0 END) AS uncertain, MAX(seen_ms) AS last"
+        )
         where = "seen_ms >= ? AND seen_ms < ?"
         table = "results"
     else:
-        sums = "SUM(items), SUM(uncertain), SUM(confidence_sum), MAX(last_seen_ms)"
+        sums = "SUM(items) AS items, SUM(uncertain) AS uncertain, MAX(last_seen_ms) AS last"
         where = f"width_ms = {int(width)} AND bucket_ms >= ? AND bucket_ms < ?"
         table = "rollups"
     if device_id is not None:
         where += " AND device_id = ?"
-    group = "2, 3, 4" if bucket_ms is None else "1, 2, 3, 4"
-    columns = f"{bucket}, device_id, label, model_version, {sums}"
+    group = "device_id, label, model_version" if bucket_ms is None else "1, device_id, label, model_version"
+    columns = f"{bucket} AS bucket, device_id, label, model_version, {sums}"
     return f"SELECT {columns} FROM {table} WHERE {where} GROUP BY {group}"
 
 
-def cells(
-    db: Database, window: TimeWindow, bucket_ms: int | None = None, device_id: str | None = None
-) -> list[Cell]:
-    """Every (bucket, bin, label, model version) of the window with its counts, sorted;
-    ``bucket_ms`` None: one cell per bin, label and version over the whole window."""
-    merged: dict[tuple[int, str, str, str], Cell] = {}
+def union(window: TimeWindow, bucket_ms: int | None, device_id: str | None) -> tuple[str, list[Any]]:
+    """The window's pieces as one UNION ALL subquery (columns bucket, device_id, label,
+    model_version, items, uncertain, last) and its parameters; ``bucket_ms`` None: bucket 0."""
+    parts, params = [], []
     for width, since_ms, until_ms in pieces(window.since_ms, window.until_ms, widths_for(bucket_ms)):
-        params: list[Any] = [since_ms, until_ms] + ([] if device_id is None else [device_id])
-        for row in db.query(_piece_query(width, bucket_ms, device_id), params):
-            key = (int(row[0]), row[1], row[2], row[3])
-            cell = merged.get(key)
-            if cell is None:
-                merged[key] = Cell(*key, int(row[4]), int(row[5] or 0), float(row[6] or 0.0), int(row[7]))
-            else:
-                cell.items += int(row[4])
-                cell.uncertain += int(row[5] or 0)
-                cell.confidence_sum += float(row[6] or 0.0)
-                cell.last_seen_ms = max(cell.last_seen_ms, int(row[7]))
-    return [merged[key] for key in sorted(merged)]
+        parts.append(_piece(width, bucket_ms, device_id))
+        params += [since_ms, until_ms] + ([] if device_id is None else [device_id])
+    return " UNION ALL ".join(parts), params
+
+
+def per_bin(
+    db: Database, window: TimeWindow, device_id: str | None = None
+) -> list[tuple[str, str, str, int, int, int]]:
+    """(device_id, label, model_version, items, uncertain, newest seen_ms) over the window."""
+    sql, params = union(window, None, device_id)
+    rows = db.query(
+        f"""SELECT device_id, label, model_version, CAST(SUM(items) AS BIGINT),
+                   CAST(SUM(uncertain) AS BIGINT), MAX(last)
+            FROM ({sql}) AS pieces GROUP BY device_id, label, model_version
+            ORDER BY device_id, label, model_version""",
+        params,
+    )
+    return [(r[0], r[1], r[2], int(r[3]), int(r[4] or 0), int(r[5])) for r in rows]
+
+
+def per_bucket(
+    db: Database, window: TimeWindow, bucket_ms: int, plastic_label: str, device_id: str | None = None
+) -> list[tuple[int, str, int, int]]:
+    """(bucket start, device_id, items, plastic) per bucket and bin, sorted."""
+    sql, params = union(window, bucket_ms, device_id)
+    rows = db.query(
+        f"""SELECT bucket, device_id, CAST(SUM(items) AS BIGINT),
+                   CAST(SUM(CASE WHEN label = ? THEN items ELSE 0 END) AS BIGINT)
+            FROM ({sql}) AS pieces GROUP BY bucket, device_id ORDER BY bucket, device_id""",
+        [plastic_label, *params],
+    )
+    return [(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]

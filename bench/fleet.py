@@ -63,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="PostgreSQL server (a database per case is created); default: start one",
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.set_defaults(func=run)
 
 
@@ -230,7 +231,9 @@ def run(args: argparse.Namespace) -> Figures:
     if not parts <= {"ingest", "write", "query"}:
         raise ConfigError("--parts: a comma-separated choice of ingest, write, query")
     servers = Servers(args)
-    kinds = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
+    kinds = ([] if args.no_sqlite else ["sqlite"]) + ([] if args.no_postgres else ["postgresql"])
+    if not kinds:
+        raise ConfigError("--no-sqlite and --no-postgres leave nothing to measure")
     try:
         print(f"ecolens benchmark fleet: {args.results} results per ingest run, median of "
               f"{args.runs} runs; broker {servers.broker.host}:{servers.broker.port}")  # fmt: skip

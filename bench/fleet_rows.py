@@ -36,6 +36,14 @@ _DEVICE = {
 _UNCERTAIN = {"postgresql": "i % 50 = 0", "sqlite": "i % 50 = 0"}
 
 
+# the secondary indexes of results (fleet/storage/schema.py, partitions.add_keys)
+INDEXES = {
+    "results_window": "seen_ms, device_id, label, uncertain",
+    "results_device_seen": "device_id, seen_ms",
+    "results_device_seq": "device_id, seq",
+}
+
+
 @dataclass(frozen=True)
 class Loaded:
     window: TimeWindow
@@ -56,11 +64,21 @@ def generate(db: Database, rows: int, bins: int = 500, days: int = 30) -> Loaded
     # the placeholders in order of appearance: PostgreSQL (start, step, first, last); SQLite (first,
     # last, start, step)
     started = time.perf_counter()
+    # as a bulk load does: the indexes are built once after the rows, not row by row
+    for index in INDEXES:
+        db.execute(f"DROP INDEX {index}")
+    if db.kind == "postgresql":
+        db.execute("ALTER TABLE results DROP CONSTRAINT results_key")
     for first in range(0, rows, CHUNK):
         last = min(rows, first + CHUNK) - 1
         params = (start, step, first, last) if db.kind == "postgresql" else (first, last, start, step)
         with db.transaction() as tx:
             tx.execute(statement, params)
+    if db.kind == "postgresql":
+        partitions.add_keys(db)
+    else:
+        for index, columns in INDEXES.items():
+            db.execute(f"CREATE INDEX {index} ON results ({columns})")
     ResultStore(db).write(statuses=[StatusUpdate(f"bin-{b:04d}", "online", end) for b in range(bins)])
     # planner statistics and PostgreSQL's visibility map, as autovacuum would have them
     db.execute("VACUUM ANALYZE" if db.kind == "postgresql" else "ANALYZE")

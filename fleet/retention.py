@@ -59,6 +59,7 @@ def prune(
         status_events = tx.execute(
             "DELETE FROM status_events WHERE at_ms < ?", (now_ms - int(keep_status_days * DAY_MS),)
         )
+        seq_ranges.compact(tx)
     return Pruned(rejected, status_events, results)
 
 

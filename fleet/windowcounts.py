@@ -48,15 +48,16 @@ def _piece(width: int, bucket_ms: int | None, device_id: str | None) -> str:
         )
         where = "seen_ms >= ? AND seen_ms < ?"
         table = "results"
-    else:
-        sums = "SUM(items) AS items, SUM(uncertain) AS uncertain, MAX(last_seen_ms) AS last"
+    else:  # rollup rows pass through: the outer query groups them once
+        sums = "items, uncertain, last_seen_ms AS last"
         where = f"width_ms = {int(width)} AND bucket_ms >= ? AND bucket_ms < ?"
         table = "rollups"
     if device_id is not None:
         where += " AND device_id = ?"
     group = "device_id, label, model_version" if bucket_ms is None else "1, device_id, label, model_version"
     columns = f"{bucket} AS bucket, device_id, label, model_version, {sums}"
-    return f"SELECT {columns} FROM {table} WHERE {where} GROUP BY {group}"
+    grouped = f" GROUP BY {group}" if width == RAW else ""
+    return f"SELECT {columns} FROM {table} WHERE {where}{grouped}"
 
 
 def union(window: TimeWindow, bucket_ms: int | None, device_id: str | None) -> tuple[str, list[Any]]:

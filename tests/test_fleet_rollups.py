@@ -271,3 +271,22 @@ def test_postgresql_retention_drops_whole_week_partitions(postgres_url):
     report = build_report(database, TimeWindow(old_week, old_week + 3 * week), "day", "plastic", 3600)
     assert report["totals"]["items"] == len(rows)  # the rollups keep what the partitions held
     database.close()
+
+
+def test_seq_numbers_arriving_out_of_order_are_merged_and_counted_as_raw_counts_them(database_url):
+    database = open_database(database_url)
+    store = ResultStore(database)
+    order = [9, 3, 4, 1, 12, 2, 8, 5, 7, 6, 11]  # 10 never arrives
+    for n in order:
+        store.write([StoredResult(f"o{n}", "bin-o", NOW + n, NOW, "plastic", 0.5, False, 1.0, 1, "m", "1",
+                                  "a" * 64, "{}", n)])  # fmt: skip
+        assert queries.missing_results(database, complete_too=True) == rollupcheck._missing_raw(database)
+    assert queries.missing_results(database) == {"bin-o": 1}
+    rows_before = int(database.query("SELECT COUNT(*) FROM seq_ranges")[0][0])
+    prune(database, NOW, 30, 100_000, 400)  # the writer's periodic pass merges touching rows
+    assert database.query("SELECT first_seq, last_seq FROM seq_ranges ORDER BY first_seq") == [
+        (1, 9),
+        (11, 12),
+    ]
+    assert rows_before >= 2 and queries.missing_results(database) == {"bin-o": 1}
+    database.close()

@@ -18,19 +18,20 @@ from ecolens.fleet.storage.database import Database
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 WIDTHS_MS = (HOUR_MS, DAY_MS)
-ROWS_PER_STATEMENT = 1000  # 9 parameters a row: far below SQLite's and PostgreSQL's limits
 
 COLUMNS = (
     "width_ms, bucket_ms, device_id, label, model_version, items, uncertain, confidence_sum, last_seen_ms"
 )
 
-UPSERT = f"""INSERT INTO rollups ({COLUMNS}) VALUES {{values}}
+# SELECT ... WHERE true: SQLite's grammar needs a WHERE before an upsert's ON CONFLICT
+UPSERT = f"""INSERT INTO rollups ({COLUMNS}) SELECT * FROM ({{rows}}) AS cells WHERE true
     ON CONFLICT (width_ms, bucket_ms, device_id, label, model_version) DO UPDATE SET
         items = rollups.items + excluded.items,
         uncertain = rollups.uncertain + excluded.uncertain,
         confidence_sum = rollups.confidence_sum + excluded.confidence_sum,
         last_seen_ms = CASE WHEN excluded.last_seen_ms > rollups.last_seen_ms
             THEN excluded.last_seen_ms ELSE rollups.last_seen_ms END"""
+TYPES = ("bigint", "bigint", "text", "text", "text", "bigint", "bigint", "float8", "bigint")
 
 
 class NewResult(NamedTuple):
@@ -60,22 +61,10 @@ def bucket_sql(column: str, width_ms: int) -> str:
     return f"({column} - (({column} % {width}) + {width}) % {width})"
 
 
-def values_clause(rows: int, columns: int) -> str:
-    row = "(" + ", ".join("?" * columns) + ")"
-    return ", ".join([row] * rows)
-
-
 def upsert_cells(tx: Database, cells: dict[tuple, list]) -> None:
     """Add cells {(width, bucket, device, label, version): [items, uncertain, conf_sum, last_seen]}
     in sorted key order: concurrent writers lock rollup rows in one order, so never deadlock."""
-    keys = sorted(cells)
-    for start in range(0, len(keys), ROWS_PER_STATEMENT):
-        chunk = keys[start : start + ROWS_PER_STATEMENT]
-        params: list = []
-        for key in chunk:
-            params.extend(key)
-            params.extend(cells[key])
-        tx.execute(UPSERT.format(values=values_clause(len(chunk), 9)), params)
+    tx.bulk(UPSERT, [(*key, *cells[key]) for key in sorted(cells)], TYPES)
 
 
 def add_results(tx: Database, rows: Iterable[NewResult]) -> None:

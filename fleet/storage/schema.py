@@ -123,9 +123,9 @@ MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
         """CREATE TABLE seq_ranges (
             device_id TEXT NOT NULL,
             first_seq BIGINT NOT NULL,
-            last_seq BIGINT NOT NULL,
-            PRIMARY KEY (device_id, first_seq, last_seq)
+            last_seq BIGINT NOT NULL
         )""",
+        "CREATE INDEX seq_ranges_device ON seq_ranges (device_id, first_seq)",
         """CREATE TABLE fleet_jobs (
             name TEXT PRIMARY KEY,
             next_ms BIGINT,

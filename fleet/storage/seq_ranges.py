@@ -55,36 +55,50 @@ def _replace(tx: Database, gone: Sequence[tuple[str, int, int]], new: Sequence[t
         chunk = new[start : start + 300]
         rows = ", ".join(["(?, ?, ?)"] * len(chunk))
         tx.execute(
-            f"INSERT INTO seq_ranges (device_id, first_seq, last_seq) VALUES {rows} ON CONFLICT DO NOTHING",
+            f"INSERT INTO seq_ranges (device_id, first_seq, last_seq) VALUES {rows}",
             [value for row in chunk for value in row],
         )
 
 
+# Extend a stored range that reaches the run's first number, then store the run where no single
+# range covers it yet: two statements a batch, no read into Python. A run that would join two
+# ranges, or arrives before its neighbour, leaves touching rows that ``compact`` merges.
+EXTEND = """UPDATE seq_ranges SET last_seq = CASE WHEN seq_ranges.last_seq < runs.column3
+        THEN runs.column3 ELSE seq_ranges.last_seq END
+    FROM ({rows}) AS runs
+    WHERE seq_ranges.device_id = runs.column1 AND seq_ranges.first_seq <= runs.column2
+        AND seq_ranges.last_seq >= runs.column2 - 1"""
+INSERT_UNCOVERED = """INSERT INTO seq_ranges (device_id, first_seq, last_seq)
+    SELECT runs.column1, runs.column2, runs.column3 FROM ({rows}) AS runs
+    WHERE NOT EXISTS (SELECT 1 FROM seq_ranges s WHERE s.device_id = runs.column1
+        AND s.first_seq <= runs.column2 AND s.last_seq >= runs.column3)"""
+RUN_TYPES = ("text", "bigint", "bigint")
+
+
 def add(tx: Database, numbers: dict[str, list[int]]) -> None:
-    """Record newly stored numbers per bin, merged with the stored ranges they touch (inside the
-    caller's transaction)."""
-    wanted = {device: runs(seqs) for device, seqs in numbers.items() if seqs}
-    if not wanted:
-        return
-    devices = sorted(wanted)
-    touching: dict[str, list[Range]] = {device: [] for device in devices}
-    for start in range(0, len(devices), 300):
-        chunk = devices[start : start + 300]
-        where = " OR ".join(["(device_id = ? AND last_seq >= ? AND first_seq <= ?)"] * len(chunk))
-        params: list = []
-        for device in chunk:
-            params += [device, wanted[device][0][0] - 1, wanted[device][-1][1] + 1]
-        found = tx.query(f"SELECT device_id, first_seq, last_seq FROM seq_ranges WHERE {where}", params)
-        for device, lo, hi in found:
-            touching[device].append((int(lo), int(hi)))
-    gone: list[tuple[str, int, int]] = []
-    new: list[tuple[str, int, int]] = []
-    for device in devices:
-        old = set(touching[device])
-        merged = set(merge([*old, *wanted[device]]))
-        gone += [(device, lo, hi) for lo, hi in sorted(old - merged)]
-        new += [(device, lo, hi) for lo, hi in sorted(merged - old)]
-    _replace(tx, gone, new)
+    """Record newly stored numbers per bin (inside the caller's transaction), bins in sorted order
+    so concurrent writers lock ranges in one order."""
+    found = [(device, lo, hi) for device in sorted(numbers) for lo, hi in runs(numbers[device])]
+    tx.bulk(EXTEND, found, RUN_TYPES)
+    tx.bulk(INSERT_UNCOVERED, found, RUN_TYPES)
+
+
+def compact(tx: Database) -> int:
+    """Merge each bin's touching or overlapping rows into one (the writer, every prune
+    interval); returns the rows removed."""
+    removed = 0
+    fragmented = [row[0] for row in tx.query(
+        "SELECT device_id FROM seq_ranges GROUP BY device_id HAVING COUNT(*) > 1"
+    )]  # fmt: skip
+    for device in fragmented:
+        rows = [(int(lo), int(hi)) for lo, hi in tx.query(
+            "SELECT first_seq, last_seq FROM seq_ranges WHERE device_id = ?", (device,)
+        )]  # fmt: skip
+        merged = merge(rows)
+        if len(merged) < len(rows):
+            _replace(tx, [(device, lo, hi) for lo, hi in set(rows)], [(device, lo, hi) for lo, hi in merged])
+            removed += len(rows) - len(merged)
+    return removed
 
 
 def clip(tx: Database, floors: dict[str, int]) -> None:

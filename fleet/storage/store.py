@@ -59,14 +59,15 @@ class WriteOutcome:
     rejected: int
 
 
-# Several rows a statement; ON CONFLICT without a target: the dedup key is event_id on SQLite and
-# (event_id, seen_ms) on PostgreSQL's partitioned table (see docs/fleet.md). RETURNING names the
-# rows really inserted: the ones the rollups count.
+# ON CONFLICT without a target: the dedup key is event_id on SQLite and (event_id, seen_ms) on
+# PostgreSQL's partitioned table (docs/fleet.md). RETURNING names the rows really inserted: the
+# ones the rollups count.
 INSERT_RESULTS = """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label,
     confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload,
-    seq) VALUES {values} ON CONFLICT DO NOTHING
+    seq) SELECT * FROM ({rows}) AS new_rows WHERE true ON CONFLICT DO NOTHING
     RETURNING device_id, seen_ms, label, uncertain, confidence, model_version, seq"""
-RESULTS_PER_STATEMENT = 1000  # 14 parameters a row
+RESULT_TYPES = ("text", "text", "bigint", "bigint", "text", "float8", "boolean", "float8", "integer",
+                "text", "text", "text", "text", "bigint")  # fmt: skip
 
 # One statement for both kinds of device news (NULL = no news), so a batch touches each device
 # row once, in sorted order: concurrent aggregators cannot deadlock on devices. A retained
@@ -129,12 +130,7 @@ def insert_results(tx: Database, results: Sequence[StoredResult]) -> int:
     (inside the caller's transaction); returns how many were new. Sorted by event id, so two
     aggregators given the same redelivered results wait for each other instead of deadlocking."""
     ordered = sorted(results, key=lambda result: result.event_id)
-    new: list[rollups.NewResult] = []
-    for start in range(0, len(ordered), RESULTS_PER_STATEMENT):
-        chunk = ordered[start : start + RESULTS_PER_STATEMENT]
-        params = [value for result in chunk for value in result]
-        rows = tx.query(INSERT_RESULTS.format(values=rollups.values_clause(len(chunk), 14)), params)
-        new += rollups.stored_rows(rows)
+    new = rollups.stored_rows(tx.bulk_returning(INSERT_RESULTS, ordered, RESULT_TYPES))
     rollups.add_results(tx, new)
     numbers: dict[str, list[int]] = {}
     for row in new:

@@ -38,7 +38,7 @@ _UNCERTAIN = {"postgresql": "i % 50 = 0", "sqlite": "i % 50 = 0"}
 
 # the secondary indexes of results (fleet/storage/schema.py, partitions.add_keys)
 INDEXES = {
-    "results_window": "seen_ms, device_id, label, uncertain",
+    "results_window": "seen_ms, device_id, label, uncertain, model_version",
     "results_device_seen": "device_id, seen_ms",
     "results_device_seq": "device_id, seq",
 }
@@ -97,10 +97,12 @@ def sizes(db: Database) -> dict[str, tuple[int, int]]:
     out = {}
     for table in ("results", "rollups", "seq_ranges"):
         rows = int(db.query(f"SELECT COUNT(*) FROM {table}")[0][0])
-        if db.kind == "postgresql":
+        if partitions.is_partitioned(db, table):
             size = db.query(
                 "SELECT SUM(pg_total_relation_size(relid)) FROM pg_partition_tree(to_regclass(?))", (table,)
             )[0][0]
+        elif db.kind == "postgresql":
+            size = db.query("SELECT pg_total_relation_size(to_regclass(?))", (table,))[0][0]
         else:
             size = db.query(
                 "SELECT SUM(pgsize) FROM dbstat WHERE name = ? OR name IN "

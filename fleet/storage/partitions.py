@@ -71,7 +71,9 @@ def create_partitioned(db: Database, name: str, like: str) -> None:
 def add_keys(db: Database, table: str = "results") -> None:
     """The dedup key and the indexes of the plain table, on every partition at once."""
     db.execute(f"ALTER TABLE {table} ADD CONSTRAINT results_key PRIMARY KEY (event_id, seen_ms)")
-    db.execute(f"CREATE INDEX results_window ON {table} (seen_ms, device_id, label, uncertain)")
+    db.execute(
+        f"CREATE INDEX results_window ON {table} (seen_ms, device_id, label, uncertain, model_version)"
+    )
     db.execute(f"CREATE INDEX results_device_seen ON {table} (device_id, seen_ms)")
     db.execute(f"CREATE INDEX results_device_seq ON {table} (device_id, seq)")
 

@@ -134,6 +134,13 @@ MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
             done BIGINT NOT NULL DEFAULT 0,
             total BIGINT NOT NULL DEFAULT 0
         )""",
+        # the edge hours of a report's window read results_window alone (index-only), model
+        # version included (PostgreSQL: built so by the partitioning job)
+        {"sqlite": "DROP INDEX results_window"},
+        {
+            "sqlite": "CREATE INDEX results_window ON results "
+            "(seen_ms, device_id, label, uncertain, model_version)"
+        },
         # the latest retention cutoff: hours before it keep only rollups (the check skips them)
         "CREATE TABLE fleet_marks (name TEXT PRIMARY KEY, at_ms BIGINT NOT NULL)",
         {"postgresql": "INSERT INTO fleet_jobs (name) VALUES ('partition_results')"},

@@ -186,39 +186,49 @@ def ingest_once(servers: Servers, kind: str, aggregators: int, results: int) -> 
 
 
 # -- report query --------------------------------------------------------------------------
-def query_ms(database: Database, window: TimeWindow, bucket: str, runs: int) -> float:
-    """Median time of the report (bins + series + status) over ``window``."""
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        report = build_report(database, window, bucket, "plastic", 3600, views=VIEWS)
-        timings.append(time.perf_counter() - started)
+def report_s(database: Database, window: TimeWindow, bucket: str) -> float:
+    """Seconds for one report (bins + series + status) over ``window``."""
+    started = time.perf_counter()
+    report = build_report(database, window, bucket, "plastic", 3600, views=VIEWS)
+    seconds = time.perf_counter() - started
     assert report["totals"]["items"] > 0
-    return statistics.median(timings) * 1000
+    return seconds
 
 
 def measure_queries(servers: Servers, kind: str, rows: list[int], runs: int) -> dict[int, dict[str, float]]:
-    """Per row count: the 30-day daily report, the 24-hour hourly one, load and size figures."""
+    """Per row count: the 30-day daily report, the 24-hour hourly one, load and size figures. The
+    databases are loaded first, then queried in turns (1x, 10x, 1x, 10x …), so that a machine
+    whose load changes meanwhile weighs on every row count alike."""
     out: dict[int, dict[str, float]] = {}
-    for count in rows:
-        database = open_database(servers.database_url(kind), progress=lambda line: None)
-        try:
-            loaded = fleet_rows.generate(database, count)
-            month = query_ms(database, loaded.window, "day", runs)
-            day = TimeWindow(loaded.window.until_ms - 86_400_000, loaded.window.until_ms)
-            hours = query_ms(database, day, "hour", runs)
+    loaded: dict[int, tuple[Database, fleet_rows.Loaded]] = {}
+    try:
+        for count in rows:
+            database = open_database(servers.database_url(kind), progress=lambda line: None)
+            loaded[count] = (database, fleet_rows.generate(database, count))
             size = fleet_rows.sizes(database)
-        finally:
+            load = loaded[count][1]
+            raw_mb = size["results"][0] / 1e6
+            rollup_mb = (size["rollups"][0] + size["seq_ranges"][0]) / 1e6
+            out[count] = {"insert_s": load.insert_s, "rollup_s": load.rollup_s, "raw_mb": raw_mb,
+                          "rollup_mb": rollup_mb, "rollup_rows": size["rollups"][1]}  # fmt: skip
+            print(f"  {kind:<12}{count:>11,} rows generated at {count / load.insert_s:,.0f} rows/s, "
+                  f"rolled up at {count / load.rollup_s:,.0f} rows/s; raw {raw_mb / count * 1e6:,.0f} MB "
+                  f"per million results, {size['rollups'][1]:,} rollup rows, {rollup_mb:.1f} MB",
+                  flush=True)  # fmt: skip
+        timings: dict[tuple[int, str], list[float]] = {}
+        for _ in range(runs):
+            for count, (database, load) in loaded.items():
+                day = TimeWindow(load.window.until_ms - 86_400_000, load.window.until_ms)
+                timings.setdefault((count, "30 days"), []).append(report_s(database, load.window, "day"))
+                timings.setdefault((count, "24 hours"), []).append(report_s(database, day, "hour"))
+    finally:
+        for database, _ in loaded.values():
             database.close()
-        out[count] = {"30 days": month, "24 hours": hours, "insert_s": loaded.insert_s,
-                      "rollup_s": loaded.rollup_s, "raw_mb": size["results"][0] / 1e6,
-                      "rollup_mb": (size["rollups"][0] + size["seq_ranges"][0]) / 1e6,
-                      "rollup_rows": size["rollups"][1]}  # fmt: skip
-        print(f"  {kind:<12}{count:>11,} rows: 30 days daily {month:8.1f} ms, 24 h hourly {hours:7.1f} ms  "
-              f"(generated {count / loaded.insert_s:,.0f} rows/s, rolled up {count / loaded.rollup_s:,.0f} "
-              f"rows/s; raw {out[count]['raw_mb'] / count * 1e6:,.0f} MB per million results, "
-              f"{size['rollups'][1]:,} rollup rows, {out[count]['rollup_mb']:.1f} MB)",
-              flush=True)  # fmt: skip
+    for (count, window), seconds in timings.items():
+        out[count][window] = statistics.median(seconds) * 1000
+    for count in rows:
+        print(f"  {kind:<12}{count:>11,} rows: 30 days daily {out[count]['30 days']:8.1f} ms, "
+              f"24 h hourly {out[count]['24 hours']:7.1f} ms", flush=True)  # fmt: skip
     return out
 
 

@@ -180,10 +180,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_an_existing_database_upgrades_with_progress_and_check_finds_differences(database_url, monkeypatch):
     from ecolens.fleet.storage import schema
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 8)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.version_creating("rollups") - 1)
     old = open_database(database_url)
     rows = make_rows(3000, seed=5)
-    old.executemany(  # how schema 8 stored results
+    old.executemany(  # how the schema before rollups stored results
         """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label, confidence, uncertain,
            inference_ms, frames, model_name, model_version, model_sha256, payload, seq)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -196,7 +196,7 @@ def test_an_existing_database_upgrades_with_progress_and_check_finds_differences
 
     lines: list[str] = []
     database = open_database(database_url)
-    assert database.query("SELECT MAX(version) FROM fleet_schema")[0][0] == schema.SCHEMA_VERSION == 9
+    assert database.query("SELECT MAX(version) FROM fleet_schema")[0][0] == schema.SCHEMA_VERSION
     database.close()
     checked = run_cli("rollups", "check", "--database", database_url, "--since", "60d")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -231,7 +231,7 @@ def test_upgrade_progress_goes_to_stderr(tmp_path, monkeypatch):
     from ecolens.fleet.storage import jobs, schema
 
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 8)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.version_creating("rollups") - 1)
     monkeypatch.setattr(jobs, "FIRST_VERSION", 99)
     old = open_database(url)
     old.executemany(

@@ -18,7 +18,6 @@ from ecolens.fleet.storage import partitions, rollups, seq_ranges
 from ecolens.fleet.storage.database import Database
 
 JOBS_LOCK = 4242052
-FIRST_VERSION = 9  # fleet_jobs exists from this schema version on
 DEVICES_PER_BATCH = 200
 Progress = Callable[[str], None]
 
@@ -182,9 +181,11 @@ JOBS: tuple[Callable[[Database, _Throttled], None], ...] = (
 
 def run_pending(db: Database, progress: Progress | None = None) -> None:
     """Run what an upgrade left to do; nothing (one cheap query) once done."""
-    from ecolens.fleet.storage.schema import current_version
+    from ecolens.fleet.storage.schema import current_version, version_creating
 
-    if current_version(db) < FIRST_VERSION or not db.query("SELECT 1 FROM fleet_jobs LIMIT 1"):
+    if current_version(db) < version_creating("fleet_jobs"):
+        return
+    if not db.query("SELECT 1 FROM fleet_jobs LIMIT 1"):
         return
     throttled = _Throttled(progress or to_stderr)
     if db.kind == "postgresql":

@@ -152,6 +152,15 @@ MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def version_creating(table: str) -> int:
+    """The schema version whose migration creates ``table`` (independent of renumbering)."""
+    marker = f"CREATE TABLE {table} ("
+    for number, statements in enumerate(MIGRATIONS, 1):
+        if any(marker in (s if isinstance(s, str) else " ".join(s.values())) for s in statements):
+            return number
+    raise KeyError(table)
+
+
 def current_version(database: Database) -> int:
     rows = database.query("SELECT MAX(version) FROM fleet_schema")
     return int(rows[0][0] or 0)

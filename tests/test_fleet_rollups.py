@@ -228,11 +228,10 @@ def test_an_existing_database_upgrades_with_progress_and_check_finds_differences
 
 
 def test_upgrade_progress_goes_to_stderr(tmp_path, monkeypatch):
-    from ecolens.fleet.storage import jobs, schema
+    from ecolens.fleet.storage import schema
 
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.version_creating("rollups") - 1)
-    monkeypatch.setattr(jobs, "FIRST_VERSION", 99)
     old = open_database(url)
     old.executemany(
         """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label, confidence, uncertain,

@@ -1,5 +1,6 @@
 """`ecolens benchmark fleet`: sustained ingest (results/s stored) for one and two aggregators
-on SQLite and PostgreSQL, and report query time over 1 million stored results.
+on SQLite and PostgreSQL, the batch write with and without rollups, and the report query time
+at 1x, 10x (and 100x) stored results, with the size on disk per million results.
 
 Ingest is measured as backlog drain: the results are first queued by the broker in the
 aggregators' persistent sessions, then the aggregators start and the clock runs until every
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from ecolens.bench import mosquitto, postgres
+from ecolens.bench import fleet_rows, fleet_write, mosquitto, postgres
 from ecolens.bench.figures import Figures
 from ecolens.core.errors import ConfigError
 from ecolens.core.mqtt import BrokerSection, parse_broker_url
@@ -28,7 +29,7 @@ from ecolens.fleet.config.subscriber import SubscriberSection
 from ecolens.fleet.report import VIEWS, build_report
 from ecolens.fleet.simulator import FALLBACK_LABELS, FALLBACK_MODEL, FleetSimulator
 from ecolens.fleet.storage import open_database
-from ecolens.fleet.storage.store import ResultStore, StatusUpdate, StoredResult
+from ecolens.fleet.storage.database import Database
 from ecolens.fleet.subscriber import Aggregator
 from ecolens.fleet.timewindow import TimeWindow
 
@@ -38,8 +39,19 @@ RETURNS_FIGURES = True
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=int, default=10000, help="results per ingest run")
     parser.add_argument("--runs", type=int, default=3, help="ingest runs per case (median)")
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the report query")
-    parser.add_argument("--query-runs", type=int, default=3, help="report query runs (median)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the report query at 1x")
+    parser.add_argument(
+        "--scales",
+        default="1,10",
+        help="report query at these multiples of --rows (default 1,10; 100 fits on PostgreSQL)",
+    )
+    parser.add_argument("--query-runs", type=int, default=5, help="report query runs (median)")
+    parser.add_argument(
+        "--parts",
+        default="ingest,write,query",
+        help="what to measure: ingest (aggregator processes via MQTT), write (the batch write with and "
+        "without rollups), query (report over generated rows)",
+    )
     parser.add_argument(
         "--broker",
         metavar="URL",
@@ -51,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="PostgreSQL server (a database per case is created); default: start one",
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.set_defaults(func=run)
 
 
@@ -173,59 +186,69 @@ def ingest_once(servers: Servers, kind: str, aggregators: int, results: int) -> 
 
 
 # -- report query --------------------------------------------------------------------------
-def bulk_load(url: str, rows: int, bins: int = 500, days: int = 30) -> TimeWindow:
-    """``rows`` results spread over ``days`` and ``bins``, written directly (no MQTT)."""
-    import random
-
-    rng = random.Random(7)
-    database = open_database(url)
-    store = ResultStore(database)
-    end = int(time.time() * 1000)
-    start = end - days * 86_400_000
-    step = (end - start) // rows
-    batch: list[StoredResult] = []
-    for i in range(rows):
-        device = f"bin-{i % bins:04d}"
-        label = "plastic" if rng.random() < 0.35 else "non_plastic"
-        seen = start + i * step
-        batch.append(StoredResult(f"e{i}", device, seen, seen + 40, label, 0.9, False, 25.0, 1,
-                                  "m", "1", "0" * 64, "{}"))  # fmt: skip
-        if len(batch) == 20000:
-            store.write(batch)
-            batch = []
-    store.write(batch, [StatusUpdate(f"bin-{b:04d}", "online", end) for b in range(bins)])
-    # Planner statistics (and PostgreSQL's visibility map for index-only scans), as
-    # autovacuum / a periodic ANALYZE would have them on a database that grew to this size.
-    database.execute("VACUUM ANALYZE results" if database.kind == "postgresql" else "ANALYZE")
-    database.close()
-    return TimeWindow(start, end + 1)
+def report_s(database: Database, window: TimeWindow, bucket: str) -> float:
+    """Seconds for one report (bins + series + status) over ``window``."""
+    started = time.perf_counter()
+    report = build_report(database, window, bucket, "plastic", 3600, views=VIEWS)
+    seconds = time.perf_counter() - started
+    assert report["totals"]["items"] > 0
+    return seconds
 
 
-def query_seconds(url: str, window: TimeWindow, runs: int) -> float:
-    database = open_database(url, migrate=False)
+def measure_queries(servers: Servers, kind: str, rows: list[int], runs: int) -> dict[int, dict[str, float]]:
+    """Per row count: the 30-day daily report, the 24-hour hourly one, load and size figures. The
+    databases are loaded first, then queried in turns (1x, 10x, 1x, 10x …), so that a machine
+    whose load changes meanwhile weighs on every row count alike."""
+    out: dict[int, dict[str, float]] = {}
+    loaded: dict[int, tuple[Database, fleet_rows.Loaded]] = {}
     try:
-        timings = []
+        for count in rows:
+            database = open_database(servers.database_url(kind), progress=lambda line: None)
+            loaded[count] = (database, fleet_rows.generate(database, count))
+            size = fleet_rows.sizes(database)
+            load = loaded[count][1]
+            raw_mb = size["results"][0] / 1e6
+            rollup_mb = (size["rollups"][0] + size["seq_ranges"][0]) / 1e6
+            out[count] = {"insert_s": load.insert_s, "rollup_s": load.rollup_s, "raw_mb": raw_mb,
+                          "rollup_mb": rollup_mb, "rollup_rows": size["rollups"][1]}  # fmt: skip
+            print(f"  {kind:<12}{count:>11,} rows generated at {count / load.insert_s:,.0f} rows/s, "
+                  f"rolled up at {count / load.rollup_s:,.0f} rows/s; raw {raw_mb / count * 1e6:,.0f} MB "
+                  f"per million results, {size['rollups'][1]:,} rollup rows, {rollup_mb:.1f} MB",
+                  flush=True)  # fmt: skip
+        timings: dict[tuple[int, str], list[float]] = {}
         for _ in range(runs):
-            started = time.perf_counter()
-            report = build_report(database, window, "day", "plastic", 3600, views=VIEWS)
-            timings.append(time.perf_counter() - started)
-        assert report["totals"]["items"] > 0
-        return statistics.median(timings)
+            for count, (database, load) in loaded.items():
+                day = TimeWindow(load.window.until_ms - 86_400_000, load.window.until_ms)
+                timings.setdefault((count, "30 days"), []).append(report_s(database, load.window, "day"))
+                timings.setdefault((count, "24 hours"), []).append(report_s(database, day, "hour"))
     finally:
-        database.close()
+        for database, _ in loaded.values():
+            database.close()
+    for (count, window), seconds in timings.items():
+        out[count][window] = statistics.median(seconds) * 1000
+    for count in rows:
+        print(f"  {kind:<12}{count:>11,} rows: 30 days daily {out[count]['30 days']:8.1f} ms, "
+              f"24 h hourly {out[count]['24 hours']:7.1f} ms", flush=True)  # fmt: skip
+    return out
 
 
 # -- driver --------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> Figures:
     if args.results < 100 or args.runs < 1 or args.rows < 1000:
         raise ConfigError("--results >= 100, --runs >= 1, --rows >= 1000")
+    parts = {part.strip() for part in args.parts.split(",")}
+    scales = sorted({int(scale) for scale in args.scales.split(",")} | {1})
+    if not parts <= {"ingest", "write", "query"}:
+        raise ConfigError("--parts: a comma-separated choice of ingest, write, query")
     servers = Servers(args)
-    kinds = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
+    kinds = ([] if args.no_sqlite else ["sqlite"]) + ([] if args.no_postgres else ["postgresql"])
+    if not kinds:
+        raise ConfigError("--no-sqlite and --no-postgres leave nothing to measure")
     try:
         print(f"ecolens benchmark fleet: {args.results} results per ingest run, median of "
               f"{args.runs} runs; broker {servers.broker.host}:{servers.broker.port}")  # fmt: skip
         rates: dict[tuple[str, int], float] = {}
-        for kind in kinds:
+        for kind in kinds if "ingest" in parts else []:
             for aggregators in (1, 2):
                 samples = [ingest_once(servers, kind, aggregators, args.results)
                            for _ in range(args.runs)]  # fmt: skip
@@ -233,46 +256,68 @@ def run(args: argparse.Namespace) -> Figures:
                 print(f"  ingest {kind:<10} x{aggregators}: "
                       f"{rates[(kind, aggregators)]:8.0f} results/s  "
                       f"(runs: {', '.join(f'{s:.0f}' for s in samples)})", flush=True)  # fmt: skip
-        baseline = rates[("sqlite", 1)]
-        print("\nSustained ingest (results/s stored; baseline = 1 aggregator, SQLite)")
-        header = ("storage", "1 aggregator", "2 aggregators", "x1 vs base", "x2 vs x1")
-        print("  {:<12}{:>14}{:>15}{:>12}{:>10}".format(*header))
-        for kind in kinds:
+        baseline = rates.get(("sqlite", 1), 1.0)
+        if rates:
+            print("\nSustained ingest, with rollups (results/s stored; baseline = 1 aggregator, SQLite)")
+            header = ("storage", "1 aggregator", "2 aggregators", "x1 vs base", "x2 vs x1")
+            print("  {:<12}{:>14}{:>15}{:>12}{:>10}".format(*header))
+        for kind in kinds if rates else []:
             one, two = rates[(kind, 1)], rates[(kind, 2)]
             print(f"  {kind:<12}{one:>14.0f}{two:>15.0f}{one / baseline:>11.2f}x{two / one:>9.2f}x")
 
-        print(f"\nReport query (bins + daily series + status), median of {args.query_runs}; "
-              f"baseline = the same query over {args.rows // 10} rows")  # fmt: skip
-        query_ms: dict[str, dict[str, float]] = {}
-        for kind in kinds:
-            timings = {}
-            for rows in (args.rows // 10, args.rows):
-                url = servers.database_url(kind)
-                load_started = time.perf_counter()
-                window = bulk_load(url, rows)
-                load_s = time.perf_counter() - load_started
-                timings[rows] = query_seconds(url, window, args.query_runs)
-                print(f"  {kind:<12}{rows:>9} rows: {timings[rows] * 1000:8.1f} ms  "
-                      f"(bulk load {rows / load_s:,.0f} rows/s)", flush=True)  # fmt: skip
-            ratio = timings[args.rows] / timings[args.rows // 10]
-            print(f"  {kind:<12}{'':>9}       {ratio:.1f}x the {args.rows // 10}-row time")
-            query_ms[kind] = {f"{rows:,} rows": seconds * 1000 for rows, seconds in timings.items()}
+        write_rates: dict[str, tuple[float, float]] = {}
+        if "write" in parts:
+            print("\nBatch write, results/s (500 results from 300 bins a batch; baseline = the write "
+                  f"before rollups, same batches, median of {args.runs} alternating runs)")  # fmt: skip
+            for kind in kinds:
+                with_rollups, baseline, runs_with, runs_base = fleet_write.compare(
+                    lambda kind=kind: servers.database_url(kind), args.runs
+                )
+                write_rates[kind] = (with_rollups, baseline)
+                print(f"  {kind:<12} with rollups {with_rollups:8.0f}, before rollups {baseline:8.0f}: "
+                      f"{with_rollups / baseline:.2f}x  (runs: {', '.join(f'{r:.0f}' for r in runs_with)} vs "
+                      f"{', '.join(f'{r:.0f}' for r in runs_base)})", flush=True)  # fmt: skip
+
+        query_ms_by: dict[str, dict[int, dict[str, float]]] = {}
+        if "query" in parts:
+            counts = [args.rows * scale for scale in scales]
+            print(f"\nReport query (bins + series + status), median of {args.query_runs}; 30 days daily "
+                  f"and 24 h hourly over results of 500 bins spread across 30 days; baseline = "
+                  f"{args.rows:,} rows")  # fmt: skip
+            for kind in kinds:
+                query_ms_by[kind] = measure_queries(servers, kind, counts, args.query_runs)
+                base = query_ms_by[kind][counts[0]]
+                for count in counts[1:]:
+                    now = query_ms_by[kind][count]
+                    month, day = now["30 days"] / base["30 days"], now["24 hours"] / base["24 hours"]
+                    print(f"  {kind:<12}{count // args.rows:>4}x rows: 30 days {month:.2f}x, 24 h {day:.2f}x "
+                          f"the {args.rows:,}-row time")  # fmt: skip
     finally:
         servers.stop()
+    panels: dict[str, dict[str, float]] = {}
+    if rates:
+        panels["ingest results/s vs 1 aggregator on SQLite (higher is better)"] = {
+            f"{kind}, {n} aggregator{'s' if n > 1 else ''}": rate / baseline
+            for (kind, n), rate in rates.items()
+        }
+    if write_rates:
+        panels["batch write with rollups vs before rollups (higher is better)"] = {
+            kind: with_rollups / before for kind, (with_rollups, before) in write_rates.items()
+        }
+    values: dict[str, dict[str, dict[str, float]]] = {}
+    if rates:
+        values["ingest, results/s"] = {
+            kind: {f"{n} aggregator{'s' if n > 1 else ''}": rates[(kind, n)] for n in (1, 2)}
+            for kind in kinds
+        }
+    for window in ("30 days", "24 hours") if query_ms_by else ():
+        values[f"report query over {window}, ms (median of {args.query_runs})"] = {
+            kind: {f"{count:,} rows": figures[window] for count, figures in by_rows.items()}
+            for kind, by_rows in query_ms_by.items()
+        }
     return Figures(
-        title=f"aggregator ingest ({args.results:,} results, median of {args.runs}) and report query",
+        title=f"fleet: ingest ({args.results:,} results, median of {args.runs}), batch write, report query",
         baseline="1 aggregator",
-        panels={
-            "ingest results/s vs 1 aggregator on SQLite (higher is better)": {
-                f"{kind}, {n} aggregator{'s' if n > 1 else ''}": rate / baseline
-                for (kind, n), rate in rates.items()
-            }
-        },
-        values={
-            "ingest, results/s": {
-                kind: {f"{n} aggregator{'s' if n > 1 else ''}": rates[(kind, n)] for n in (1, 2)}
-                for kind in kinds
-            },
-            f"report query, ms (median of {args.query_runs})": query_ms,
-        },
+        panels=panels,
+        values=values,
     )

@@ -35,6 +35,7 @@ COMMANDS = {
     "simulate": "ecolens.commands.fleet",
     "rollout": "ecolens.commands.rollout",
     "samples": "ecolens.commands.samples",
+    "rollups": "ecolens.commands.rollups",
     "benchmark": "ecolens.commands.benchmark",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))

@@ -24,9 +24,7 @@ def build_report(
 ) -> dict[str, Any]:
     """JSON-ready: window, fleet totals, and the requested views."""
     report: dict[str, Any] = {"window": window.as_dict(), "plastic_label": plastic_label}
-    summaries = queries.bin_summaries(db, window, plastic_label)
-    if device_id is not None:
-        summaries = [s for s in summaries if s.device_id == device_id]
+    summaries = queries.bin_summaries(db, window, plastic_label, device_id)
     report["totals"] = queries.fleet_totals(summaries)
     report["totals"]["rejected_messages"] = queries.rejected_count(db, window)
     # Since each bin started numbering, whatever the window: a lost result is never silent.

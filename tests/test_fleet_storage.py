@@ -64,7 +64,7 @@ def test_an_older_schema_is_upgraded_in_place(database_url, monkeypatch):
     old.close()
     monkeypatch.undo()
     upgraded = open_database(database_url)
-    assert current_version(upgraded) == SCHEMA_VERSION == 10
+    assert current_version(upgraded) == SCHEMA_VERSION == 11
     assert upgraded.query("SELECT event_id, seq FROM results") == [("kept", None)]
     upgraded.close()
 

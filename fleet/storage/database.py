@@ -3,6 +3,7 @@ SQLite (stdlib) or PostgreSQL (psycopg 3, the ``fleet`` extra)."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,10 +41,14 @@ class Database:
         self.kind = kind
         self.connection = connection
         self.description = description
-        self._placeholder = "%s" if kind == "postgresql" else "?"
 
     def sql(self, text: str) -> str:
-        return text if self._placeholder == "?" else text.replace("?", self._placeholder)
+        """``?`` placeholders for the driver: PostgreSQL's own ``$1, $2 …`` (psycopg's raw cursor
+        sends the text as is; parsing ``%s`` in a batch insert of thousands of parameters cost
+        more than the insert itself)."""
+        if self.kind == "sqlite":
+            return text
+        return _numbered(text) if len(text) < 4096 else _numbered.__wrapped__(text)
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -61,6 +66,22 @@ class Database:
             with self.connection.transaction():
                 yield self
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Database]:
+        """A read-only view of one moment, for reads that must agree with each other while
+        writers go on (SQLite: a deferred read transaction in WAL mode; PostgreSQL: REPEATABLE
+        READ)."""
+        if self.kind == "sqlite":
+            self.connection.execute("BEGIN")
+            try:
+                yield self
+            finally:
+                self.connection.execute("COMMIT")
+        else:
+            with self.connection.transaction():
+                self.connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield self
+
     def execute(self, text: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the affected row count."""
         cursor = self.connection.execute(self.sql(text), tuple(params))
@@ -76,11 +97,49 @@ class Database:
             cursor.executemany(self.sql(text), rows)
             return cursor.rowcount
 
+    def _rows_source(self, count: int, types: Sequence[str]) -> str:
+        if self.kind == "sqlite":
+            return "VALUES (" + ", ".join("?" * count) + ")"
+        arrays = ", ".join(f"?::{kind}[]" for kind in types)
+        columns = ", ".join(f"column{n}" for n in range(1, len(types) + 1))
+        return f"SELECT * FROM unnest({arrays}) AS rows_in({columns})"
+
+    def bulk(self, template: str, rows: Sequence[Sequence[Any]], types: Sequence[str]) -> int:
+        """One statement over many rows: ``template``'s ``{rows}`` is where they come from,
+        named column1, column2 … SQLite runs it once a row (executemany: compiled once);
+        PostgreSQL once, over arrays (``unnest``), so a batch is one statement, not hundreds.
+        ``types`` are the PostgreSQL column types. Returns the affected row count."""
+        if not rows:
+            return 0
+        text = template.format(rows=self._rows_source(len(types), types))
+        if self.kind == "sqlite":
+            return self.connection.executemany(text, rows).rowcount
+        return self.execute(text, [list(column) for column in zip(*rows)])
+
+    def bulk_returning(self, template: str, rows: Sequence[Sequence[Any]], types: Sequence[str]) -> list:
+        """``bulk`` for a statement with RETURNING: the rows it returns (SQLite: a row at a time)."""
+        if not rows:
+            return []
+        text = template.format(rows=self._rows_source(len(types), types))
+        if self.kind == "sqlite":
+            out: list = []
+            for row in rows:
+                out += self.connection.execute(text, row).fetchall()
+            return out
+        return self.query(text, [list(column) for column in zip(*rows)])
+
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.connection.execute(self.sql(text), tuple(params)).fetchall())
 
     def close(self) -> None:
         self.connection.close()
+
+
+@functools.lru_cache(maxsize=512)
+def _numbered(text: str) -> str:
+    """``?`` -> ``$1``, ``$2`` … (no statement here has a ``?`` inside a string literal)."""
+    parts = text.split("?")
+    return parts[0] + "".join(f"${number}{part}" for number, part in enumerate(parts[1:], 1))
 
 
 def _open_sqlite(path: str, create: bool = True) -> Database:
@@ -111,7 +170,9 @@ def _open_postgresql(url: str) -> Database:
             "PostgreSQL storage needs psycopg: pip install 'ecolens[fleet]'"
         ) from exc
     try:
-        connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        connection = psycopg.connect(
+            url, autocommit=True, connect_timeout=10, cursor_factory=psycopg.RawCursor
+        )
     except psycopg.Error as exc:
         raise ConfigError(f"storage.url: cannot connect to PostgreSQL: {exc}") from exc
     parts = urlsplit(url)

@@ -8,12 +8,28 @@ both SQLite and PostgreSQL.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ecolens.fleet.storage.database import Database
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+_ROLLUP_COLUMNS = """width_ms BIGINT NOT NULL,
+    bucket_ms BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    items BIGINT NOT NULL,
+    uncertain BIGINT NOT NULL,
+    confidence_sum DOUBLE PRECISION NOT NULL,
+    last_seen_ms BIGINT NOT NULL,
+    PRIMARY KEY (width_ms, bucket_ms, device_id, label, model_version)"""
+
+# A statement is portable SQL, or {database kind: SQL} where the two differ (a kind left out
+# runs nothing).
+Statement = str | dict[str, str]
+
+MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
     # 1: results, bins, rejected messages
     (
         """CREATE TABLE results (
@@ -133,9 +149,54 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             fps DOUBLE PRECISION
         )""",
     ),
+    # 11: rollups per bin, hour/day, label and model version, which reports read instead of raw
+    # results; the seq numbers stored, as ranges, for the count of missing results; batched jobs
+    # the upgrade runs after this transaction (fleet/storage/jobs.py): PostgreSQL's results become
+    # a table partitioned by week, then both are built from the results already stored
+    (
+        {
+            "sqlite": f"CREATE TABLE rollups ({_ROLLUP_COLUMNS}) WITHOUT ROWID",
+            "postgresql": f"CREATE TABLE rollups ({_ROLLUP_COLUMNS})",
+        },
+        """CREATE TABLE seq_ranges (
+            device_id TEXT NOT NULL,
+            first_seq BIGINT NOT NULL,
+            last_seq BIGINT NOT NULL
+        )""",
+        "CREATE INDEX seq_ranges_device ON seq_ranges (device_id, first_seq)",
+        """CREATE TABLE fleet_jobs (
+            name TEXT PRIMARY KEY,
+            next_ms BIGINT,
+            until_ms BIGINT,
+            next_key TEXT,
+            done BIGINT NOT NULL DEFAULT 0,
+            total BIGINT NOT NULL DEFAULT 0
+        )""",
+        # the edge hours of a report's window read results_window alone (index-only), model
+        # version included (PostgreSQL: built so by the partitioning job)
+        {"sqlite": "DROP INDEX results_window"},
+        {
+            "sqlite": "CREATE INDEX results_window ON results "
+            "(seen_ms, device_id, label, uncertain, model_version)"
+        },
+        # the latest retention cutoff: hours before it keep only rollups (the check skips them)
+        "CREATE TABLE fleet_marks (name TEXT PRIMARY KEY, at_ms BIGINT NOT NULL)",
+        {"postgresql": "INSERT INTO fleet_jobs (name) VALUES ('partition_results')"},
+        "INSERT INTO fleet_jobs (name) VALUES ('build_rollups')",
+        "INSERT INTO fleet_jobs (name) VALUES ('build_seq_ranges')",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def version_creating(table: str) -> int:
+    """The schema version whose migration creates ``table`` (independent of renumbering)."""
+    marker = f"CREATE TABLE {table} ("
+    for number, statements in enumerate(MIGRATIONS, 1):
+        if any(marker in (s if isinstance(s, str) else " ".join(s.values())) for s in statements):
+            return number
+    raise KeyError(table)
 
 
 def current_version(database: Database) -> int:
@@ -143,9 +204,10 @@ def current_version(database: Database) -> int:
     return int(rows[0][0] or 0)
 
 
-def migrate(database: Database) -> int:
-    """Bring the schema to SCHEMA_VERSION; safe when several aggregators start at once
-    (PostgreSQL: advisory lock; SQLite: the write lock of BEGIN IMMEDIATE)."""
+def migrate(database: Database, progress: Callable[[str], None] | None = None) -> int:
+    """Bring the schema to SCHEMA_VERSION, then finish the batched jobs an upgrade left (progress
+    lines to ``progress``, stderr by default); safe when several aggregators start at once
+    (PostgreSQL: advisory locks; SQLite: the write lock of BEGIN IMMEDIATE)."""
     with database.transaction():
         if database.kind == "postgresql":
             database.execute("SELECT pg_advisory_xact_lock(4242051)")
@@ -160,7 +222,13 @@ def migrate(database: Database) -> int:
             )
         for number in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[number - 1]:
-                database.execute(statement)
+                text = statement if isinstance(statement, str) else statement.get(database.kind)
+                if text:
+                    database.execute(text)
             database.execute("INSERT INTO fleet_schema (version) VALUES (?)", (number,))
             log.info("%s: schema migrated to version %d", database.description, number)
+    if current_version(database) >= version_creating("fleet_jobs"):
+        from ecolens.fleet.storage.jobs import run_pending
+
+        run_pending(database, progress)
     return SCHEMA_VERSION

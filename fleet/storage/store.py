@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ecolens.fleet.storage import rollups, seq_ranges
 from ecolens.fleet.storage.database import Database
 
 
@@ -61,9 +62,15 @@ class WriteOutcome:
     rejected: int
 
 
-INSERT_RESULT = """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label,
+# ON CONFLICT without a target: the dedup key is event_id on SQLite and (event_id, seen_ms) on
+# PostgreSQL's partitioned table (docs/fleet.md). RETURNING names the rows really inserted: the
+# ones the rollups count.
+INSERT_RESULTS = """INSERT INTO results (event_id, device_id, seen_ms, received_ms, label,
     confidence, uncertain, inference_ms, frames, model_name, model_version, model_sha256, payload,
-    seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"""
+    seq) SELECT * FROM ({rows}) AS new_rows WHERE true ON CONFLICT DO NOTHING
+    RETURNING device_id, seen_ms, label, uncertain, confidence, model_version, seq"""
+RESULT_TYPES = ("text", "text", "bigint", "bigint", "text", "float8", "boolean", "float8", "integer",
+                "text", "text", "text", "text", "bigint")  # fmt: skip
 
 # One statement for both kinds of device news (NULL = no news), so a batch touches each device
 # row once, in sorted order: concurrent aggregators cannot deadlock on devices. A retained
@@ -115,8 +122,7 @@ class ResultStore:
             entry[0], entry[1] = status.status, status.at_ms
             entry[3:] = status.camera, status.camera_error, status.camera_since_ms
         with self.database.transaction() as db:
-            # ON CONFLICT DO NOTHING: the row count is the number of new event ids.
-            stored = db.executemany(INSERT_RESULT, results)
+            stored = insert_results(db, results)
             db.executemany(UPSERT_DEVICE, [(d, *news[d]) for d in sorted(news)])
             db.executemany(INSERT_STATUS_EVENT, [(s.device_id, s.at_ms, s.status) for s in statuses])
             db.executemany(INSERT_REJECTED, [(r.received_ms, r.topic, r.reason, r.payload) for r in rejected])
@@ -126,3 +132,18 @@ class ResultStore:
             statuses=len(statuses),
             rejected=len(rejected),
         )
+
+
+def insert_results(tx: Database, results: Sequence[StoredResult]) -> int:
+    """Store results not stored before and add exactly those to the rollups and seq ranges
+    (inside the caller's transaction); returns how many were new. Sorted by event id, so two
+    aggregators given the same redelivered results wait for each other instead of deadlocking."""
+    ordered = sorted(results, key=lambda result: result.event_id)
+    new = rollups.stored_rows(tx.bulk_returning(INSERT_RESULTS, ordered, RESULT_TYPES))
+    rollups.add_results(tx, new)
+    numbers: dict[str, list[int]] = {}
+    for row in new:
+        if row.seq is not None:
+            numbers.setdefault(row.device_id, []).append(row.seq)
+    seq_ranges.add(tx, numbers)
+    return len(new)

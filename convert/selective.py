@@ -1,0 +1,91 @@
+"""int8 with the few layers whose int8 error is largest kept in float ("int8-selective").
+
+MobileNet-family models (depthwise convolutions, ReLU6, Teachable Machine exports) lose a few
+points of agreement in full int8, mostly in a handful of layers. TFLite's quantization debugger
+(``tf.lite.experimental.QuantizationDebugger``) calibrates once and measures every quantized
+layer's error against float (root mean squared error over the layer's quantization scale); the
+worst layers are then denylisted (``QuantizationDebugOptions.denylisted_nodes``) and the model
+re-quantized without calibrating again, keeping 1, 2, 4, ... of them in float until the proof
+passes. Input and output stay float32 tensors (the edge feeds any of them)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from ecolens.convert.quantize import forward_pass_converter, representative_dataset
+from ecolens.core.errors import EcoLensError
+
+# How many layers at most are kept in float, tried in this order.
+KEPT_STEPS = (1, 2, 4, 8, 16)
+# Photos the debugger compares float and int8 layers on (calibration uses all of them).
+DEBUG_PHOTOS = 48
+
+
+def layer_errors(dump: str) -> list[tuple[str, float]]:
+    """(tensor name, RMSE / scale) of each quantized layer from the debugger's CSV dump, worst
+    first: an error of several quantization steps is a layer int8 cannot represent."""
+    rows = []
+    for values in csv.DictReader(io.StringIO(dump)):
+        scale = float(values.get("scale") or 0.0)
+        mse = float(values.get("mean_squared_error") or 0.0)
+        if scale > 0 and values.get("tensor_name"):
+            rows.append((values["tensor_name"], float(np.sqrt(mse)) / scale))
+    return sorted(rows, key=lambda row: row[1], reverse=True)
+
+
+class SelectiveInt8:
+    """One calibration and per-layer error measurement of a Keras model; ``quantized(n)`` gives
+    the model with its ``n`` worst layers kept in float."""
+
+    def __init__(self, model: Any, calibration: list[np.ndarray], verbose: bool = False) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        converter = forward_pass_converter(tf, model) or tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset(calibration)
+        try:
+            with quiet(verbose):
+                self.debugger = tf.lite.experimental.QuantizationDebugger(
+                    converter=converter, debug_dataset=representative_dataset(calibration[:DEBUG_PHOTOS])
+                )
+                self.debugger.run()
+                dump = io.StringIO()
+                self.debugger.layer_statistics_dump(dump)
+        except Exception as exc:  # the debugger raises what the converter raises
+            raise EcoLensError(f"quantization debugger failed: {first_line(exc)}") from exc
+        self.ranked = layer_errors(dump.getvalue())
+        self.verbose = verbose
+
+    def steps(self) -> list[int]:
+        """How many layers to keep in float, in the order to try them."""
+        return [n for n in KEPT_STEPS if n <= len(self.ranked)]
+
+    def quantized(self, kept: int) -> bytes:
+        nodes = [name for name, _ in self.ranked[:kept]]
+        self.debugger.options = self.tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+        try:
+            with quiet(self.verbose):
+                return self.debugger.get_nondebug_quantized_model()
+        except Exception as exc:
+            raise EcoLensError(f"selective int8 quantization failed: {first_line(exc)}") from exc
+
+    def kept(self, count: int) -> list[dict[str, Any]]:
+        """The layers kept in float and their int8 error, for the report."""
+        return [{"layer": name, "rmse_over_scale": round(error, 3)} for name, error in self.ranked[:count]]
+
+
+@contextlib.contextmanager
+def quiet(verbose: bool) -> Iterator[None]:
+    with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
+        yield
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

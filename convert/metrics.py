@@ -98,4 +98,4 @@ def percent(value: float, threshold: float) -> str:
         text = f"{value * 100:.{digits}f}"
         if (float(text) < threshold * 100) == (value < threshold):
             return f"{text}%"
-    return f"{value * 100:.4f}%"
+    return f"{np.floor(value * 1e6) / 1e4:.4f}%"  # just below: truncated, never rounded up

@@ -1,12 +1,16 @@
 """int8 with the few layers whose int8 error is largest kept in float ("int8-selective").
 
 MobileNet-family models (depthwise convolutions, ReLU6, Teachable Machine exports) lose a few
-points of agreement in full int8, mostly in a handful of layers. TFLite's quantization debugger
+points of agreement in full int8. TFLite's quantization debugger
 (``tf.lite.experimental.QuantizationDebugger``) calibrates once and measures every quantized
-layer's error against float (root mean squared error over the layer's quantization scale); the
-worst layers are then denylisted (``QuantizationDebugOptions.denylisted_nodes``) and the model
-re-quantized without calibrating again, keeping 1, 2, 4, ... of them in float until the proof
-passes. Input and output stay float32 tensors (the edge feeds any of them)."""
+layer's own error against float (root mean squared error over the layer's quantization scale).
+That error is local; what flips answers is error carried through the whole network, and it starts
+in the first layers (on the MobileNetV2 archetype, the 8 worst layers by local error kept in float
+raised agreement from 94.5 % to 95.7 %; the first 8 layers, to 98.8 %). So the n layers kept in
+float are the first n quantized layers and the n worst by local error, for n = 1, 2, 4, ... until
+the proof passes; they are denylisted (``QuantizationDebugOptions.denylisted_nodes``) and the
+model re-quantized without calibrating again. Input and output stay float32 tensors (the edge
+feeds any of them)."""
 
 from __future__ import annotations
 
@@ -27,16 +31,23 @@ KEPT_STEPS = (1, 2, 4, 8, 16)
 DEBUG_PHOTOS = 48
 
 
-def layer_errors(dump: str) -> list[tuple[str, float]]:
-    """(tensor name, RMSE / scale) of each quantized layer from the debugger's CSV dump, worst
-    first: an error of several quantization steps is a layer int8 cannot represent."""
+def layer_errors(dump: str) -> list[tuple[str, float, int]]:
+    """(tensor name, RMSE / scale, tensor index) of each quantized layer from the debugger's CSV
+    dump, in graph order (tensor indices grow from the input)."""
     rows = []
     for values in csv.DictReader(io.StringIO(dump)):
         scale = float(values.get("scale") or 0.0)
         mse = float(values.get("mean_squared_error") or 0.0)
         if scale > 0 and values.get("tensor_name"):
-            rows.append((values["tensor_name"], float(np.sqrt(mse)) / scale))
-    return sorted(rows, key=lambda row: row[1], reverse=True)
+            rows.append((values["tensor_name"], float(np.sqrt(mse)) / scale, int(values["tensor_idx"])))
+    return sorted(rows, key=lambda row: row[2])
+
+
+def kept_layers(layers: list[tuple[str, float, int]], count: int) -> list[tuple[str, float, int]]:
+    """The first ``count`` layers and the ``count`` worst by local error, in graph order."""
+    worst = sorted(layers, key=lambda row: row[1], reverse=True)[:count]
+    chosen = {row[0] for row in layers[:count]} | {row[0] for row in worst}
+    return [row for row in layers if row[0] in chosen]
 
 
 class SelectiveInt8:
@@ -60,15 +71,15 @@ class SelectiveInt8:
                 self.debugger.layer_statistics_dump(dump)
         except Exception as exc:  # the debugger raises what the converter raises
             raise EcoLensError(f"quantization debugger failed: {first_line(exc)}") from exc
-        self.ranked = layer_errors(dump.getvalue())
+        self.layers = layer_errors(dump.getvalue())
         self.verbose = verbose
 
     def steps(self) -> list[int]:
         """How many layers to keep in float, in the order to try them."""
-        return [n for n in KEPT_STEPS if n <= len(self.ranked)]
+        return [n for n in KEPT_STEPS if n <= len(self.layers)]
 
     def quantized(self, kept: int) -> bytes:
-        nodes = [name for name, _ in self.ranked[:kept]]
+        nodes = [name for name, _, _ in kept_layers(self.layers, kept)]
         self.debugger.options = self.tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
         try:
             with quiet(self.verbose):
@@ -78,7 +89,10 @@ class SelectiveInt8:
 
     def kept(self, count: int) -> list[dict[str, Any]]:
         """The layers kept in float and their int8 error, for the report."""
-        return [{"layer": name, "rmse_over_scale": round(error, 3)} for name, error in self.ranked[:count]]
+        return [
+            {"layer": name, "rmse_over_scale": round(error, 3)}
+            for name, error, _ in kept_layers(self.layers, count)
+        ]
 
 
 @contextlib.contextmanager

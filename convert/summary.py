@@ -63,7 +63,7 @@ def format_report(report: dict[str, Any]) -> str:
                 )
     kept = (validation or {}).get("kept_in_float")
     if kept:
-        names = ", ".join(f"{k['layer']} ({k['rmse_over_scale']:.1f})" for k in kept)
+        names = ", ".join(f"{k['layer'].split(';')[0]} ({k['rmse_over_scale']:.1f})" for k in kept)
         lines.append(f"kept in float:          {names} (int8 error in quantization steps)")
         if "int8_latency_ms" in validation:
             lines.append(

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "DIR/<class>/*.jpg mixed with base training images, holds out part of DIR, and writes "
         "the adapted .h5 only when it beats the base model there without forgetting the base "
         "domain; then writes the deployable .tflite itself: int8 calibrated on base images and the "
-        "site's frames, proven on the held-out frames to keep at least 90%% of the gain (else the "
+        "site's frames, proven on the held-out frames to keep at least 90% of the gain (else the "
         "next mode that does). Deploy that .tflite (`ecolens rollout site.tflite ...`); a plain "
         "`ecolens convert` of the .h5 would calibrate without the site's frames and is refused.",
     )

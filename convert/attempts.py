@@ -66,22 +66,40 @@ class Session:
         return self.judge(mode, flatbuffer, directory, started, extra)
 
     def selective(self, directory: Path, calibration: list[np.ndarray] | None) -> Attempt:
-        """int8 keeping 1, 2, 4, ... of its worst layers in float, until one passes; the last
-        tried is returned when none does."""
+        """int8 calibrated once, then re-quantized with the first n and the n worst layers kept in
+        float for n = 2, 4, 8, 16, stopping at the first that passes; the last tried is returned
+        when none does. Each candidate (its quantization and proof) is timed in ``candidates``."""
         metadata = self.meta_for("int8-selective")
         started = time.perf_counter()
         rgbs = self.calibration if calibration is None else calibration
         tensors = [to_model_input(rgb, metadata.input) for rgb in rgbs]
         with native_output_silenced(not self.options.verbose):
             debugger = SelectiveInt8(self.loaded.model, tensors, self.options.verbose)
+        calibrated = round(time.perf_counter() - started, 2)
         attempt: Attempt | None = None
+        tried: list[dict] = []
         for kept in debugger.steps():
             if attempt is not None:
                 attempt.path.unlink(missing_ok=True)
+            step = time.perf_counter()
             with native_output_silenced(not self.options.verbose):
                 flatbuffer = debugger.quantized(kept)
-            extra = {"calibration_images": len(rgbs), "kept_in_float": debugger.kept(kept)}
+            extra = {
+                "calibration_images": len(rgbs),
+                "calibration_seconds": calibrated,
+                "kept_in_float": debugger.kept(kept),
+                "candidates": tried,
+            }
             attempt = self.judge("int8-selective", flatbuffer, directory, started, extra)
+            tried.append(
+                {
+                    "n": kept,
+                    "kept": len(extra["kept_in_float"]),
+                    "agreement": attempt.row.get("agreement"),
+                    "passed": attempt.row["passed"],
+                    "seconds": round(time.perf_counter() - step, 2),
+                }
+            )
             if attempt.row["passed"]:
                 break
         if attempt is None:

@@ -87,7 +87,17 @@ def lower_bn_momentum(model: Any) -> None:
             layer.momentum = 0.9
 
 
-def small_cnn(k: Any, size: int, channels: int = 3, head: list | None = None, first: list | None = None):
+def small_cnn(
+    k: Any,
+    size: int,
+    channels: int = 3,
+    head: list | None = None,
+    first: list | None = None,
+    pool: str = "average",
+):
+    """Three strided convolutions; ``pool="max"`` (global max pooling) answers "is there a dot
+    anywhere", which the drawn scenes need to be learnt well (global average: 68 % on its own
+    training scenes after 40 epochs, median confidence 0.64; max: 100 %, 0.9996)."""
     layers = k.layers
     return k.Sequential(
         [
@@ -96,7 +106,7 @@ def small_cnn(k: Any, size: int, channels: int = 3, head: list | None = None, fi
             layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
             layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
             layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
-            layers.GlobalAveragePooling2D(),
+            layers.GlobalMaxPooling2D() if pool == "max" else layers.GlobalAveragePooling2D(),
             *(head or [layers.Dense(2, activation="softmax")]),
         ]
     )
@@ -247,11 +257,14 @@ ARCHETYPES: dict[str, Archetype] = {
             "overconfident-shapes",
             64,
             zero_one,
-            lambda k: small_cnn(k, 64),
+            lambda k: small_cnn(k, 64, pool="max"),
             flavour="tf_keras",
             file_name="shapes_cnn.h5",
             epochs=40,
             expect="0..1",
+            # it answers the drawn scenes alike under 0..1, -1..1 and 0..255 (max pooling of ReLUs):
+            # nothing in the data tells the range, so the converter asks and its user states it
+            extra_flags=("--input-range", "0..1"),
             domain="shapes",
             labels=("dots", "bars"),
         ),

@@ -180,7 +180,7 @@ def test_archetype_converts_right_with_labels_only(
         ],
     }
     assert len(set(truth.argmax(axis=1))) == 2, "the archetype should tell the classes apart"
-    if meta.quantization == "int8":
+    if meta.quantization.startswith("int8"):  # int8-selective quantizes activations too
         assert top1 >= 0.95, TABLE[name]
     else:
         assert top1 >= 0.98 and median_diff <= 0.02, TABLE[name]

@@ -1,6 +1,7 @@
 """One conversion tried in one quantization mode: the .tflite written privately beside the output
-and judged against the source model (top-1 agreement, probability difference), and the int8
-retry on a larger calibration set when the first int8 try fails."""
+and judged against the source model (top-1 agreement where the source's answer is decided,
+probability difference), the int8 retry on a larger calibration set when the first int8 try
+fails, and int8 with its worst layers kept in float (convert/selective.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from typing import Any
 
 import numpy as np
 from ecolens.convert.loading import LoadedModel
+from ecolens.convert.metrics import percent
 from ecolens.convert.options import ConvertOptions
 from ecolens.convert.quantize import CALIBRATION_CAP, load_rgbs, to_tflite, with_flipped_copies
 from ecolens.convert.quiet import native_output_silenced
+from ecolens.convert.selective import SelectiveInt8
 from ecolens.convert.validate import agreement, source_inputs, source_probabilities, tflite_probabilities
+from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import embed_metadata
 from ecolens.core.preprocess import to_model_input
 
@@ -50,12 +54,61 @@ class Session:
     def attempt(self, mode: str, directory: Path, calibration: list[np.ndarray] | None = None) -> Attempt:
         """Convert in ``mode`` and judge it; int8 calibrates on ``calibration`` (default: the
         `--calibration-count` photos)."""
+        if mode == "int8-selective":
+            return self.selective(directory, calibration)
         metadata = self.meta_for(mode)
         started = time.perf_counter()
         rgbs = self.calibration if calibration is None else calibration
         tensors = [to_model_input(rgb, metadata.input) for rgb in rgbs] if mode == "int8" else None
         with native_output_silenced(not self.options.verbose):
             flatbuffer = to_tflite(self.loaded.model, mode, tensors, self.options.io_type)
+        extra = {"calibration_images": len(rgbs)} if mode == "int8" else {}
+        return self.judge(mode, flatbuffer, directory, started, extra)
+
+    def selective(self, directory: Path, calibration: list[np.ndarray] | None) -> Attempt:
+        """int8 calibrated once, then re-quantized with the first n and the n worst layers kept in
+        float for n = 2, 4, 8, 16, stopping at the first that passes; the last tried is returned
+        when none does. Each candidate (its quantization and proof) is timed in ``candidates``."""
+        metadata = self.meta_for("int8-selective")
+        started = time.perf_counter()
+        rgbs = self.calibration if calibration is None else calibration
+        tensors = [to_model_input(rgb, metadata.input) for rgb in rgbs]
+        with native_output_silenced(not self.options.verbose):
+            debugger = SelectiveInt8(self.loaded.model, tensors, self.options.verbose)
+        calibrated = round(time.perf_counter() - started, 2)
+        attempt: Attempt | None = None
+        tried: list[dict] = []
+        for kept in debugger.steps():
+            if attempt is not None:
+                attempt.path.unlink(missing_ok=True)
+            step = time.perf_counter()
+            with native_output_silenced(not self.options.verbose):
+                flatbuffer = debugger.quantized(kept)
+            extra = {
+                "calibration_images": len(rgbs),
+                "calibration_seconds": calibrated,
+                "kept_in_float": debugger.kept(kept),
+                "candidates": tried,
+            }
+            attempt = self.judge("int8-selective", flatbuffer, directory, started, extra)
+            tried.append(
+                {
+                    "n": kept,
+                    "kept": len(extra["kept_in_float"]),
+                    "agreement": attempt.row.get("agreement"),
+                    "passed": attempt.row["passed"],
+                    "seconds": round(time.perf_counter() - step, 2),
+                }
+            )
+            if attempt.row["passed"]:
+                break
+        if attempt is None:
+            raise EcoLensError("selective int8: the debugger found no quantized layer")
+        return attempt
+
+    def judge(self, mode: str, flatbuffer: bytes, directory: Path, started: float, extra: dict) -> Attempt:
+        """Write the flatbuffer privately and compare it with the source on the proof photos."""
+        metadata = self.meta_for(mode)
         path = write_private(
             directory, f"{self.options.source.stem}.{mode}.tflite", embed_metadata(flatbuffer, metadata)
         )
@@ -63,7 +116,7 @@ class Session:
             "mode": mode,
             "bytes": path.stat().st_size,
             "seconds": round(time.perf_counter() - started, 2),
-            **({"calibration_images": len(rgbs)} if mode == "int8" else {}),
+            **extra,
         }
         if self.evalset is None:
             row.update(passed=True, why="not validated (--no-validate)")
@@ -73,33 +126,43 @@ class Session:
             self.source_probs = source_probabilities(self.loaded.model, batch, self.loaded.output_kind)
         with native_output_silenced(not self.options.verbose):  # LiteRT announces its delegate
             probs = tflite_probabilities(path, self.evalset.rgbs)
-        row.update(agreement(self.source_probs, probs))
         limit_diff = (
             max(self.options.max_probability_difference, 0.05)
-            if mode == "int8"
-            else (self.options.max_probability_difference)
+            if mode.startswith("int8")
+            else self.options.max_probability_difference
         )
+        # a photo whose source answer is decided by less than twice the allowed probability
+        # difference flips with quantization noise alone: agreement is counted on the others
+        row.update(agreement(self.source_probs, probs, noise=2 * limit_diff))
         problems = []
-        if row["agreement"] < self.options.min_agreement:
+        floor = self.options.min_agreement
+        if row["agreement"] < floor:
             problems.append(
-                f"top-1 agreement {row['agreement']:.1%} is below {self.options.min_agreement:.0%}"
+                f"top-1 agreement {percent(row['agreement'], floor)} is below {percent(floor, floor)} "
+                f"(on {row['decided_photos']} photos the source decides by more than {2 * limit_diff:.2f})"
             )
         if row["median_probability_difference"] > limit_diff:
             problems.append(
                 f"median |p difference| {row['median_probability_difference']:.3f} is above {limit_diff}"
             )
+        if not problems and self.options.gate is not None:
+            problem = self.options.gate(probs, self.evalset)
+            if problem:
+                problems.append(problem)
         row["passed"] = not problems
         row["why"] = "; ".join(problems) or (
-            f"agreement {row['agreement']:.1%}, "
+            f"agreement {percent(row['agreement'], floor)}, "
             f"median |p difference| {row['median_probability_difference']:.3f}"
         )
+        if "kept_in_float" in extra:
+            row["why"] += f"; {len(extra['kept_in_float'])} layer(s) kept in float"
         return Attempt(mode, path, row, probs)
 
 
-def larger_calibration(folder: Path, used: int) -> list[np.ndarray] | None:
-    """The int8 retry's photos: every image of the folder up to CALIBRATION_CAP, plus flipped
+def larger_calibration(paths: list[Path], used: int) -> list[np.ndarray] | None:
+    """The int8 retry's photos: every calibration image up to CALIBRATION_CAP, plus flipped
     copies while under it; None when that is no more than the ``used`` photos."""
-    rgbs = with_flipped_copies(load_rgbs(folder, CALIBRATION_CAP, "calibration"), CALIBRATION_CAP)
+    rgbs = with_flipped_copies(load_rgbs(paths, CALIBRATION_CAP, "calibration"), CALIBRATION_CAP)
     return rgbs if len(rgbs) > used else None
 
 

@@ -21,10 +21,19 @@ from ecolens.convert.h5meta import read_h5_metadata
 from ecolens.convert.inputspec import preprocessing, settle_output_kind
 from ecolens.convert.loading import load_keras_model
 from ecolens.convert.options import ConvertOptions
+from ecolens.convert.photos import plan
 from ecolens.convert.progress import progress
 from ecolens.convert.quantize import AUTO_ORDER, load_rgbs
 from ecolens.convert.quiet import native_output_silenced
-from ecolens.convert.validate import latency, load_eval, proof, quality
+from ecolens.convert.validate import (
+    EvalSet,
+    latency,
+    load_eval,
+    proof,
+    quality,
+    source_probabilities,
+    tflite_ms,
+)
 from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import InputSpec, ModelMetadata
 
@@ -52,8 +61,6 @@ def umask_mode() -> int:
 
 def convert(options: ConvertOptions) -> dict[str, Any]:
     """Convert, prove, install atomically; returns the report (also written as JSON)."""
-    from ecolens.models import calibration_dir, eval_dir
-
     started = time.perf_counter()
     log(f"loading {options.source}")
     with native_output_silenced(not options.verbose):
@@ -66,11 +73,13 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
         options.source, expected, options.labels, options.labels_file, tuple(stored.get("labels", ()))
     )
     teachable_machine = numbered and bool(loaded.model.layers) and is_model(loaded.model.layers[0])
-    calibration_folder = options.calibration or calibration_dir()
-    calibration = load_rgbs(calibration_folder, options.calibration_count, "calibration")
-    log(f"{len(calibration)} calibration photos from {calibration_folder}")
-    eval_folder = options.eval or eval_dir()
-    evalset = load_eval(eval_folder, labels) if options.validate else None
+    photos = plan(options.source, stored, options.calibration, options.eval)
+    calibration = load_rgbs(photos.calibration_paths, options.calibration_count, "calibration")
+    log(f"{len(calibration)} calibration photos from {photos.calibration_folder}")
+    eval_folder = photos.eval_folder
+    evalset = load_eval(eval_folder, labels, paths=photos.eval_paths) if options.validate else None
+    if evalset is not None:
+        log(f"proof on {len(evalset.rgbs)} photos: {photos.source}")
     height, width = loaded.input_size
     settle_output_kind(loaded, calibration, InputSpec(height, width, loaded.channels))
     prep, range_checks = preprocessing(
@@ -109,7 +118,7 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
             attempts.append(attempt)
             log(f"{mode}: {'passed' if attempt.row['passed'] else 'failed'} ({attempt.row['why']})")
             more = (
-                larger_calibration(calibration_folder, len(calibration))
+                larger_calibration(photos.calibration_paths, len(calibration))
                 if mode == "int8" and not attempt.row["passed"] and options.validate
                 else None
             )
@@ -141,6 +150,7 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
                 "sources": provenance,
                 "data_check": range_checks,
             },
+            "photos": photos.source,
             "attempts": [a.row for a in attempts],
             **({"int8_retry": int8_retry} if int8_retry else {}),
             "min_agreement": options.min_agreement,
@@ -168,9 +178,20 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
                     report["validation"][key] = metrics
             with native_output_silenced(not options.verbose):
                 report["validation"].update(latency(loaded.model, final.path, evalset, 10))
+                full = [a for a in attempts if a.mode == "int8"]
+                if final.mode == "int8-selective" and full:  # the cost of the layers kept in float
+                    report["validation"]["int8_latency_ms"] = tflite_ms(full[-1].path, evalset.rgbs, 10)
+                    report["validation"]["int8_bytes"] = full[-1].row["bytes"]
             report["proof"] = proof(final.probabilities, evalset, labels, positive)
+            if report["proof"]["failure"]:
+                report["proof"].update(
+                    preprocessing_verdict(options, loaded, prep, evalset, labels, session.source_probs)
+                )
         report["seconds"] = round(time.perf_counter() - started, 1)
-        report["passed"] = final is not None and not (report.get("proof") or {}).get("failure")
+        report["passed"] = final is not None and not (report.get("proof") or {}).get("evidence")
+        verdict = report.get("proof") or {}
+        note = verdict.get("property") or "written: --allow-degenerate"
+        report["warnings"] = [f"{verdict['failure']} ({note})"] if verdict.get("failure") else []
         report_path.write_text(json.dumps(report, indent=2, default=float) + "\n")
         report["report_path"] = str(report_path)
         if final is None:
@@ -187,16 +208,16 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
                 f"{failed['mode']} does not match the source model ({failed['why']}); {hint}; "
                 f"{out} was not written (report: {report_path})"
             )
-        failure = (report.get("proof") or {}).get("failure")
-        if failure and not options.allow_degenerate:
+        failure, evidence = verdict.get("failure"), verdict.get("evidence")
+        if evidence and not options.allow_degenerate:
             raise ValidationFailed(
-                f"{failure}: its input range may be wrong (input range "
+                f"{failure}: its input range looks wrong ({evidence}; input range "
                 f"{report['preprocessing']['input_range']} from {prep.sources['input_range']}); "
-                f"pass --input-range to set it, --eval with labelled photos of your classes, "
-                f"or --allow-degenerate to write it anyway; {out} was not written (report: {report_path})"
+                f"pass --input-range to set it, or --allow-degenerate to write it anyway; "
+                f"{out} was not written (report: {report_path})"
             )
-        if failure:
-            log(f"WARNING: {failure} (written anyway: --allow-degenerate)")
+        for warning in report["warnings"]:
+            log(f"WARNING: {warning}")
         os.chmod(final.path, umask_mode())
         os.replace(final.path, out)
     finally:
@@ -204,3 +225,41 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
             attempt.path.unlink(missing_ok=True)
     log(f"wrote {out}")
     return report
+
+
+def preprocessing_verdict(
+    options: ConvertOptions,
+    loaded: Any,
+    prep: Any,
+    evalset: EvalSet,
+    labels: tuple[str, ...],
+    source_probs: Any,
+) -> dict[str, Any]:
+    """A proof that fails is a question about the input range, answered only on evidence:
+    another range clearly better on the same photos (``evidence``: refuse), else a property of
+    the model itself (``property``: the source answers the same way; warn and write)."""
+    range_name = inputrange.name_of(prep.spec.mean, prep.spec.std, prep.spec.color_order)
+    stated = bool(options.input_range or options.mean or options.std)
+    truth = [labels.index(t) if t is not None else None for t in evalset.truth]
+    evidence = None
+    if not stated:  # a stated range was cross-checked before converting (inputspec.py)
+        evidence = inputrange.evidence_against(
+            range_name,
+            lambda batch: source_probabilities(loaded.model, batch, loaded.output_kind),
+            evalset.rgbs,
+            prep.spec,
+            labels,
+            truth,
+        )
+    if evidence:
+        return {"evidence": evidence}
+    positive = labels[-1]
+    same = proof(source_probs, evalset, labels, positive)["failure"] if source_probs is not None else None
+    why = "the range you gave" if stated else f"its input range {range_name}"
+    return {
+        "evidence": None,
+        "property": f"the source model does the same under {why}: a property of the model, not of the "
+        "conversion"
+        if same
+        else f"under {why}; no other range does better on these photos",
+    }

@@ -264,7 +264,8 @@ def cross_check(
 ) -> str | None:
     """Why a range the user gave looks wrong, or None: under it the model collapses or saturates
     while a plain range gives varied, calmer answers that are at least as accurate on labelled
-    photos. Top-1 can survive a 255-times-too-large input; the probabilities do not."""
+    photos (by 0.1 of balanced accuracy). Top-1 can survive a 255-times-too-large input; the
+    probabilities do not."""
     candidates = list(dict.fromkeys([chosen, *PLAIN_RANGES])) if spec.channels == 3 else list(PLAIN_RANGES)
     if chosen not in candidates:
         return None
@@ -280,7 +281,9 @@ def cross_check(
         predicted = stats[name]["probabilities"].argmax(axis=1)
         return balanced_accuracy([truth[i] for i in known], [int(predicted[i]) for i in known])
 
-    better = [name for name in fine if name != chosen and accuracy(name) >= accuracy(chosen)]
+    # with labelled photos, only a clearly more accurate range is evidence against the stated one
+    lead = 0.1 if len(known) >= 10 else 0.0
+    better = [name for name in fine if name != chosen and accuracy(name) >= accuracy(chosen) + lead]
     if not better:
         return None
     mine, theirs = stats[chosen], stats[better[0]]
@@ -291,3 +294,44 @@ def cross_check(
         f"{better[0]} its answers are varied and calmer (median confidence "
         f"{theirs['median_confidence']:.2f}){score}"
     )
+
+
+def evidence_against(
+    chosen: str,
+    predict: Predict,
+    rgbs: Sequence[np.ndarray],
+    spec: InputSpec,
+    labels: Sequence[str],
+    truth: Sequence[int | None] = (),
+) -> str | None:
+    """Evidence that ``spec`` (named ``chosen``) is the wrong input range, or None: with labelled
+    photos another plain range is clearly more accurate; without, the model collapses under
+    ``spec`` while under another range its answers vary with some confidence. A model that
+    collapses under every range collapses by itself: no evidence against the range."""
+    others = [name for name in PLAIN_RANGES if name != chosen]
+    stats = data_check(predict, rgbs, spec, others)
+    probs = predict(np.stack([to_model_input(rgb, spec) for rgb in rgbs]))
+    mine = {**answer_stats(probs), "probabilities": probs}
+    known = [i for i, t in enumerate(truth) if t is not None]
+    if len(known) >= 10:
+
+        def score(value: dict[str, Any]) -> float:
+            predicted = value["probabilities"].argmax(axis=1)
+            return balanced_accuracy([truth[i] for i in known], [int(predicted[i]) for i in known])
+
+        floor = 1.0 / max(2, len(labels)) + 0.1
+        better = [n for n in others if score(stats[n]) >= max(score(mine) + 0.1, floor)]
+        if not better:
+            return None
+        return (
+            f"under {better[0]} the source model is clearly more accurate on {len(known)} labelled "
+            f"photos (balanced accuracy {score(stats[better[0]]):.2f} vs {score(mine):.2f} under {chosen})"
+        )
+    if not degenerate(mine):
+        return None
+    sure = 1.0 / max(2, len(labels)) + 0.15
+    varied = [n for n in others if not degenerate(stats[n]) and stats[n]["median_confidence"] >= sure]
+    if not varied:
+        return None
+    theirs = describe_answers(varied[0], stats[varied[0]], labels)
+    return f"{describe_answers(chosen, mine, labels)}, while {theirs}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -30,3 +32,6 @@ class ConvertOptions:
     io_type: str = "int8"
     allow_degenerate: bool = False
     verbose: bool = False
+    # an extra check of each attempt's probabilities on the proof photos (EvalSet): a reason it
+    # fails, or None (`ecolens adapt`: the converted model must keep the gain it measured)
+    gate: Callable[[Any, Any], str | None] | None = None

@@ -17,12 +17,21 @@ import numpy as np
 from ecolens.core.errors import EcoLensError
 from ecolens.core.preprocess import find_images, load_image
 
-MODES = ("int8", "float16", "dynamic", "float32")
-# `--quantize auto`: the smallest mode that passes the gate, in this order.
-AUTO_ORDER = ("int8", "dynamic", "float16", "float32")
+MODES = ("int8", "int8-selective", "float16", "dynamic", "float32")
+# `--quantize auto`: the smallest mode that passes the gate, in this order. int8-selective is
+# int8 with the few layers whose int8 error is largest kept in float (convert/selective.py).
+AUTO_ORDER = ("int8", "int8-selective", "dynamic", "float16", "float32")
 # int8 that fails the gate is tried once more on the whole calibration folder (and flipped copies)
 # up to this many images before a larger mode is chosen.
 CALIBRATION_CAP = 1000
+
+
+def spread(paths: list[Path], limit: int) -> list[Path]:
+    """``paths`` evenly picked down to ``limit``."""
+    if len(paths) > limit:
+        picks = np.linspace(0, len(paths) - 1, limit).round().astype(int)
+        return [paths[i] for i in picks]
+    return list(paths)
 
 
 def calibration_images(folder: Path, limit: int) -> list[Path]:
@@ -32,16 +41,15 @@ def calibration_images(folder: Path, limit: int) -> list[Path]:
     files = find_images(folder)
     if not files:
         raise EcoLensError(f"calibration folder {folder} holds no images (.jpg, .png, ...)")
-    if len(files) > limit:
-        picks = np.linspace(0, len(files) - 1, limit).round().astype(int)
-        files = [files[i] for i in picks]
-    return files
+    return spread(files, limit)
 
 
-def load_rgbs(folder: Path, limit: int, what: str) -> list[np.ndarray]:
-    """Decode up front, so an unreadable image fails before any conversion starts."""
+def load_rgbs(source: Path | list[Path], limit: int, what: str) -> list[np.ndarray]:
+    """Decode up front, so an unreadable image fails before any conversion starts; ``source``
+    is a folder or a list of image paths."""
+    paths = calibration_images(source, limit) if isinstance(source, Path) else spread(source, limit)
     rgbs = []
-    for path in calibration_images(folder, limit):
+    for path in paths:
         try:
             rgbs.append(load_image(path))
         except EcoLensError as exc:

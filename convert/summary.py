@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ecolens.convert.metrics import percent
+
 
 def format_report(report: dict[str, Any]) -> str:
     """Human-readable summary for the terminal."""
@@ -14,6 +16,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"input range:            {prep['input_range']} ({prep['sources']['input_range']})",
         f"labels:                 {', '.join(report['metadata']['labels'])} ({prep['sources']['labels']})",
         f"output:                 {prep['sources']['output']}",
+        f"photos:                 {report.get('photos', '')}",
     ]
     lines.append("quantization tried:")
     for row in report["attempts"]:
@@ -39,7 +42,10 @@ def format_report(report: dict[str, Any]) -> str:
     if validation:
         lines += [
             f"images compared:        {validation['images']}",
-            f"top-1 agreement:        {validation['agreement']:.2%} (minimum {report['min_agreement']:.0%})",
+            f"top-1 agreement:        {percent(validation['agreement'], report['min_agreement'])} on "
+            f"{validation['decided_photos']} photos the source decides "
+            f"({percent(validation['agreement_all_photos'], report['min_agreement'])} on all; "
+            f"minimum {percent(report['min_agreement'], report['min_agreement'])})",
             f"median |p difference|:  {validation['median_probability_difference']:.4f}",
             f"max |p difference|:     {validation['max_probability_difference']:.4f}",
             f"size:                   {validation['source_bytes'] / 1e6:.2f} MB -> "
@@ -55,8 +61,20 @@ def format_report(report: dict[str, Any]) -> str:
                     f"balanced {metrics['balanced_accuracy']:.3f}, "
                     f"{metrics['positive_label']} F1 {metrics['f1']:.3f} (n={metrics['n']})"
                 )
+    kept = (validation or {}).get("kept_in_float")
+    if kept:
+        names = ", ".join(f"{k['layer'].split(';')[0]} ({k['rmse_over_scale']:.1f})" for k in kept)
+        lines.append(f"kept in float:          {names} (int8 error in quantization steps)")
+        if "int8_latency_ms" in validation:
+            lines.append(
+                f"cost of keeping them:   {validation['tflite_bytes'] / 1e6:.2f} MB vs "
+                f"{validation['int8_bytes'] / 1e6:.2f} MB, {validation['tflite_latency_ms']:.2f} ms vs "
+                f"{validation['int8_latency_ms']:.2f} ms in full int8"
+            )
     proof_ = report.get("proof")
     if proof_:
         lines.append(f"proof ({proof_['kind']}): {proof_['failure'] or 'passed'}")
+    for warning in report.get("warnings", []):
+        lines.append(f"WARNING: {warning}")
     lines.append(f"report: {report.get('report_path')}")
     return "\n".join(lines)

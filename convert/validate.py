@@ -22,6 +22,9 @@ from ecolens.core.preprocess import find_images, load_image, to_model_input
 PROOF_MARGIN = 0.05
 # On labelled photos, one answer for this share of them (and 10 points above the truth's share).
 LABELLED_COLLAPSE_SHARE = 0.95
+# Agreement is counted on photos where the source's top-2 margin is above quantization noise;
+# with fewer such photos than this, on every photo.
+MIN_DECIDED = 20
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,13 @@ def truth_for(folder: str, labels: tuple[str, ...]) -> str | None:
     return None
 
 
-def load_eval(folder: Path, labels: tuple[str, ...], limit: int | None = None) -> EvalSet:
+def load_eval(
+    folder: Path, labels: tuple[str, ...], limit: int | None = None, paths: list[Path] | None = None
+) -> EvalSet:
+    """Photos below ``folder`` (or only ``paths`` below it), labelled by their class folder."""
     if not folder.is_dir():
         raise EcoLensError(f"evaluation folder not found: {folder}")
-    paths = find_images(folder)
+    paths = find_images(folder) if paths is None else list(paths)
     if limit is not None and len(paths) > limit:
         paths = [paths[i] for i in np.linspace(0, len(paths) - 1, limit).round().astype(int)]
     if not paths:
@@ -70,11 +76,25 @@ def source_inputs(rgbs: list[np.ndarray], spec: InputSpec) -> np.ndarray:
     return np.stack([to_model_input(rgb, spec) for rgb in rgbs])
 
 
-def agreement(source_probs: np.ndarray, tflite_probs: np.ndarray) -> dict[str, float]:
-    """Top-1 agreement and |probability difference| (per photo: the largest over classes)."""
+def margins(probs: np.ndarray) -> np.ndarray:
+    """Per photo: the top probability less the second (how decided the answer is)."""
+    ordered = np.sort(probs, axis=1)
+    return ordered[:, -1] - ordered[:, -2] if probs.shape[1] > 1 else ordered[:, -1]
+
+
+def agreement(source_probs: np.ndarray, tflite_probs: np.ndarray, noise: float = 0.0) -> dict[str, float]:
+    """Top-1 agreement counted where the source's margin is above ``noise`` (a photo the source
+    itself calls 50/50 flips with any rounding), on every photo too, and |probability
+    difference| (per photo: the largest over classes)."""
     diff = np.abs(source_probs - tflite_probs).max(axis=1)
+    same = source_probs.argmax(axis=1) == tflite_probs.argmax(axis=1)
+    decided = margins(source_probs) > noise
+    if decided.sum() < min(MIN_DECIDED, len(same)):
+        decided = np.ones_like(same)  # too few decided photos to judge on: count them all
     return {
-        "agreement": float(np.mean(source_probs.argmax(axis=1) == tflite_probs.argmax(axis=1))),
+        "agreement": float(np.mean(same[decided])),
+        "agreement_all_photos": float(np.mean(same)),
+        "decided_photos": int(decided.sum()),
         "median_probability_difference": float(np.median(diff)),
         "max_probability_difference": float(diff.max()),
         "mean_probability_difference": float(np.abs(source_probs - tflite_probs).mean()),
@@ -107,6 +127,14 @@ def proof(probs: np.ndarray, evalset: EvalSet, labels: tuple[str, ...], positive
     if metrics is not None and len(evalset.labelled) >= 10:
         counts = [metrics["confusion_matrix"][i] for i in range(len(labels))]
         present = sum(1 for row in counts if sum(row) > 0)
+        if present == 1:  # one class in the photos: its recall says something, a floor does not
+            only = next(i for i, row in enumerate(counts) if sum(row) > 0)
+            verdict.update(
+                kind=f"labelled, one class ({labels[only]})",
+                recall=counts[only][only] / metrics["n"],
+                failure=None,
+            )
+            return verdict
         majority = max(sum(row) for row in counts) / metrics["n"]
         floor = 1.0 / max(1, present) + PROOF_MARGIN
         verdict.update(
@@ -150,13 +178,18 @@ def median_ms(run: Any, inputs: list[Any], repeats: int) -> float:
     return statistics.median(timings)
 
 
+def tflite_ms(tflite_path: Path, rgbs: list[np.ndarray], repeats: int) -> float:
+    """Median single-image LiteRT latency of a .tflite, as the edge runs it."""
+    return median_ms(Classifier(tflite_path).predict, rgbs[:16], repeats)
+
+
 def latency(keras_model: Any, tflite_path: Path, evalset: EvalSet, repeats: int) -> dict[str, float]:
     classifier = Classifier(tflite_path)
     batch = source_inputs(evalset.rgbs[:16], classifier.metadata.input)
     singles = [batch[i : i + 1] for i in range(len(batch))]
     return {
         "source_latency_ms": median_ms(lambda x: keras_model(x, training=False), singles, repeats),
-        "tflite_latency_ms": median_ms(classifier.predict, evalset.rgbs[:16], repeats),
+        "tflite_latency_ms": tflite_ms(tflite_path, evalset.rgbs, repeats),
     }
 
 

@@ -159,7 +159,10 @@ def test_keras2_h5_loads_through_tf_keras(tmp_path: Path) -> None:
     loaded = load_keras_model(source)
     assert loaded.flavour == "tf_keras"
     out = tmp_path / "keras2.int8.tflite"
-    proc = ecolens("convert", str(source), "--labels", "non_plastic,plastic", "--out", str(out))
+    proc = ecolens(
+        "convert", str(source), "--labels", "non_plastic,plastic", "--out", str(out),
+        "--calibration", str(calibration_dir()),
+    )  # fmt: skip
     assert "top-1 agreement" in proc.stdout
     report = json.loads((tmp_path / "keras2.int8.report.json").read_text())
     assert report["metadata"]["extra"]["keras_flavour"] == "tf_keras"
@@ -186,6 +189,8 @@ def test_keras3_native_format(tmp_path: Path) -> None:
         "non_plastic,plastic",
         "--out",
         str(out),
+        "--calibration",
+        str(calibration_dir()),
         "--allow-degenerate",  # untrained: the proof would rightly refuse it
     )
     assert read_metadata(out).output == "logits"
@@ -247,5 +252,17 @@ def test_unreadable_calibration_image(scratch_h5: Path, tmp_path: Path) -> None:
     folder = tmp_path / "calib"
     folder.mkdir()
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    proc = ecolens("convert", str(scratch_h5), "--calibration", str(folder), check=False)
+    proc = ecolens(
+        "convert", str(scratch_h5), "--calibration", str(folder), "--eval", str(eval_dir()), check=False
+    )
     assert_one_line_error(proc, "unreadable calibration image")
+
+
+def test_too_few_calibration_photos_to_hold_out(scratch_h5: Path, tmp_path: Path) -> None:
+    """Without --eval, 30 % of --calibration proves the model: a handful of photos cannot."""
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for path in sorted(calibration_dir().rglob("*.jpg"))[:5]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    proc = ecolens("convert", str(scratch_h5), "--calibration", str(folder), check=False)
+    assert_one_line_error(proc, "too few to hold")

@@ -49,3 +49,31 @@ def test_below_the_floor_fails() -> None:
 def test_a_set_that_is_itself_one_class_is_not_called_collapsed() -> None:
     truth = ["non_plastic"] * 95 + ["plastic"] * 5
     assert verdict(truth, [0] * 95 + [1] * 4 + [0])["failure"] is None
+
+
+def test_one_class_present_reports_recall_and_never_refuses() -> None:
+    """Four labels, photos of only one of them: a floor of 1/1 + 0.05 nothing could pass."""
+    labels = ("cardboard", "plastic", "glass", "metal")
+    evalset = EvalSet(paths=[Path(f"{i}.jpg") for i in range(20)], rgbs=[], truth=["plastic"] * 20)
+    probs = np.full((20, 4), 0.02, dtype=np.float32)
+    probs[:15, 1] = 0.94
+    probs[15:, 2] = 0.94
+    result = proof(probs, evalset, labels, "plastic")
+    assert result["failure"] is None
+    assert result["kind"] == "labelled, one class (plastic)" and result["recall"] == 0.75
+
+
+def test_a_confident_model_is_not_called_collapsed() -> None:
+    """Varied answers at ~1.0 confidence without labels: a well-trained model, not a broken one."""
+    evalset = EvalSet(paths=[Path(f"{i}.jpg") for i in range(40)], rgbs=[], truth=[None] * 40)
+    probs = np.tile(np.array([[0.9999, 0.0001], [0.0001, 0.9999]], dtype=np.float32), (20, 1))
+    assert proof(probs, evalset, LABELS, "plastic")["failure"] is None
+
+
+def test_printed_agreement_never_contradicts_the_verdict() -> None:
+    from ecolens.convert.metrics import percent
+
+    assert percent(0.97979, 0.98) == "97.98%"  # never "98.0%" below a 98 % floor
+    assert percent(0.9799999, 0.98) == "97.9999%"
+    assert percent(0.985, 0.98) == "98.5%"
+    assert percent(0.98, 0.98) == "98.0%"

@@ -99,19 +99,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "convert",
         help="convert a Keras .h5/.keras model to a quantized .tflite and prove it still agrees",
         description="Converts MODEL to .tflite, embeds labels/input spec/normalization/version and the "
-        "source SHA-256, then runs both models on --eval images and refuses to write the output "
-        "when top-1 agreement is below --min-agreement.",
+        "source SHA-256, then runs both models on photos of the model's own domain (--calibration "
+        "photos that calibration did not use, or --eval) and refuses to write the output when top-1 "
+        "agreement is below --min-agreement. Only EcoLens's own models default to the shipped samples.",
     )
     convert.add_argument("source", type=Path, metavar="MODEL", help=".h5 (Keras 2 or 3) or .keras")
     convert.add_argument(
         "--quantize",
         choices=("auto", *MODES),
         default="auto",
-        help="default auto: int8 if it passes the check, else dynamic, else float16, else float32",
+        help="default auto: int8 if it passes the check, else int8-selective (its worst layers kept "
+        "in float), else dynamic, else float16, else float32",
     )
     convert.add_argument("--out", type=Path, help="default: MODEL.<mode>.tflite beside MODEL")
     convert.add_argument(
-        "--calibration", type=Path, help="int8 representative images (default: shipped sample)"
+        "--calibration",
+        type=Path,
+        help="photos of what the model classifies (a few hundred); 30%% of them (by file-name hash) "
+        "are held out to prove the model on unless --eval is given; class sub-folders named like "
+        "the labels make the proof an accuracy check (needed for any model not made by `ecolens "
+        "train`; default for EcoLens models: the shipped samples)",
     )
     convert.add_argument(
         "--calibration-count",
@@ -124,7 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--eval",
         type=Path,
         help="photos to prove the model on; class sub-folders named like the labels make it an "
-        "accuracy check (default: shipped sample)",
+        "accuracy check (default: the held-out part of --calibration)",
     )
     convert.add_argument(
         "--no-validate", action="store_true", help="skip the comparison with the source model"

@@ -10,7 +10,8 @@ from pathlib import Path
 class AdaptOptions:
     base: Path
     data: Path
-    out: Path
+    out: Path  # the adapted .h5
+    tflite: Path | None = None  # the deployable model written from it (None: not converted)
     base_data: Path | None = None  # base-domain training images to mix in (default: shipped sample)
     base_eval: Path | None = None  # base-domain held-out images (default: shipped eval sample)
     positive_folders: tuple[str, ...] = ("plastic",)

@@ -34,13 +34,20 @@ def write_adapted(
         version=version,
         adapted_from={"file": options.base.name, "version": stored.get("version")},
         adaptation={"gain": report["gain"], "base_drop": report["base_drop"], **report["fitted"]},
+        # its site gate opens only on the site's frames: int8 must be calibrated on them
+        # (`ecolens convert` refuses it without --calibration: convert/photos.py)
+        needs_site_frames=True,
     )
     if "input" not in metadata:
         metadata["input"] = dataclasses.asdict(spec)
     save_h5(model, options.out, metadata)
     report.update(written=True, out=str(options.out), version=version)
-    options.out.with_suffix(".adapt.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_report(options, report)
     log(f"saved {options.out} (version {version})")
+
+
+def write_report(options: AdaptOptions, report: dict[str, Any]) -> None:
+    options.out.with_suffix(".adapt.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 def next_version(version: str) -> str:
@@ -65,4 +72,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"temperature {report['fitted']['temperature']:.2f}, "
         f"threshold shift {report['fitted']['positive_logit_shift']:+.2f}"
     )
+    deployed = report.get("deployed")
+    if deployed:
+        lines.append(
+            f"deployable model: {deployed['tflite']} ({deployed['mode']}, {deployed['bytes'] / 1e6:.2f} MB), "
+            f"balanced accuracy {deployed['held_out_balanced_accuracy']:.3f} on the held-out frames, "
+            f"agreement with the .h5 {deployed['agreement']:.1%}"
+        )
     return "\n".join(lines)

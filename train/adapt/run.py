@@ -22,7 +22,7 @@ from ecolens.train.adapt.frames import (
 )
 from ecolens.train.adapt.model import base_model, gated_model, input_spec, split_head
 from ecolens.train.adapt.options import AdaptOptions
-from ecolens.train.adapt.output import write_adapted
+from ecolens.train.adapt.output import write_adapted, write_report
 
 log = progress("adapt")
 
@@ -82,4 +82,9 @@ def adapt(options: AdaptOptions) -> dict[str, Any]:
         report["refit_on_all"] = len(every.y)
         log(f"refitted on all {len(every.y)} labelled field frames")
     write_adapted(gated_model(loaded.model, features, w0, b0, fitted), options, stored, labels, spec, report)
+    if options.tflite is not None:
+        from ecolens.train.adapt.deploy import deploy
+
+        report["deployed"] = deploy(options.out, options.tflite, frames, report, labels)
+        write_report(options, report)
     return report

@@ -28,7 +28,7 @@ def baseline_write(db: Database, results: Sequence[StoredResult]) -> int:
         newest[result.device_id] = max(newest.get(result.device_id, 0), result.seen_ms)
     with db.transaction() as tx:
         stored = tx.executemany(BASELINE_INSERT, results)
-        tx.executemany(UPSERT_DEVICE, [(d, None, None, newest[d], None) for d in sorted(newest)])
+        tx.executemany(UPSERT_DEVICE, [(d, None, None, newest[d], None, None, None) for d in sorted(newest)])
     return stored
 
 

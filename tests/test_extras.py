@@ -172,6 +172,8 @@ def test_convert_converts_and_inspects_in_its_own_venv(tmp_path_factory, wheel, 
     archetypes (a 64x64 CNN with a Rescaling layer, trained here with this venv's TensorFlow):
     the reference model would take minutes to prove, and what is checked is the extra."""
     pytest.importorskip("tensorflow")
+    from ecolens.models import calibration_dir
+
     from tests.support.corpus import ARCHETYPES, build, photos
 
     h5 = str(build(ARCHETYPES["rescaling-inside"], tmp_path / "model", *photos()))
@@ -181,7 +183,8 @@ def test_convert_converts_and_inspects_in_its_own_venv(tmp_path_factory, wheel, 
     env = clean_env(tmp_path)
     out = tmp_path / "ref.tflite"
     convert = subprocess.run(
-        [str(bin_dir / "ecolens"), "convert", h5, "--out", str(out), "--labels", "non_plastic,plastic"],
+        [str(bin_dir / "ecolens"), "convert", h5, "--out", str(out), "--labels", "non_plastic,plastic",
+         "--calibration", str(calibration_dir())],
         capture_output=True, text=True, timeout=1200, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert convert.returncode == 0, convert.stderr[-3000:]

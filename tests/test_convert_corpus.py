@@ -23,6 +23,7 @@ from ecolens.models import calibration_dir, eval_dir
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 
+from tests.support.convert_cli import convert_in_process, one_error_line
 from tests.support.corpus import ARCHETYPES, Archetype, build, keras_module, photos, source_probabilities  # noqa: E402
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -118,21 +119,6 @@ def converted(
         rc, _, err = convert_in_process(capsys, *args)
         assert rc == 0, err[-2000:]
     return out
-
-
-def convert_in_process(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    from ecolens.cli import main
-
-    rc = main(["convert", *args])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1, err[-2000:]
-    return errors[0]
 
 
 @pytest.mark.parametrize("name", CONVERTIBLE)

@@ -19,6 +19,8 @@ from ecolens.models import eval_dir
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 
+from tests.support.convert_cli import convert_in_process as convert  # noqa: E402
+from tests.support.convert_cli import one_error_line
 from tests.support.corpus import (  # noqa: E402
     ARCHETYPES,
     build,
@@ -44,21 +46,6 @@ def model_path(root: Path, name: str) -> Path:
         rgbs, truth = training_photos(archetype, root)
         BUILT[name] = build(archetype, root / name, rgbs, truth)
     return BUILT[name]
-
-
-def convert(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    from ecolens.cli import main
-
-    rc = main(["convert", *args])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1, err[-2000:]
-    return errors[0]
 
 
 def report_of(out: Path) -> dict[str, Any]:

@@ -8,27 +8,21 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from ecolens.fleet.attention import DEFAULT_ATTENTION, Attention
 from ecolens.fleet.storage.binstats import BinStats, read_stats
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.timewindow import iso
 
-SLOW_INFERENCE_MS = 250.0  # p95 above this: a bin keeps up with a few items a minute, but it is
-# 5-10x the reference model on a Raspberry Pi 4 (thermal throttling, another process, wrong model)
-QUEUE_ATTENTION = 20  # queued results; a connected bin's queue is ~0
-STATS_FRESH_S = 900  # older stats say nothing about now (a daemon sends them every minute)
 
-
-def judge(stats: BinStats, now_ms: int) -> dict[str, bool]:
+def judge(stats: BinStats, now_ms: int, attention: Attention = DEFAULT_ATTENTION) -> dict[str, bool]:
     """``slow_inference`` and ``queue_growing``, only from fresh stats."""
-    fresh = now_ms - stats.received_ms <= STATS_FRESH_S * 1000
+    fresh = now_ms - stats.received_ms <= attention.stats_fresh_s * 1000
     depth, before = stats.queue_depth, stats.previous_queue_depth
+    p95 = stats.inference_ms_p95
+    deep = depth is not None and depth >= attention.queue_depth
     return {
-        "slow_inference": bool(
-            fresh and stats.inference_ms_p95 is not None and stats.inference_ms_p95 > SLOW_INFERENCE_MS
-        ),
-        "queue_growing": bool(
-            fresh and depth is not None and depth >= QUEUE_ATTENTION and (before is None or depth > before)
-        ),
+        "slow_inference": bool(fresh and p95 is not None and p95 > attention.slow_inference_ms),
+        "queue_growing": bool(fresh and deep and (before is None or depth > before)),
     }
 
 
@@ -46,7 +40,13 @@ def camera_details(db: Database, device_id: str | None = None) -> dict[str, tupl
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
-def add_health(db: Database, status: list[dict[str, Any]], now_ms: int, device_id: str | None = None) -> None:
+def add_health(
+    db: Database,
+    status: list[dict[str, Any]],
+    now_ms: int,
+    device_id: str | None = None,
+    attention: Attention = DEFAULT_ATTENTION,
+) -> None:
     """Adds ``camera_error``, ``camera_since``, ``stats`` (None without any), ``slow_inference``
     and ``queue_growing`` to each bin's status entry; offline bins are judged by nothing stale."""
     stats = read_stats(db, device_id)
@@ -58,6 +58,6 @@ def add_health(db: Database, status: list[dict[str, Any]], now_ms: int, device_i
         entry["camera_since"] = iso(since_ms) if entry.get("camera") else None
         latest = stats.get(entry["device_id"])
         entry["stats"] = stats_dict(latest) if latest else None
-        verdict = judge(latest, now_ms) if latest and entry["state"] != "offline" else {}
+        verdict = judge(latest, now_ms, attention) if latest and entry["state"] != "offline" else {}
         entry["slow_inference"] = verdict.get("slow_inference", False)
         entry["queue_growing"] = verdict.get("queue_growing", False)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Any
 
 from ecolens.fleet import queries
+from ecolens.fleet.attention import DEFAULT_ATTENTION, Attention
 from ecolens.fleet.bin_health import add_health
 from ecolens.fleet.storage.database import Database
 from ecolens.fleet.timewindow import BUCKETS_MS, TimeWindow
@@ -21,9 +23,12 @@ def build_report(
     stale_after_s: int,
     views: tuple[str, ...] = VIEWS,
     device_id: str | None = None,
+    attention: Attention = DEFAULT_ATTENTION,
 ) -> dict[str, Any]:
-    """JSON-ready: window, fleet totals, and the requested views."""
+    """JSON-ready: window, fleet totals, the requested views, and the ``attention`` thresholds
+    the statuses were judged by (the dashboard marks with the same)."""
     report: dict[str, Any] = {"window": window.as_dict(), "plastic_label": plastic_label}
+    report["attention"] = asdict(attention)
     summaries = queries.bin_summaries(db, window, plastic_label, device_id)
     report["totals"] = queries.fleet_totals(summaries)
     report["totals"]["rejected_messages"] = queries.rejected_count(db, window)
@@ -42,7 +47,7 @@ def build_report(
         if device_id is not None:
             statuses = [s for s in statuses if s.device_id == device_id]
         report["status"] = queries.as_dicts(statuses)
-        add_health(db, report["status"], now_ms, device_id)
+        add_health(db, report["status"], now_ms, device_id, attention)
         report["totals"]["slow_inference"] = sum(s["slow_inference"] for s in report["status"])
         report["totals"]["queue_growing"] = sum(s["queue_growing"] for s in report["status"])
         report["totals"]["offline"] = sum(s.state == "offline" for s in statuses)
@@ -58,10 +63,11 @@ def build_bin_page(
     plastic_label: str,
     stale_after_s: int,
     device_id: str,
+    attention: Attention = DEFAULT_ATTENTION,
 ) -> dict[str, Any] | None:
     """One bin: the report restricted to it, plus its status history and newest results.
     None when the bin was never heard from."""
-    report = build_report(db, window, bucket, plastic_label, stale_after_s, VIEWS, device_id)
+    report = build_report(db, window, bucket, plastic_label, stale_after_s, VIEWS, device_id, attention)
     if not report["status"] and not report["bins"]:
         return None
     report["device_id"] = device_id

@@ -74,7 +74,10 @@ def create_app(
         bucket = args.get("bucket", report_settings.bucket)
         parse_bucket(bucket)
         settings = (report_settings.plastic_label, report_settings.stale_after_s)
-        return with_database(lambda db: build(db, window, bucket.lower(), *settings, **kwargs))
+        attention = report_settings.attention()
+        return with_database(
+            lambda db: build(db, window, bucket.lower(), *settings, attention=attention, **kwargs)
+        )
 
     def run_report(views: tuple[str, ...]) -> dict[str, Any]:
         return in_window(build_report, views=views, device_id=request.args.get("device"))
@@ -136,7 +139,13 @@ def create_app(
         now_ms = int(time.time() * 1000)
         if ingest is not None:
             ingest = describe_ingest(ingest, now_ms)
-        body = {"ok": ok, "now": iso(now_ms), "buckets": list(BUCKETS_MS), "ingest": ingest}
+        body = {
+            "ok": ok,
+            "now": iso(now_ms),
+            "buckets": list(BUCKETS_MS),
+            "refresh_s": report_settings.refresh_s,  # how often the pages ask again
+            "ingest": ingest,
+        }
         return jsonify(body), 200 if ok else 503
 
     @app.get("/")

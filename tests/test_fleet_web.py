@@ -13,12 +13,14 @@ from ecolens.core.errors import ConfigError
 from ecolens.core.http.exposure import check_exposure
 from ecolens.core.http.keys import KeyStore, hash_key
 from ecolens.fleet.config import HttpSection, ReportSection
+from ecolens.fleet.labelling import labelling_blueprint
+from ecolens.fleet.samples.store import SampleStore
+from ecolens.fleet.simulator import reference_model_info
 from ecolens.fleet.storage import open_database
 from ecolens.fleet.storage.store import ResultStore, StatusUpdate, StoredResult
 from ecolens.fleet.web import BackgroundServer, create_app
 
 from tests.support.chromium import DevToolsPage, evaluate_at, render, screenshot
-from tests.support.fleet_data import demo_fleet
 from tests.support.fleet_scenario import copy_database, scenario_database
 from tests.test_api_security import make_certificate
 
@@ -62,8 +64,13 @@ def fleet_database(tmp_path) -> str:
 
 
 @contextmanager
-def serving(url: str, keys: KeyStore | None = None, tls: tuple[Path, Path] | None = None):
-    app = create_app(lambda: open_database(url, migrate=False), ReportSection(), keys=keys)
+def serving(
+    url: str,
+    keys: KeyStore | None = None,
+    tls: tuple[Path, Path] | None = None,
+    report: ReportSection | None = None,
+):
+    app = create_app(lambda: open_database(url, migrate=False), report or ReportSection(), keys=keys)
     http = HttpSection(port=0, tls_cert=tls[0], tls_key=tls[1]) if tls else HttpSection(port=0)
     background = BackgroundServer(app, http).start()
     try:
@@ -166,9 +173,9 @@ def test_dashboard_renders_with_data_in_headless_chromium(server, tmp_path):
     assert cells == ["offline", "just now", "20", "25.0 %", "0.0 %", "1", "–", "–", "–", "–", "1"], cells
 
 
-def test_ranking_is_sorted_by_plastic_share_with_item_counts(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    demo_fleet(url, bins=12)
+def test_ranking_is_sorted_by_plastic_share_with_item_counts(scenario_db, tmp_path):
+    path, _ = scenario_db
+    url = copy_database(path, tmp_path / "fleet.db")
     with serving(url) as base:
         report = requests.get(f"{base}/api/report", timeout=10).json()
         dom = render(base + "/", tmp_path / "chromium")
@@ -177,8 +184,9 @@ def test_ranking_is_sorted_by_plastic_share_with_item_counts(tmp_path):
         r'<span class="items">([^<]+)<',
         dom,
     )
-    assert len(ranked) == 12
-    expected = sorted(report["bins"], key=lambda b: (-(b["plastic_share"] or -1), -b["items"]))
+    with_items = [b for b in report["bins"] if b["items"]]
+    assert len(ranked) == len(with_items) >= 40
+    expected = sorted(with_items, key=lambda b: (-(b["plastic_share"] or -1), -b["items"]))
     assert [r[0] for r in ranked] == [b["device_id"] for b in expected]
     # The page rounds with JavaScript's toFixed(1), Python's format may round a tie the other way.
     shown = [float(r[1].removesuffix(" %")) for r in ranked]
@@ -186,23 +194,25 @@ def test_ranking_is_sorted_by_plastic_share_with_item_counts(tmp_path):
     assert [int(r[2].replace("\u202f", "")) for r in ranked] == [b["items"] for b in expected]
 
 
-def test_bin_page_shows_its_series_status_history_and_newest_results(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    demo_fleet(url, bins=12)
+def test_bin_page_shows_its_series_status_history_and_newest_results(scenario_db, tmp_path):
+    """The scenario's outage bin: offline 8 h ago, back 6 h ago, its queue caught up."""
+    path, scenario = scenario_db
+    device = scenario.roles["outage"]
+    url = copy_database(path, tmp_path / "fleet.db")
     with serving(url) as base:
-        page = requests.get(f"{base}/api/bin/bin-004", timeout=10).json()
+        page = requests.get(f"{base}/api/bin/{device}", timeout=10).json()
         missing = requests.get(f"{base}/api/bin/bin-999", timeout=10)
-        dom = render(base + "/#/bin/bin-004", tmp_path / "chromium")
-    # bin-004 rebooted 14 h ago: online -> offline -> online, newest first.
-    assert [h["status"] for h in page["status_history"]] == ["online", "offline", "online"]
+        dom = render(base + f"/#/bin/{device}", tmp_path / "chromium")
+    # Newest first: back online 6 h ago after going offline 8 h ago.
+    assert [h["status"] for h in page["status_history"]][:2] == ["online", "offline"]
     assert len(page["recent"]) == 20 and page["recent"][0]["seen"] >= page["recent"][-1]["seen"]
-    assert page["bins"][0]["model_version"] == "1.1.0"
+    assert page["bins"][0]["model_version"] == reference_model_info()[1]["version"]
     assert missing.status_code == 404 and "bin-999" in missing.json()["error"]["message"]
     assert 'data-view="bin"' in dom and 'data-ready="true"' in dom, dom[:2000]
     counts = data_rows(dom)
-    assert counts["history-table"] == 3 and counts["recent-table"] == 20, counts
+    assert counts["history-table"] == len(page["status_history"]) and counts["recent-table"] == 20, counts
     assert counts["bin-series-chart"] == len({p["bucket_start"] for p in page["series"]}) > 10
-    assert '<span id="bin-name">bin-004</span>' in dom
+    assert f'<span id="bin-name">{device}</span>' in dom
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -223,18 +233,17 @@ LAYOUT_PROBE = """JSON.stringify({
 
 # 1400 px and a phone: test_scenario_fleet_shows_every_state_and_nothing_is_cut_off
 @pytest.mark.parametrize(("width", "query"), [(1920, "?theme=dark")])
-def test_no_sideways_scroll_and_a_screenshot_at_each_width(tmp_path, width, query):
+def test_no_sideways_scroll_and_a_screenshot_at_each_width(scenario_db, tmp_path, width, query):
     """At desktop and phone widths (the viewport emulated exactly, as on a phone) nothing is
     wider than the window: the wide table scrolls inside its card, charts fit their cards. And
     Chromium takes a screenshot of it (what docs/img holds, from the same demo fleet)."""
     import json
 
-    url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    demo_fleet(url, bins=51)
+    url = copy_database(scenario_db[0], tmp_path / "fleet.db")
     with serving(url) as base:
         layout = json.loads(evaluate_at(base + "/" + query, tmp_path / "probe", width, 1200, LAYOUT_PROBE))
         shot = screenshot(base + "/" + query, tmp_path / "shot.png", tmp_path / "chromium", width, 1200)
-    assert layout["width"] == width and layout["rows"] == 51, layout
+    assert layout["width"] == width and layout["rows"] == 42, layout
     assert layout["scrollWidth"] <= width and not layout["sticking_out"], layout
     assert png_size(shot) == (width, 1200)
 
@@ -367,6 +376,32 @@ def test_scenario_fleet_shows_every_state_and_nothing_is_cut_off(scenario_db, tm
     assert "null" not in " ".join(probe["pills"]) and probe["pills"].count("camera down") == 1
 
 
+def test_attention_thresholds_are_settings_the_page_and_the_api_share(scenario_db, tmp_path):
+    """[report] thresholds raised so far that the slow and the dirty-lens bins are fine: the
+    API's statuses and the page's "Needs attention" both stop naming them; defaults name them."""
+    import json
+
+    path, scenario = scenario_db
+    slow, lens = scenario.roles["slow"], scenario.roles["uncertain"]
+    lenient = ReportSection(slow_inference_ms=5000, uncertain_attention=0.9, refresh_s=7)
+    probe = "JSON.stringify([...document.querySelectorAll('#attention li')].map((li) => li.textContent))"
+    named = {}
+    for name, settings in (("default", ReportSection()), ("lenient", lenient)):
+        url = copy_database(path, tmp_path / f"{name}.db")
+        with serving(url, report=settings) as base, DevToolsPage(tmp_path / name, 1400, 1000) as page:
+            report = requests.get(f"{base}/api/report", timeout=10).json()
+            health = requests.get(f"{base}/api/health", timeout=10).json()
+            page.open(base + "/")
+            named[name] = " ".join(json.loads(page.evaluate(probe)))
+        status = {s["device_id"]: s for s in report["status"]}
+        assert report["attention"]["slow_inference_ms"] == settings.slow_inference_ms
+        assert health["refresh_s"] == settings.refresh_s
+        assert status[slow]["slow_inference"] is (name == "default")
+    assert slow in named["default"] and lens in named["default"], named["default"]
+    assert slow not in named["lenient"] and lens not in named["lenient"], named["lenient"]
+    assert scenario.roles["offline"] in named["lenient"]  # the other reasons still count
+
+
 def test_killing_the_broker_turns_the_page_degraded_within_one_refresh(mosquitto, tmp_path):
     """A real aggregator on a real Mosquitto: the page says live; the broker is killed; the
     next refresh shows the page degraded (and /api/health answers 503)."""
@@ -377,15 +412,21 @@ def test_killing_the_broker_turns_the_page_degraded_within_one_refresh(mosquitto
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     running = aggregator(mosquitto, url, "agg-web-health").start()
     app = create_app(lambda: open_database(url, migrate=False), ReportSection(), running.stats.snapshot)
+    app.register_blueprint(labelling_blueprint(SampleStore(tmp_path / "samples")))
     server = BackgroundServer(app, HttpSection(port=0)).start()
     try:
         simulate(mosquitto, count=60, bins=4)
         assert running.wait_idle()
-        with DevToolsPage(tmp_path / "chromium", 1400, 1000) as page:
+        with (
+            DevToolsPage(tmp_path / "chromium", 1400, 1000) as page,
+            DevToolsPage(tmp_path / "label", 1400, 1000) as label,
+        ):
             page.open(server.url + "/")
+            label.call("Page.navigate", url=server.url + "/label")
             assert page.evaluate("document.body.dataset.health") == "ok"
             line = page.evaluate("document.querySelector('#health').textContent")
             assert line.startswith("Ingest live · broker connected · writer running") and "data as of" in line
+            assert label.wait_for("document.body.dataset.health === 'ok'")  # the label page: the same line
             mosquitto.stop()
             deadline = time.monotonic() + 30
             while running.stats.connected:  # the aggregator noticed the broker is gone
@@ -396,6 +437,10 @@ def test_killing_the_broker_turns_the_page_degraded_within_one_refresh(mosquitto
             line = page.evaluate("document.querySelector('#health').textContent")
             assert "Data not updating: not connected to the MQTT broker" in line, line
             assert page.evaluate("getComputedStyle(document.querySelector('main')).filter") != "none"
+            label.evaluate("watchHealth()")  # the label page's own refresh
+            assert label.wait_for("document.body.dataset.health === 'degraded'")
+            line = label.evaluate("document.querySelector('#health').textContent")
+            assert "Data not updating: not connected to the MQTT broker" in line, line
         health = requests.get(f"{server.url}/api/health", timeout=10)
         assert health.status_code == 503 and health.json()["ingest"]["connected"] is False
     finally:

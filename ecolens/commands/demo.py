@@ -41,6 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the JSON results, one per line, instead of readable lines"
     )
+    fleet = parser.add_argument_group("the fleet demo (--fleet)")
+    fleet.add_argument(
+        "--fleet",
+        action="store_true",
+        help="instead: the fleet dashboard on a 24-hour city with every state at once, plus live bins",
+    )
+    fleet.add_argument("--bins", type=int, default=42, help="bins in the city (at least 12; 42)")
+    fleet.add_argument("--port", type=int, default=8090, help="dashboard port on 127.0.0.1 (0 = any free)")
+    fleet.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = at Ctrl-C)")
     parser.set_defaults(func=run)
 
 
@@ -107,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     from ecolens.edge.daemon.config import load_daemon_config
 
     configure_logging("text", "debug" if args.verbose else "warning")
+    if args.fleet:
+        return run_fleet(args)
     broker = None
     if args.broker:
         url = args.broker
@@ -168,3 +179,18 @@ def stop_when_reader_leaves(printer: ResultPrinter, daemon: Any) -> None:
                 return
 
     threading.Thread(target=watch, name="demo-reader", daemon=True).start()
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    """`ecolens demo --fleet`: a local broker (unless --broker), then ecolens.fleet.demo."""
+    from ecolens.bench.localbroker import LocalBroker
+    from ecolens.fleet.demo import FleetDemoOptions, run_fleet_demo
+
+    options = FleetDemoOptions(bins=args.bins, port=args.port, seconds=args.seconds, as_json=args.json)
+    if args.broker:
+        return run_fleet_demo(options, args.broker)
+    broker = LocalBroker(prefer="amqtt" if args.embedded_broker else "mosquitto").start()
+    try:
+        return run_fleet_demo(options, broker.url)
+    finally:
+        broker.stop()

@@ -210,6 +210,7 @@ def run_report(args: argparse.Namespace) -> int:
             config.report.stale_after_s,
             views=VIEWS if view == "all" else (view,),
             device_id=args.device,
+            attention=config.report.attention(),
         )
     finally:
         database.close()

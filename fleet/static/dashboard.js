@@ -4,8 +4,8 @@
 // plotted), data-rows on the ranking and tables.
 "use strict";
 
-const UNCERTAIN_ATTENTION = 0.15; // a bin whose uncertain share exceeds this needs a look
-const STATS_FRESH_MS = 15 * 60e3; // as fleet/bin_health.py's STATS_FRESH_S
+// "Needs attention" thresholds: the report's own ([report] settings), these until it answers.
+const attention = { uncertain_share: 0.15, stats_fresh_s: 900 };
 const SHARE_MIN_ITEMS = 5; // a bucket's plastic share is drawn from this many items up (1 of 1 = 100 % is noise)
 const BUCKET_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
 const STATE_ORDER = { offline: 0, stale: 1, unknown: 2, online: 3 };
@@ -26,19 +26,9 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 const pct = (share, digits = 1) => (share === null || share === undefined ? "–" : (share * 100).toFixed(digits) + " %");
-const num = (n) => (n === null || n === undefined ? "–" : n.toLocaleString("en-US").replace(/,/g, "\u202f"));
 const ms = (iso) => (iso ? Date.parse(iso) : null);
 const msText = (value) => (value === null || value === undefined ? "–" : `${num(Math.round(value))} ms`);
 
-function ago(iso) {
-  // "just now", "12 min ago", "2 h ago", "3 d ago": what an operator reads at a glance.
-  if (!iso) return "never";
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 60) return "just now";
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 172800) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86400)} d ago`;
-}
 function duration(seconds) {
   if (seconds < 3600) return `${Math.max(1, Math.round(seconds / 60))} min`;
   if (seconds < 172800) return `${(seconds / 3600).toFixed(1).replace(/\.0$/, "")} h`;
@@ -54,14 +44,6 @@ function when(iso) {
 }
 const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
-function apiUrl(path, params) {
-  // Relative (works behind a path prefix), but without user:key@ from the address bar:
-  // fetch() refuses URLs with credentials; the browser re-sends its cached Basic auth itself.
-  const url = new URL(path + "?" + new URLSearchParams(params), document.baseURI);
-  url.username = "";
-  url.password = "";
-  return url;
-}
 async function getJson(path, params) {
   const response = await fetch(apiUrl(path, params));
   const body = await response.json();
@@ -69,61 +51,16 @@ async function getJson(path, params) {
   return body;
 }
 
-async function getHealth() {
-  // The aggregator's own health: 200 or 503, both with a body; null when it cannot be reached.
-  try {
-    const response = await fetch(apiUrl("api/health", {}));
-    return { reachable: true, status: response.status, ...(await response.json()) };
-  } catch (exc) {
-    return { reachable: false, error: exc.message };
-  }
-}
-
 // ---- the aggregator's health ---------------------------------------------------------------
-function clock(iso) {
-  return iso ? new Date(iso).toLocaleTimeString("en-GB") : "–";
-}
-function healthProblems(health) {
-  // Why the data on the page is not being updated, in the operator's words; [] when it is.
-  if (!health.reachable) return [`cannot reach the aggregator (${health.error})`];
-  if (health.status >= 500 && !health.ingest) return [`the aggregator answered ${health.status}`];
-  const ingest = health.ingest;
-  if (!ingest) return [];
-  const out = [];
-  if (!ingest.connected) out.push("not connected to the MQTT broker");
-  if (ingest.writer !== "running") out.push(`the writer is ${ingest.writer}`);
-  if (ingest.silent) out.push(`no message from any bin since ${ingest.last_message ? ago(ingest.last_message) : "start"}`);
-  if (out.length && ingest.last_error) out.push(ingest.last_error);
-  return out;
-}
 function newestSeen(data) {
   // The newest time any bin was heard from, in what the page shows (the data's own "as of").
   const times = (data && data.status ? data.status : []).map((s) => s.last_seen).filter(Boolean);
   return times.length ? times.reduce((a, b) => (ms(a) > ms(b) ? a : b)) : null;
 }
 function renderHealth(health, data) {
-  // One line: live or degraded, broker, writer, lag, last message, and what time the data is as of
-  // (the last batch this aggregator stored, else the newest time a bin was heard from).
-  const bar = $("#health");
-  const problems = healthProblems(health);
-  const ingest = health.reachable ? health.ingest : null;
-  const asOf = (ingest && ingest.last_stored) || newestSeen(data) || (ingest ? null : health.now);
-  const state = problems.length ? "degraded" : ingest ? "ok" : "report";
-  bar.dataset.state = state;
-  document.body.dataset.health = state;
-  const parts = [];
-  if (problems.length) parts.push("Data not updating: " + problems.join("; "));
-  else if (ingest) parts.push("Ingest live");
-  else parts.push("Report only (this server does not ingest)");
-  if (ingest) {
-    parts.push(`broker ${ingest.connected ? "connected" : "disconnected"}`, `writer ${ingest.writer}`,
-      `lag ${num(ingest.lag)} messages, ${ingest.lag_s.toFixed(1)} s`,
-      `last message ${ingest.last_message ? ago(ingest.last_message) : "none yet"}`);
-  }
-  parts.push(`data as of ${asOf ? clock(asOf) : "– (nothing stored yet)"}`);
-  bar.textContent = parts.join(" · ");
-  bar.title = asOf ? `data as of ${asOf}` : "";
-  return state;
+  // The shared health line (fleetpage.js), with the newest time a bin was heard from as the
+  // data's "as of" when this server does not ingest.
+  return renderHealthLine($("#health"), health, newestSeen(data));
 }
 
 // ---- theme ---------------------------------------------------------------------------------
@@ -250,7 +187,7 @@ function reasonList(row) {
   if (row.state !== "offline" && row.camera === "down") add("camera", cameraDown(row));
   if (row.state !== "offline" && row.items === 0) add("idle", "no items in window");
   if (row.missing > 0) add("missing", `${num(row.missing)} results missing`);
-  if (row.uncertain_share !== null && row.uncertain_share > UNCERTAIN_ATTENTION) {
+  if (row.uncertain_share !== null && row.uncertain_share > attention.uncertain_share) {
     add("uncertain", `${pct(row.uncertain_share, 0)} uncertain`);
   }
   if (row.slow_inference) add("slow", `slow inference: p95 ${num(Math.round(row.inference_p95))} ms`);
@@ -353,8 +290,8 @@ function renderTable(rows) {
     return (typeof x === "string" ? x.localeCompare(y, "en", { numeric: true }) : x - y) * dir;
   });
   const body = $("#bins-table tbody");
-  // Stats older than STATS_FRESH_MS (a bin offline or silent) are shown greyed: not its state now.
-  const old = (r) => (r.stats && Date.now() - ms(r.stats.at) > STATS_FRESH_MS ? " muted" : "");
+  // Stats older than attention.stats_fresh_s (a bin offline or silent) are shown greyed: not its state now.
+  const old = (r) => (r.stats && Date.now() - ms(r.stats.at) > attention.stats_fresh_s * 1000 ? " muted" : "");
   body.replaceChildren(...sorted.map((r) => el("tr", { class: old(r).trim(), title: old(r) ? `stats from ${ago(r.stats.at)}` : "" },
     el("td", {}, el("a", { href: "#/bin/" + encodeURIComponent(r.device_id), text: r.device_id })),
     el("td", {}, el("span", { class: "pill " + r.state, text: r.state }),
@@ -363,7 +300,7 @@ function renderTable(rows) {
     el("td", { title: r.last_seen || "", text: ago(r.last_seen) }),
     el("td", { class: "num", text: num(r.items) }),
     el("td", { class: "num", text: pct(r.plastic_share) }),
-    el("td", { class: "num" + (r.uncertain_share > UNCERTAIN_ATTENTION ? " warn" : ""), text: pct(r.uncertain_share) }),
+    el("td", { class: "num" + (r.uncertain_share > attention.uncertain_share ? " warn" : ""), text: pct(r.uncertain_share) }),
     el("td", { class: "num" + (r.missing ? " warn" : " muted"), text: num(r.missing) }),
     el("td", { class: "num" + (r.slow_inference ? " warn" : ""), text: msText(r.inference_p95) }),
     el("td", { class: "num" + (r.queue_growing ? " warn" : r.queue_depth ? "" : " muted"),
@@ -424,7 +361,7 @@ function renderBin(page) {
     kpi("Last seen", ago(status.last_seen), when(status.last_seen)),
     kpi("Items", num(bin.items), `${num(bin.plastic)} plastic` + (missing ? ` · ${num(missing)} missing` : "")),
     kpi("Plastic share", pct(bin.plastic_share), view.fleet ? `fleet ${pct(view.fleet.report.totals.plastic_share)}` : ""),
-    kpi("Uncertain", pct(bin.uncertain_share), "below the confidence threshold", bin.uncertain_share > UNCERTAIN_ATTENTION),
+    kpi("Uncertain", pct(bin.uncertain_share), "below the confidence threshold", bin.uncertain_share > attention.uncertain_share),
     kpi("Model", bin.model_version || "–", "newest result's version"),
   );
   seriesChart("bin-series-chart", page);
@@ -472,6 +409,7 @@ async function refresh() {
   const error = $("#error");
   const path = where.view === "bin" ? "api/bin/" + encodeURIComponent(where.device) : "api/report";
   const [health, data] = await Promise.all([getHealth(), getJson(path, params).catch((exc) => exc)]);
+  scheduleRefresh(refresh, health);
   renderHealth(health, data instanceof Error ? null : data); // first: the tiles read it
   if (data instanceof Error) {
     error.textContent = "Cannot load the report: " + data.message;
@@ -479,6 +417,7 @@ async function refresh() {
     document.body.dataset.ready = "error";
     return;
   }
+  Object.assign(attention, data.attention || {});
   if (where.view === "bin") renderBin(data);
   else renderFleet(data);
   error.hidden = true;
@@ -511,5 +450,4 @@ window.addEventListener("resize", () => {
 });
 $("#controls").addEventListener("change", refresh);
 window.addEventListener("hashchange", () => { window.scrollTo(0, 0); refresh(); });
-refresh();
-setInterval(refresh, 60000);
+refresh(); // and again every refresh_s the server names (scheduleRefresh)

@@ -94,5 +94,14 @@ document.addEventListener("keydown", (event) => {
   else if (event.key === "ArrowRight") { focus = Math.min(focus + 1, samples.length - 1); render(); }
   else if (event.key === "ArrowLeft") { focus = Math.max(focus - 1, 0); render(); }
 });
+async function watchHealth() {
+  // The aggregator's health line (fleetpage.js), as on the dashboard: labels still save while
+  // ingest is down, but the page says new samples are not arriving.
+  const health = await getHealth();
+  renderHealthLine($("health"), health, null);
+  scheduleRefresh(watchHealth, health);
+}
+
 for (const id of ["device", "model", "state"]) $(id).addEventListener("change", () => { focus = 0; load(); });
 load();
+watchHealth();

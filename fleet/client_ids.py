@@ -1,12 +1,15 @@
-"""The MQTT client ids of this aggregator installation's persistent sessions (results, samples):
-random once, then kept in its state folder.
+"""The MQTT client id of this aggregator installation's persistent session (results, samples
+and canary rollbacks share it): random once, then kept in its state folder.
 
 Why random: the broker finds a persistent session by its client id alone, and any broker user
 who connects with that id takes the session over (Mosquitto drops the queued results its ACL
 does not let the newcomer read). ``ecolens-aggregator-<hostname>`` and ``ecolens-samples`` could
 be guessed; 128 random bits cannot, and no broker client can read another client's id.
 
-Why kept: a new id is a new, empty session; restarts must find the old one."""
+Why kept: a new id is a new, empty session; restarts must find the old one.
+
+The shipped broker configuration goes further (``use_username_as_clientid``: the id is the user
+name); this id still protects the session on a broker configured otherwise."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from pathlib import Path
 from ecolens.core.errors import ConfigError
 
 FILE_NAME = "mqtt-client-ids.json"
-ROLES = ("aggregator", "samples")
+ROLES = ("aggregator",)  # a "samples" id in an older file is left alone, unused
 
 
 def state_folder(storage_url: str) -> Path:
@@ -31,11 +34,10 @@ def state_folder(storage_url: str) -> Path:
 
 
 def client_ids(folder: Path, configured: str | None = None) -> dict[str, str]:
-    """{"aggregator": id, "samples": id}. A configured ``mqtt.client_id`` names the results
-    session (and ``<it>-samples``); otherwise the ids in ``folder/mqtt-client-ids.json``, made
-    once with 128 random bits and written mode 0600."""
+    """{"aggregator": id}. A configured ``mqtt.client_id`` names the session; otherwise the id
+    in ``folder/mqtt-client-ids.json``, made once with 128 random bits and written mode 0600."""
     if configured:
-        return {"aggregator": configured, "samples": f"{configured}-samples"}
+        return {"aggregator": configured}
     path = folder / FILE_NAME
     try:
         stored = json.loads(path.read_text())

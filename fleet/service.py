@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecolens.core.errors import EcoLensError
 from ecolens.core.http.exposure import check_exposure
@@ -32,6 +32,9 @@ from ecolens.fleet.storage import open_database
 from ecolens.fleet.subscriber import Aggregator
 from ecolens.fleet.web import create_app
 
+if TYPE_CHECKING:
+    from ecolens.fleet.rollout.publish import Connection, Opener
+
 log = logging.getLogger("ecolens.fleet")
 
 
@@ -46,14 +49,15 @@ def require_ingest_modules() -> None:
     _result_validator()
 
 
-def canary_supervisor(config: FleetConfig) -> CanarySupervisor:
-    """Judges the staged rollouts recorded in the database; signs rollbacks with the key."""
+def canary_supervisor(config: FleetConfig, connect: Opener) -> CanarySupervisor:
+    """Judges the staged rollouts recorded in the database; signs rollbacks with the key and
+    publishes them on ``connect``'s connection (the aggregator's)."""
     key_file = config.rollout.key_file
     key = read_signing_key(key_file) if key_file is not None else None
     url = config.storage.url
     return CanarySupervisor(
         lambda: open_database(url, migrate=False),
-        config.mqtt,
+        connect,
         config.subscriber.prefix,
         key,
         config.rollout.check_interval_s,
@@ -97,7 +101,9 @@ class FleetService:
         """Check everything, then start the parts; raises with one clear line if refused."""
         config = self.config
         url = config.storage.url
-        canary = canary_supervisor(config)  # a key others may read stops the start here
+        # A key others may read stops the start here. Rollbacks go out on the aggregator's
+        # connection: the shipped broker allows one connection per user (use_username_as_clientid).
+        canary = canary_supervisor(config, self._shared_connection)
         require_ingest_modules()
         keys = None
         if config.http.enabled:
@@ -113,14 +119,15 @@ class FleetService:
             if config.rollout.key_file is not None
             else "without a key (worse canaries are only logged)",
         )
-        self.samples = self._start_samples(ids["samples"])
         self.aggregator = Aggregator(
             config.mqtt,
             config.subscriber,
             self._open_database,
             client_id=ids["aggregator"],
             retention=config.storage,
-        ).start()
+        )
+        self.samples = self._samples(self.aggregator)
+        self.aggregator.start()
         self.canary = canary.start()
         if keys is not None:
             try:
@@ -144,8 +151,15 @@ class FleetService:
         )
         return self
 
-    def _start_samples(self, client_id: str) -> SampleSubscriber | None:
-        """The bins' samples for labelling (``samples_dir``), or None."""
+    def _shared_connection(self, name: str) -> Connection:
+        """The aggregator's running connection for a canary step (``name``: rollback, refresh)."""
+        from ecolens.fleet.rollout.publish import SharedConnection  # paho: checked at start
+
+        assert self.aggregator is not None, "start() first"
+        return SharedConnection(self.aggregator.client)
+
+    def _samples(self, aggregator: Aggregator) -> SampleSubscriber | None:
+        """The bins' samples for labelling (``samples_dir``) on the aggregator's connection, or None."""
         if self.samples_dir is None:
             return None
         quotas, mb = self.samples_quotas, 1024**2
@@ -155,9 +169,7 @@ class FleetService:
             bin_max_bytes=quotas.bin_max_mb * mb if quotas.bin_max_mb else None,
             bin_max_files=quotas.bin_max_files or DEFAULT_BIN_MAX_FILES,
         )
-        subscriber = SampleSubscriber(self.config.mqtt, self.config.subscriber.prefix, store, client_id)
-        subscriber.start()
-        return subscriber
+        return SampleSubscriber(self.config.subscriber.prefix, store).attach(aggregator)
 
     def _start_dashboard(self, keys: KeyStore) -> BackgroundServer:
         """The dashboard and JSON API, with the labelling page when samples are received."""
@@ -196,8 +208,6 @@ class FleetService:
             self.canary.stop()
         if self.aggregator is not None:
             self.aggregator.stop()
-        if self.samples is not None:
-            self.samples.stop()
         if self.aggregator is not None:
             stats = self.aggregator.stats.snapshot()
             log.info(

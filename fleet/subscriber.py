@@ -106,6 +106,7 @@ class Aggregator:
         self._connected = threading.Event()
         self._writer: threading.Thread | None = None
         self._client: MqttClient | None = None
+        self._also: list[tuple[str, int, Callable[[Message], None]]] = []
         self._store: ResultStore | None = None
         self._latest_stats = LatestStats()
         self._stats_written_at = 0.0  # monotonic time of the last stats write
@@ -135,8 +136,23 @@ class Aggregator:
         client.on_error = self._on_error
         client.subscribe(stats_filter(self.settings.prefix), qos=0)
         client.route(stats_filter(self.settings.prefix), self._on_stats)
+        for topic_filter, qos, handler in self._also:
+            client.subscribe(topic_filter, qos=qos)
+            client.route(topic_filter, handler, ack_after=True)
         client.route_others(self._on_message)  # whatever the session delivers is parsed (or rejected)
         return client
+
+    def also_subscribe(self, topic_filter: str, qos: int, handler: Callable[[Message], None]) -> None:
+        """Another part of the aggregator (samples) on this connection, before start(): the
+        shipped broker makes the user name the client id (one connection per user). ``handler``
+        runs on the network thread; the message is acknowledged once it returns."""
+        self._also.append((topic_filter, qos, handler))
+
+    @property
+    def client(self) -> MqttClient:
+        """The running connection (the canary's rollbacks and re-signs publish on it)."""
+        assert self._client is not None, "start() first"
+        return self._client
 
     def _on_error(self, error: MqttError) -> None:
         self.stats.last_error = str(error)

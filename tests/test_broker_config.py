@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -293,4 +294,9 @@ def test_a_rollout_goes_through_the_shipped_broker(broker, tmp_path, reference_m
         daemon.wait(30)
         watcher.loop_stop()
         watcher.disconnect()
-    assert "oversize" not in (broker.root / "mosquitto.log").read_text()
+    log = (broker.root / "mosquitto.log").read_text()
+    assert "oversize" not in log
+    # One connection per bin (results, status, stats and the rollout's manifest and chunks): the
+    # broker binds the id to the user, so a second one would have taken this one over.
+    assert len(re.findall(r"New client connected from \S+ as bin-1 ", log)) == 1, log[-3000:]
+    assert "Client bin-1 already connected" not in log

@@ -13,6 +13,7 @@ from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.canary.judging import judge_rollout
 from ecolens.fleet.canary.records import StagedRollout, load_rollout, record_rollout
 from ecolens.fleet.canary.supervisor import CanarySupervisor
+from ecolens.fleet.rollout.publish import opener
 from ecolens.fleet.storage import open_database
 from ecolens.fleet.storage.database import Database
 
@@ -53,7 +54,7 @@ class Fleet:
 
     def decide(self) -> StagedRollout:
         """The real supervisor's pass: the recorded state and verdict."""
-        supervisor = CanarySupervisor(lambda: self.database, BrokerSection(), "ecolens", None)
+        supervisor = CanarySupervisor(lambda: self.database, opener(BrokerSection()), "ecolens", None)
         supervisor.check(self.database)
         decided = load_rollout(self.database, "r1")
         assert decided is not None

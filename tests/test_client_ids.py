@@ -1,13 +1,16 @@
 """Client-id squatting against the shipped broker configuration: a bin's credentials used to
-connect, again and again, under the ids the aggregator's persistent sessions used to have
-(`ecolens-aggregator-<hostname>`, `ecolens-samples`) take nothing over, because `ecolens
-aggregate` now uses random ids kept in its state folder: a bin's results stay complete. The kept
-ids survive a restart (the same sessions), and no topic a broker user can read carries them."""
+connect, again and again, under every id the aggregator's session ever had (the old predictable
+`ecolens-aggregator-<hostname>` and `ecolens-samples`, the random id it keeps, and its user name)
+take nothing over: the broker makes a client's id its user name (`use_username_as_clientid`), and
+the aggregator keeps one connection for results, samples and canary rollbacks. A bin's results and
+samples stay complete; the aggregator is never disconnected. The kept id survives a restart (the
+same session on brokers configured otherwise), and no topic a broker user can read carries it."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -63,6 +66,13 @@ def squat(broker: ShippedBroker, ids: list[str], times: int, stop: threading.Eve
     return accepted
 
 
+def sample(event_id: str) -> bytes:
+    """A bin's sample message (the daemon's format): its result and a small real JPEG."""
+    from tests.test_samples_hostile import message
+
+    return message(event_id=event_id)
+
+
 def fleet(broker: ShippedBroker, tmp_path) -> FleetService:
     config = FleetConfig(
         mqtt=BrokerSection(
@@ -87,7 +97,7 @@ def test_squatting_the_old_predictable_ids_loses_no_result(shipped_broker, tmp_p
     service.stop()
     service = fleet(broker, tmp_path)  # a restart finds the same sessions
     assert json.loads((tmp_path / FILE_NAME).read_text()) == kept
-    assert all(len(value) >= 32 + len("ecolens-samples-") for value in kept.values())
+    assert list(kept) == ["aggregator"] and len(kept["aggregator"]) >= 32 + len("ecolens-aggregator-")
 
     watcher, answers = tls_client(broker, "bin-2", "bin-2-watcher")  # reads all it may read
     seen: list[bytes] = []
@@ -96,17 +106,21 @@ def test_squatting_the_old_predictable_ids_loses_no_result(shipped_broker, tmp_p
     watcher.subscribe([("#", 1), ("$SYS/#", 0)])
 
     stop = threading.Event()
-    old_ids = [f"ecolens-aggregator-{socket.gethostname()}", "ecolens-samples"]
+    old_ids = [f"ecolens-aggregator-{socket.gethostname()}", "ecolens-samples", kept["aggregator"]]
+    old_ids.append("ecolens-aggregator")  # the id the broker gives the aggregator
     squatted: list[int] = []
-    squatter = threading.Thread(target=lambda: squatted.append(squat(broker, old_ids, 50, stop)))
+    squatter = threading.Thread(target=lambda: squatted.append(squat(broker, old_ids, 25, stop)))
     bin_one, _ = broker.client("bin-1", PASSWORDS["bin-1"])
     squatter.start()
     try:
         for n in range(33):
             bin_one.publish("ecolens/bin-1/result", result("bin-1", f"r-{n:02d}"), qos=1).wait_for_publish(10)
+            if n % 11 == 0:  # a sample on the same aggregator connection
+                bin_one.publish("ecolens/bin-1/sample", sample(f"r-{n:02d}"), qos=1).wait_for_publish(10)
             time.sleep(0.05)
         squatter.join(timeout=120)
         assert wait_until(lambda: len(stored_event_ids(url)) >= 33, timeout=30)
+        assert wait_until(lambda: service.samples.stored == 3, timeout=30), service.samples.rejected
     finally:
         stop.set()
         squatter.join(timeout=30)
@@ -120,9 +134,8 @@ def test_squatting_the_old_predictable_ids_loses_no_result(shipped_broker, tmp_p
     assert sorted(stored_event_ids(url)) == [f"r-{n:02d}" for n in range(33)]
     assert stats["connected"]
     assert not any(value.encode() in message for message in seen for value in kept.values())
-    kicks = [
-        line
-        for line in (broker.root / "mosquitto.log").read_text().splitlines()
-        if "already connected" in line
-    ]
-    assert not any(value in line for line in kicks for value in kept.values())
+    log = (broker.root / "mosquitto.log").read_text()
+    kicks = [line for line in log.splitlines() if "already connected" in line]
+    assert kicks and all("Client bin-2 already connected" in line for line in kicks), kicks[:5]
+    # Two starts, one connection each: results, samples and canary share it.
+    assert len(re.findall(r"New client connected from \S+ as ecolens-aggregator ", log)) == 2

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from ecolens.bench.postgres import wait_until
-from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.samples.parse import SampleRejected
 from ecolens.fleet.samples.store import SampleStore
 from ecolens.fleet.samples.subscriber import SampleSubscriber
@@ -175,10 +174,14 @@ def test_samples_stop_before_the_disk_is_full(tmp_path: Path) -> None:
 def test_the_subscriber_survives_hostile_samples(mosquitto, tmp_path: Path, caplog) -> None:
     import paho.mqtt.publish as publish
 
+    from tests.test_fleet_ingest import aggregator
+
     store = SampleStore(tmp_path / "samples")
-    subscriber = SampleSubscriber(BrokerSection(host=mosquitto.host, port=mosquitto.port), "ecolens", store)
+    subscriber = SampleSubscriber("ecolens", store)
+    running = aggregator(mosquitto, f"sqlite:///{tmp_path / 'fleet.db'}", "agg-samples")
+    subscriber.attach(running)  # on the aggregator's one connection, as `ecolens aggregate` does
     caplog.set_level(logging.WARNING, logger="ecolens.fleet.samples")
-    subscriber.start()
+    running.start()
     try:
 
         def first_sample_stored() -> bool:
@@ -197,7 +200,7 @@ def test_the_subscriber_survives_hostile_samples(mosquitto, tmp_path: Path, capl
             subscriber.rejected,
         )
     finally:
-        subscriber.stop()
+        running.stop()
     assert subscriber.rejected == len(HOSTILE)
     assert [s.event_id for s in store.list(state="all")] == ["first", "good"]
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jpg")) == [

@@ -212,12 +212,25 @@ class MqttClient:
         if known and online:
             self._paho.unsubscribe(topic_filter)
 
-    def route(self, topic_filter: str, handler: Handler) -> None:
+    def route(self, topic_filter: str, handler: Handler, ack_after: bool = False) -> None:
         """Messages whose topic matches ``topic_filter`` (a shared subscription's filter
-        matches without its ``$share/<group>/``) go to ``handler``; the first match wins."""
+        matches without its ``$share/<group>/``) go to ``handler``; the first match wins.
+        ``ack_after`` (with ``manual_ack``): acknowledged as soon as ``handler`` returns."""
         if topic_filter.startswith("$share/"):
             topic_filter = topic_filter.split("/", 2)[2]
+        if ack_after:
+            handler = self._acking(handler)
         self._routes.append((topic_filter, handler))
+
+    def _acking(self, handler: Handler) -> Handler:
+        def handle(message: Message) -> None:
+            try:
+                handler(message)
+            finally:
+                if message.qos > 0:
+                    self.ack(message.mid, message.qos)
+
+        return handle
 
     def route_others(self, handler: Handler) -> None:
         """Messages that match no route (whatever a persistent session delivers)."""

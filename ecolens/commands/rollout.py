@@ -171,7 +171,7 @@ def rollback(config, devices: list[str], key) -> int:  # noqa: ANN001
     """A signed rollback to each bin, online or not, revoking the model its current manifest
     installed; a bin already rolled back, or with nothing to go back to, gets nothing (one line)."""
     from ecolens.fleet.rollout.current import record_manifests, revoke, rollback_target
-    from ecolens.fleet.rollout.publish import collect_states, publish_rollback
+    from ecolens.fleet.rollout.publish import collect_states, opener, publish_rollback
 
     if not devices:
         raise EcoLensError("rollback needs --devices")
@@ -188,7 +188,7 @@ def rollback(config, devices: list[str], key) -> int:  # noqa: ANN001
                 models[device] = model
         if not models:
             return 0
-        manifests = publish_rollback(config.mqtt, prefix, models, key, config.rollout.manifest_ttl_s)
+        manifests = publish_rollback(opener(config.mqtt), prefix, models, key, config.rollout.manifest_ttl_s)
         if database is not None:
             record_manifests(database, manifests)
             for model in set(models.values()):

@@ -133,9 +133,9 @@ class Daemon:
             on_failure=self.stop_event.set,
             labels=lambda: self.classifier.labels,
         )
+        if self.updater is not None:  # before the link connects: its first connect reports the model
+            self.updater.start(self.link.shared())
         self.link.start()
-        if self.updater is not None:
-            self.updater.start()
         self.stats.metrics.watch(self.figures)
         if keys is not None:
             from ecolens.edge.daemon.web import start_web
@@ -160,7 +160,6 @@ class Daemon:
             return None
         return ModelUpdater(
             cfg.rollout,
-            cfg.mqtt,
             cfg.publish.topic_prefix,
             cfg.publish.device_id,
             cfg.rollout.dir or default_state_dir() / "models",

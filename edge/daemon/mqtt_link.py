@@ -40,6 +40,34 @@ LOOP_TIMEOUT_S = 0.05  # paho's own loop, used only while saying goodbye at stop
 IDLE_TIMEOUT_S = 1.0
 
 
+class SharedLink:
+    """What another part of the daemon (the model updater) may do on the link's connection.
+    One connection per bin: the shipped broker binds a client id to its user name
+    (``use_username_as_clientid``), so a second connection with the bin's credentials would
+    take this one over. Every call runs in the link thread, the client's only caller."""
+
+    def __init__(self, link: MqttLink) -> None:
+        self._link = link
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Now if connected, and again at every reconnect."""
+        self._link.call_soon(lambda client: client.subscribe(topic_filter, qos))
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        self._link.call_soon(lambda client: client.unsubscribe(topic_filter))
+
+    def route(self, topic_filter: str, handler: Callable[[Message], None]) -> None:
+        """Messages on ``topic_filter`` go to ``handler`` (called in the link thread: hand over)."""
+        self._link.call_soon(lambda client: client.route(topic_filter, handler))
+
+    def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
+        self._link.call_soon(lambda client: client.publish(topic, payload, qos=qos, retain=retain))
+
+    def on_connected(self, hook: Callable[[], None]) -> None:
+        """``hook`` after every (re)connect, in the link thread (hand over, never block)."""
+        self._link.connect_hooks.append(hook)
+
+
 class MqttLink(threading.Thread):
     """Start with ``start()``; ``stop(drain_timeout)`` flushes the queue (bounded wait),
     publishes a clean retained ``offline`` and disconnects."""
@@ -101,6 +129,8 @@ class MqttLink(threading.Thread):
         self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
         self._next_stats = 0.0
         self.auth_failures = 0
+        self._calls: queue.SimpleQueue[Callable[[MqttClient], None]] = queue.SimpleQueue()
+        self.connect_hooks: list[Callable[[], None]] = []
 
     # --- called from other threads -------------------------------------------------------
     def notify(self, event_id: str | None = None, read_at: float | None = None) -> None:
@@ -109,6 +139,15 @@ class MqttLink(threading.Thread):
             self.read_times[event_id] = read_at
         self._wake.set()
         self._interrupt()
+
+    def call_soon(self, action: Callable[[MqttClient], None]) -> None:
+        """``action(client)`` in the link thread at its next turn (SharedLink's calls)."""
+        self._calls.put(action)
+        self._interrupt()
+
+    def shared(self) -> SharedLink:
+        """This connection for another part of the daemon (see SharedLink)."""
+        return SharedLink(self)
 
     def stop(self, drain_timeout: float) -> None:
         self._stop_deadline = time.monotonic() + drain_timeout
@@ -135,6 +174,8 @@ class MqttLink(threading.Thread):
         self._publish_status()
         if self.homeassistant.enabled:
             self._announce()
+        for hook in self.connect_hooks:
+            hook()
         self.connected.set()
         self._wake.set()
 
@@ -171,9 +212,22 @@ class MqttLink(threading.Thread):
             log.critical(self.failure, exc_info=True, extra={"event": "mqtt_thread_failed"})
             self.on_failure()
 
+    def _run_calls(self) -> None:
+        """What SharedLink asked for; one failing call is logged, the rest still run."""
+        while True:
+            try:
+                action = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                action(self.client)
+            except Exception:
+                log.exception("a call on the MQTT link failed")
+
     def _forward(self) -> None:
         socket_open = False
         while True:
+            self._run_calls()
             try:
                 if self._stop_requested.is_set() and self._drained_or_late(socket_open):
                     break

@@ -2,8 +2,9 @@
 load the model (a model that does not load is refused and the running one stays), swap it in,
 keep the previous one for rollback, and report the running model on its state topic.
 
-It has its own MQTT connection, so a large model download never delays results on the
-daemon's link, and a worker thread, so verification and loading never block the network.
+It works on the daemon's one MQTT connection (mqtt_link.SharedLink: the shipped broker binds a
+client id to its user, so a bin has exactly one connection), and in a worker thread, so
+verification and loading never block the network: the link only hands messages over.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from typing import Any
 from ecolens.core.classifier import Classifier, file_sha256
 from ecolens.core.contract import utc_timestamp
 from ecolens.core.errors import EcoLensError
-from ecolens.core.mqtt import BrokerSection
-from ecolens.core.mqtt.client import MqttClient
+from ecolens.core.mqtt.client import Message
 from ecolens.core.rollout import Manifest, RolloutError, load_public_key, verify, version_key
 from ecolens.core.wire import chunk_filter, chunk_index, manifest_topic, state_topic
 from ecolens.edge.daemon.config.rollout import RolloutSection
+from ecolens.edge.daemon.mqtt_link import SharedLink
 
 log = logging.getLogger("ecolens.daemon.rollout")
 STATE_FILE = "rollout-state.json"
@@ -51,7 +52,6 @@ class ModelUpdater:
     def __init__(
         self,
         settings: RolloutSection,
-        broker: BrokerSection,
         prefix: str,
         device_id: str,
         folder: Path,
@@ -61,7 +61,6 @@ class ModelUpdater:
     ) -> None:
         self.settings = settings
         self.public_key = load_public_key(settings.public_key or "")
-        self.broker = broker
         self.prefix = prefix
         self.device_id = device_id
         self.folder = folder
@@ -76,7 +75,7 @@ class ModelUpdater:
         self.jobs: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.pending: Manifest | None = None
         self.chunks: dict[int, bytes] = {}
-        self.client: MqttClient | None = None
+        self.link: SharedLink | None = None
         self._stop = threading.Event()
 
     # --- persistent state: last serial, active and previous model --------------------------------
@@ -103,21 +102,23 @@ class ModelUpdater:
         return None
 
     # --- MQTT --------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Subscriptions (the manifest, and the chunks of a model being fetched) are made again
-        at every reconnect; each connection reports the running model."""
-        self.client = MqttClient(self.broker, f"{self.device_id}-rollout")
-        self.client.on_connected = lambda session_present: self.jobs.put(("report", None))
-        self.client.route_others(lambda message: self.jobs.put(("message", message)))
-        self.client.subscribe(manifest_topic(self.prefix, self.device_id), qos=1)
-        self.client.start()
+    def start(self, link: SharedLink) -> None:
+        """On the daemon's connection: subscriptions (the manifest, and the chunks of a model
+        being fetched) are made again at every reconnect; each connection reports the running
+        model. Messages are only handed to the worker."""
+        self.link = link
+        link.on_connected(lambda: self.jobs.put(("report", None)))
+        link.route(manifest_topic(self.prefix, self.device_id), self._hand_over)
+        link.route(chunk_filter(self.prefix, "+"), self._hand_over)
+        link.subscribe(manifest_topic(self.prefix, self.device_id), qos=1)
         threading.Thread(target=self._work, name="rollout", daemon=True).start()
+
+    def _hand_over(self, message: Message) -> None:
+        self.jobs.put(("message", message))
 
     def stop(self) -> None:
         self._stop.set()
         self.jobs.put(("stop", None))
-        if self.client is not None:
-            self.client.stop()
 
     # --- the worker ---------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -131,9 +132,9 @@ class ModelUpdater:
             except Exception:  # a bad message must never stop the updater
                 log.exception("rollout message on %s failed", getattr(message, "topic", "?"))
 
-    def _client(self) -> MqttClient:
-        assert self.client is not None, "start() first"
-        return self.client
+    def _link(self) -> SharedLink:
+        assert self.link is not None, "start() first"
+        return self.link
 
     def _handle(self, topic: str, payload: bytes) -> None:
         if topic == manifest_topic(self.prefix, self.device_id):
@@ -156,7 +157,7 @@ class ModelUpdater:
             return
         self.chunks[index] = bytes(payload)
         if len(self.chunks) == pending.chunks:
-            self._client().unsubscribe(chunk_filter(self.prefix, pending.sha256))
+            self._link().unsubscribe(chunk_filter(self.prefix, pending.sha256))
             data = b"".join(self.chunks[i] for i in range(pending.chunks))
             self.pending, self.chunks = None, {}
             self._install_bytes(pending, data)
@@ -184,11 +185,11 @@ class ModelUpdater:
         self._cancel_fetch()
         self.pending, self.chunks = manifest, {}
         log.info("fetching model %s (%d chunks)", manifest.sha256[:12], manifest.chunks)
-        self._client().subscribe(chunk_filter(self.prefix, manifest.sha256), qos=1)
+        self._link().subscribe(chunk_filter(self.prefix, manifest.sha256), qos=1)
 
     def _cancel_fetch(self) -> None:
         if self.pending is not None:
-            self._client().unsubscribe(chunk_filter(self.prefix, self.pending.sha256))
+            self._link().unsubscribe(chunk_filter(self.prefix, self.pending.sha256))
         self.pending, self.chunks = None, {}
 
     def check(self, payload: bytes) -> Manifest | None:
@@ -322,7 +323,5 @@ class ModelUpdater:
             "serial": self.state.get("serial", 0),
             "last_event": self.state.get("last_event"),
         }
-        if self.client is not None:
-            self.client.publish(
-                state_topic(self.prefix, self.device_id), json.dumps(body), qos=1, retain=True
-            )
+        if self.link is not None:
+            self.link.publish(state_topic(self.prefix, self.device_id), json.dumps(body), qos=1, retain=True)

@@ -17,9 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ecolens.core.mqtt import BrokerSection
 from ecolens.fleet.canary.judging import judge_rollout
 from ecolens.fleet.canary.records import (
     HEALTHY,
@@ -34,6 +33,9 @@ from ecolens.fleet.canary.records import (
 )
 from ecolens.fleet.rollout.statistics import WORSE, CanaryVerdict
 from ecolens.fleet.storage.database import Database
+
+if TYPE_CHECKING:  # publish imports the MQTT client (paho) only when a rollback is sent
+    from ecolens.fleet.rollout.publish import Opener
 
 log = logging.getLogger("ecolens.fleet.canary")
 
@@ -66,7 +68,7 @@ class CanarySupervisor:
     def __init__(
         self,
         database_factory: Callable[[], Database],
-        broker: BrokerSection,
+        connect: Opener,
         prefix: str,
         private_key: Any | None,
         interval_s: float = 5.0,
@@ -74,7 +76,7 @@ class CanarySupervisor:
         manifest_ttl_s: float = 86400.0,
     ) -> None:
         self.database_factory = database_factory
-        self.broker = broker
+        self.connect = connect  # the aggregator's own connection (one per broker user)
         self.prefix = prefix
         self.private_key = private_key
         self.interval_s = interval_s
@@ -124,7 +126,7 @@ class CanarySupervisor:
             from ecolens.fleet.rollout.current import refresh_manifests
 
             fresh = refresh_manifests(
-                database, self.broker, self.prefix, self.private_key, self.manifest_ttl_s, now_ms
+                database, self.connect, self.prefix, self.private_key, self.manifest_ttl_s, now_ms
             )
             self.stats.refreshed += len(fresh)
             if fresh:
@@ -191,7 +193,7 @@ class CanarySupervisor:
         revoke(database, rollout.sha256, rollout.rollout_id, now_ms)
         model = ModelRef(rollout.sha256, rollout.name, rollout.version)
         manifests = publish_rollback(
-            self.broker, self.prefix, {d: model for d in targets}, self.private_key, self.manifest_ttl_s
+            self.connect, self.prefix, {d: model for d in targets}, self.private_key, self.manifest_ttl_s
         )
         record_manifests(database, manifests)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ecolens.core.mqtt import BrokerSection
 from ecolens.core.rollout import Manifest
 from ecolens.core.wire import manifest_topic
-from ecolens.fleet.rollout.publish import Connection, ModelRef, expiry_ms
+from ecolens.fleet.rollout.publish import ModelRef, Opener, expiry_ms
 from ecolens.fleet.storage.database import Database
 
 
@@ -75,7 +74,7 @@ def rollback_target(
 
 
 def refresh_manifests(
-    database: Database, broker: BrokerSection, prefix: str, private_key: Any, ttl_s: float, now_ms: int
+    database: Database, connect: Opener, prefix: str, private_key: Any, ttl_s: float, now_ms: int
 ) -> list[Manifest]:
     """Re-sign and re-publish the current manifests past half their lifetime: the same serial
     (a bin that applied it does nothing), a later expiry. Returns those re-signed."""
@@ -90,7 +89,7 @@ def refresh_manifests(
         dataclasses.replace(Manifest.from_bytes(str(row[0]).encode()), expires_ms=expiry_ms(ttl_s))
         for row in rows
     ]
-    connection = Connection(broker, "refresh")
+    connection = connect("refresh")
     try:
         for manifest in fresh:
             connection.publish(manifest_topic(prefix, manifest.device_id), sign(manifest, private_key))

@@ -51,6 +51,26 @@ class Connection:
         self.client.stop()
 
 
+class SharedConnection(Connection):
+    """A running client's connection lent to a rollout step (the aggregator's canary rollbacks
+    and re-signs): the shipped broker binds a client id to its user name, so a second
+    connection with the aggregator's credentials would take the aggregator's over."""
+
+    def __init__(self, client: MqttClient) -> None:  # noqa: D107 - no connect: it is running
+        self.client = client
+
+    def close(self) -> None:
+        """Not ours to close."""
+
+
+Opener = Callable[[str], Connection]  # a connection for a named step ("rollback", "refresh")
+
+
+def opener(broker: BrokerSection) -> Opener:
+    """A new short-lived connection per step (the `ecolens rollout` commands)."""
+    return lambda name: Connection(broker, name)
+
+
 def new_serial() -> int:
     """Strictly increasing across rollouts from this server (milliseconds since the epoch)."""
     return time.time_ns() // 1_000_000
@@ -125,12 +145,12 @@ def publish_model(
 
 
 def publish_rollback(
-    broker: BrokerSection, prefix: str, models: dict[str, ModelRef], private_key: Any, ttl_s: float
+    connect: Opener, prefix: str, models: dict[str, ModelRef], private_key: Any, ttl_s: float
 ) -> list[Manifest]:
     """A signed rollback per bin, retained: it revokes the model named for that bin, and
     supersedes the retained install, so a bin that is offline now never installs it either."""
     serial, rollout_id, issued = new_serial(), uuid.uuid4().hex[:12], utc_timestamp()
-    connection = Connection(broker, "rollback")
+    connection = connect("rollback")
     try:
         return publish_signed(
             connection,

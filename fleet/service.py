@@ -103,7 +103,7 @@ class FleetService:
         url = config.storage.url
         # A key others may read stops the start here. Rollbacks go out on the aggregator's
         # connection: the shipped broker allows one connection per user (use_username_as_clientid).
-        canary = canary_supervisor(config, self._shared_connection)
+        canary = canary_supervisor(config, self.shared_connection)
         require_ingest_modules()
         keys = None
         if config.http.enabled:
@@ -151,7 +151,7 @@ class FleetService:
         )
         return self
 
-    def _shared_connection(self, name: str) -> Connection:
+    def shared_connection(self, name: str) -> Connection:
         """The aggregator's running connection for a canary step (``name``: rollback, refresh)."""
         from ecolens.fleet.rollout.publish import SharedConnection  # paho: checked at start
 

@@ -139,3 +139,37 @@ def test_squatting_the_old_predictable_ids_loses_no_result(shipped_broker, tmp_p
     assert kicks and all("Client bin-2 already connected" in line for line in kicks), kicks[:5]
     # Two starts, one connection each: results, samples and canary share it.
     assert len(re.findall(r"New client connected from \S+ as ecolens-aggregator ", log)) == 2
+
+
+def test_canary_rollbacks_go_out_on_the_aggregators_one_connection(shipped_broker, tmp_path, monkeypatch):
+    """The aggregator's canary signs a rollback for bin-1 and publishes it on the aggregator's
+    own session through the shipped ACL (ecolens-aggregator may write manifests): bin-1 reads
+    it, signed by the key, and the aggregator never needed, nor lost, a second connection."""
+    from ecolens.core.rollout import generate_keypair, load_private_key, load_public_key, verify
+    from ecolens.fleet.rollout.publish import ModelRef, publish_rollback
+
+    broker = shipped_broker
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    pem, public = generate_keypair()
+    service = fleet(broker, tmp_path)
+    got: list[bytes] = []
+    bin_one, _ = broker.client("bin-1", PASSWORDS["bin-1"])
+    bin_one.on_message = lambda c, u, m: got.append(m.payload)
+    bin_one.subscribe("ecolens/bin-1/model/manifest", qos=1)
+    try:
+        model = ModelRef("b" * 64, "bad", "9.9.9")
+        manifests = publish_rollback(
+            service.shared_connection, "ecolens", {"bin-1": model}, load_private_key(pem), 3600
+        )
+        assert wait_until(lambda: bool(got), timeout=20)
+        assert service.aggregator.stats.snapshot()["connected"]
+    finally:
+        bin_one.disconnect()
+        bin_one.loop_stop()
+        service.stop()
+    received = verify(got[-1], load_public_key(public))
+    assert received == manifests[0] and received.action == "rollback" and received.sha256 == "b" * 64
+    log = (broker.root / "mosquitto.log").read_text()
+    assert len(re.findall(r"New client connected from \S+ as ecolens-aggregator ", log)) == 1
+    assert "Client ecolens-aggregator already connected" not in log
+    assert "Denied PUBLISH from ecolens-aggregator" not in log

@@ -130,23 +130,17 @@ def series_dicts(
     bins is 15,500 points, and an object per point (then a dict per object) was most of the
     report's time."""
     rows = windowcounts.per_bucket(db, window, bucket_ms, plastic_label, device_id)
-    names: dict[int, str | None] = {}
-    out = []
-    for bucket, device, items, plastic in rows:
-        name = names.get(bucket)
-        if name is None:
-            name = names[bucket] = iso(bucket)
-        share = round(plastic / items, 4) if items else None  # _share, inlined
-        out.append(
-            {
-                "bucket_start": name,
-                "device_id": device,
-                "items": items,
-                "plastic": plastic,
-                "plastic_share": share,
-            }
-        )
-    return out
+    names = {bucket: iso(bucket) for bucket in {row[0] for row in rows}}
+    return [  # _share inlined: a call per point was a tenth of the report
+        {
+            "bucket_start": names[bucket],
+            "device_id": device,
+            "items": items,
+            "plastic": plastic,
+            "plastic_share": round(plastic / items, 4) if items else None,
+        }
+        for bucket, device, items, plastic in rows
+    ]
 
 
 def bin_statuses(db: Database, now_ms: int, stale_after_s: int) -> list[BinStatus]:

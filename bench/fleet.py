@@ -125,11 +125,13 @@ def count_results(url: str) -> int:
 
 
 def aggregator_process(
-    servers: Servers, url: str, prefix: str, client_id: str, group: str | None
+    servers: Servers, url: str, prefix: str, client_id: str, group: str | None, before_rollups: bool = False
 ) -> subprocess.Popen:
-    """A real `ecolens aggregate` process (separate processes: no shared GIL)."""
+    """A real `ecolens aggregate` process (separate processes: no shared GIL); with
+    ``before_rollups`` the same command writing as it did before rollups (the baseline)."""
+    module = "ecolens.bench.fleet_before_rollups" if before_rollups else "ecolens.cli"
     command = [
-        sys.executable, "-m", "ecolens.cli", "aggregate", "--no-http",
+        sys.executable, "-m", module, "aggregate", "--no-http",
         "--broker", f"mqtt://{servers.broker.host}:{servers.broker.port}",
         "--database", url, "--prefix", prefix, "--client-id", client_id,
     ]  # fmt: skip
@@ -139,7 +141,9 @@ def aggregator_process(
     return subprocess.Popen(command, stdout=log, stderr=log)
 
 
-def ingest_once(servers: Servers, kind: str, aggregators: int, results: int) -> float:
+def ingest_once(
+    servers: Servers, kind: str, aggregators: int, results: int, before_rollups: bool = False
+) -> float:
     """Results/s stored while ``aggregators`` processes drain a backlog of ``results``, from
     the first stored result to the last (process start-up excluded)."""
     url = servers.database_url(kind)
@@ -160,7 +164,7 @@ def ingest_once(servers: Servers, kind: str, aggregators: int, results: int) -> 
     finally:
         simulator.close(offline=False)
     launched = time.perf_counter()
-    processes = [aggregator_process(servers, url, prefix, i, group) for i in ids]
+    processes = [aggregator_process(servers, url, prefix, i, group, before_rollups) for i in ids]
     try:
         deadline = time.monotonic() + 600
         first: tuple[float, int] | None = None
@@ -248,14 +252,21 @@ def run(args: argparse.Namespace) -> Figures:
         print(f"ecolens benchmark fleet: {args.results} results per ingest run, median of "
               f"{args.runs} runs; broker {servers.broker.host}:{servers.broker.port}")  # fmt: skip
         rates: dict[tuple[str, int], float] = {}
+        before: dict[str, float] = {}  # one aggregator writing as before rollups
         for kind in kinds if "ingest" in parts else []:
-            for aggregators in (1, 2):
-                samples = [ingest_once(servers, kind, aggregators, args.results)
-                           for _ in range(args.runs)]  # fmt: skip
-                rates[(kind, aggregators)] = statistics.median(samples)
-                print(f"  ingest {kind:<10} x{aggregators}: "
-                      f"{rates[(kind, aggregators)]:8.0f} results/s  "
-                      f"(runs: {', '.join(f'{s:.0f}' for s in samples)})", flush=True)  # fmt: skip
+            samples, baseline_samples = [], []
+            for _ in range(args.runs):  # alternating, so that a changing load weighs on both alike
+                baseline_samples.append(ingest_once(servers, kind, 1, args.results, before_rollups=True))
+                samples.append(ingest_once(servers, kind, 1, args.results))
+            rates[(kind, 1)], before[kind] = statistics.median(samples), statistics.median(baseline_samples)
+            print(f"  ingest {kind:<10} x1: {rates[(kind, 1)]:8.0f} results/s, before rollups "
+                  f"{before[kind]:8.0f}: {rates[(kind, 1)] / before[kind]:.2f}x  (runs: "
+                  f"{', '.join(f'{s:.0f}' for s in samples)} vs "
+                  f"{', '.join(f'{s:.0f}' for s in baseline_samples)})", flush=True)  # fmt: skip
+            samples = [ingest_once(servers, kind, 2, args.results) for _ in range(args.runs)]
+            rates[(kind, 2)] = statistics.median(samples)
+            print(f"  ingest {kind:<10} x2: {rates[(kind, 2)]:8.0f} results/s  "
+                  f"(runs: {', '.join(f'{s:.0f}' for s in samples)})", flush=True)  # fmt: skip
         baseline = rates.get(("sqlite", 1), 1.0)
         if rates:
             print("\nSustained ingest, with rollups (results/s stored; baseline = 1 aggregator, SQLite)")
@@ -264,6 +275,9 @@ def run(args: argparse.Namespace) -> Figures:
         for kind in kinds if rates else []:
             one, two = rates[(kind, 1)], rates[(kind, 2)]
             print(f"  {kind:<12}{one:>14.0f}{two:>15.0f}{one / baseline:>11.2f}x{two / one:>9.2f}x")
+        for kind in before:
+            print(f"  {kind:<12} 1 aggregator with rollups {rates[(kind, 1)] / before[kind]:.2f}x "
+                  f"the rate before rollups ({before[kind]:.0f} results/s, same run)")  # fmt: skip
 
         write_rates: dict[str, tuple[float, float]] = {}
         if "write" in parts:
@@ -299,6 +313,10 @@ def run(args: argparse.Namespace) -> Figures:
         panels["ingest results/s vs 1 aggregator on SQLite (higher is better)"] = {
             f"{kind}, {n} aggregator{'s' if n > 1 else ''}": rate / baseline
             for (kind, n), rate in rates.items()
+        }
+    if before:
+        panels["ingest with rollups vs before rollups, 1 aggregator (higher is better)"] = {
+            kind: rates[(kind, 1)] / rate for kind, rate in before.items()
         }
     if write_rates:
         panels["batch write with rollups vs before rollups (higher is better)"] = {

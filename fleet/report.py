@@ -39,8 +39,7 @@ def build_report(
         report["bins"] = queries.as_dicts(summaries)
     if "series" in views:
         report["bucket"] = bucket
-        points = queries.series(db, window, BUCKETS_MS[bucket], plastic_label, device_id)
-        report["series"] = queries.as_dicts(points)
+        report["series"] = queries.series_dicts(db, window, BUCKETS_MS[bucket], plastic_label, device_id)
     if "status" in views:
         now_ms = int(time.time() * 1000)
         statuses = queries.bin_statuses(db, now_ms, stale_after_s)

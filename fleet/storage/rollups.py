@@ -85,6 +85,29 @@ def add_results(tx: Database, rows: Iterable[NewResult]) -> None:
     upsert_cells(tx, cells)
 
 
+def _cells_of(source: str) -> str:
+    """SQL: the hour and day cells of the rows in ``source`` (device_id, seen_ms, label, uncertain,
+    confidence, model_version), in key order (concurrent writers lock rollup rows in one order)."""
+    per_width = [
+        f"""SELECT CAST({width} AS BIGINT), {bucket_sql("seen_ms", width)}, device_id, label, model_version,
+                COUNT(*), SUM(CASE WHEN uncertain THEN 1 ELSE 0 END), SUM(confidence), MAX(seen_ms)
+            FROM {source} GROUP BY 2, 3, 4, 5"""
+        for width in WIDTHS_MS
+    ]
+    return f"SELECT * FROM ({' UNION ALL '.join(per_width)}) AS cells_of ORDER BY 1, 2, 3, 4, 5"
+
+
+def insert_and_add(insert_returning: str) -> str:
+    """PostgreSQL: one statement that stores a batch's results (``insert_returning``, an INSERT
+    ... RETURNING device_id, seen_ms, label, uncertain, confidence, model_version, seq) and adds
+    exactly the rows it stored to the hour and day rollups, aggregated by the server; it returns
+    (device_id, seq) of each stored row. The rows never travel to Python and back, nor are cells
+    counted there: that was most of what rollups cost the aggregator's writer."""
+    add = UPSERT.replace("{rows}", _cells_of("new_rows_stored"))
+    return f"""WITH new_rows_stored AS ({insert_returning}), added AS ({add})
+        SELECT device_id, seq FROM new_rows_stored"""
+
+
 def lock_for_rebuild(tx: Database) -> None:
     """PostgreSQL: writers that add to rollups wait while a rebuild replaces rows, and a rebuild
     waits for writers in flight, so each result is counted once whatever the interleaving.

@@ -134,16 +134,24 @@ class ResultStore:
         )
 
 
+# PostgreSQL: the insert and the rollups in one statement (rollups.insert_and_add)
+INSERT_AND_ADD = rollups.insert_and_add(INSERT_RESULTS)
+
+
 def insert_results(tx: Database, results: Sequence[StoredResult]) -> int:
     """Store results not stored before and add exactly those to the rollups and seq ranges
     (inside the caller's transaction); returns how many were new. Sorted by event id, so two
     aggregators given the same redelivered results wait for each other instead of deadlocking."""
     ordered = sorted(results, key=lambda result: result.event_id)
-    new = rollups.stored_rows(tx.bulk_returning(INSERT_RESULTS, ordered, RESULT_TYPES))
-    rollups.add_results(tx, new)
+    if tx.kind == "postgresql":
+        numbered = tx.bulk_returning(INSERT_AND_ADD, ordered, RESULT_TYPES)
+    else:
+        new = rollups.stored_rows(tx.bulk_returning(INSERT_RESULTS, ordered, RESULT_TYPES))
+        rollups.add_results(tx, new)
+        numbered = [(row.device_id, row.seq) for row in new]
     numbers: dict[str, list[int]] = {}
-    for row in new:
-        if row.seq is not None:
-            numbers.setdefault(row.device_id, []).append(row.seq)
+    for device_id, seq in numbered:
+        if seq is not None:
+            numbers.setdefault(device_id, []).append(int(seq))
     seq_ranges.add(tx, numbers)
-    return len(new)
+    return len(numbered)

@@ -4,17 +4,42 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from ecolens.bench.mosquitto import MosquittoBroker
 
 REPO = Path(__file__).resolve().parent.parent
 
+if TYPE_CHECKING:
+    from tests.support.shipped_broker import FleetBroker
+
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A fresh anonymous Mosquitto on a free port, stopped after the test."""
     broker = MosquittoBroker(tmp_path / "mosquitto").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def fleet_broker(tmp_path: Path) -> Iterator[FleetBroker]:
+    """The shipped broker configuration (systemd/mosquitto) with a user per actor: the attack
+    tests run against exactly what a fleet installs. install.sh needs root."""
+    import os
+
+    from tests.support.shipped_broker import FleetBroker
+
+    if os.geteuid() != 0:
+        pytest.skip("install.sh runs as root (chgrp mosquitto)")
+    bins = ("bin-01", "bin-02", "bin-evil", "bin-r1", "bin-r2", "bin-r3")
+    broker = FleetBroker(tmp_path / "fleet-broker", bins)
+    installed = broker.install()
+    assert installed.returncode == 0, installed.stderr
+    broker.start()
     try:
         yield broker
     finally:

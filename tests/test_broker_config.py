@@ -8,15 +8,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from ecolens.bench.mosquitto import free_port, mosquitto_binary
 from ecolens.bench.postgres import wait_until
 from ecolens.core.classifier import file_sha256
 from ecolens.core.contract import make_result
@@ -25,90 +21,10 @@ from ecolens.fleet.config import SubscriberSection
 from ecolens.fleet.storage import open_database
 from ecolens.fleet.subscriber import Aggregator
 
-from tests.test_daemon_tls import make_pki
+from tests.support.shipped_broker import PASSWORDS, REPO, ShippedBroker
 from tests.test_fleet_ingest import LABELS, MODEL, stored_event_ids
 
-REPO = Path(__file__).resolve().parent.parent
-INSTALL = REPO / "systemd" / "mosquitto" / "install.sh"
-PASSWORDS = {
-    "ecolens-aggregator": "agg-secret",
-    "ecolens-rollout": "rollout-secret",
-    "bin-1": "one-secret",
-    "bin-2": "two-secret",
-}
-
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="install.sh runs as root (chgrp mosquitto)")
-
-
-class ShippedBroker:
-    """Mosquitto reading the installed conf.d/ecolens.conf, on free ports."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.etc = root / "etc"
-        self.tls_port, self.plain_port = free_port(), free_port()
-        self.process: subprocess.Popen | None = None
-
-    def install(self) -> subprocess.CompletedProcess:
-        self.etc.mkdir(parents=True)
-        (self.root / "data").mkdir()
-        (self.etc / "mosquitto.conf").write_text(
-            f"persistence_location {self.root}/data/\nlog_dest file {self.root}/mosquitto.log\n"
-            f"log_type all\nuser root\ninclude_dir {self.etc}/conf.d\n"
-        )
-        pki = make_pki(self.root / "pki")
-        (self.etc / "certs").mkdir()
-        shutil.copy(pki["server.crt"], self.etc / "certs" / "ecolens-broker.crt")
-        shutil.copy(pki["server.key"], self.etc / "certs" / "ecolens-broker.key")
-        self.ca_file = pki["ca.crt"]
-        done = subprocess.run(
-            ["sh", str(INSTALL), "--etc", str(self.etc), "--no-restart"], capture_output=True, text=True
-        )
-        for user, password in PASSWORDS.items():
-            subprocess.run(
-                ["sh", str(INSTALL), "--etc", str(self.etc), "--add-user", user],
-                input=f"{password}\n{password}\n", capture_output=True, text=True, check=True,
-            )  # fmt: skip
-        conf = self.etc / "conf.d" / "ecolens.conf"
-        text = conf.read_text().replace("listener 8883\n", f"listener {self.tls_port} 127.0.0.1\n")
-        conf.write_text(text.replace("listener 1883 127.0.0.1\n", f"listener {self.plain_port} 127.0.0.1\n"))
-        return done
-
-    def start(self) -> ShippedBroker:
-        self.process = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(self.etc / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-        def listening() -> bool:
-            assert self.process.poll() is None, self.process.stderr.read().decode()
-            try:
-                socket.create_connection(("127.0.0.1", self.tls_port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        assert wait_until(listening, timeout=10)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def client(self, user: str | None, password: str | None = None) -> tuple[mqtt.Client, object]:
-        """A bin's client over the TLS listener; returns it with its CONNACK reason code."""
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        if user is not None:
-            client.username_pw_set(user, password)
-        client.tls_set(ca_certs=str(self.ca_file))
-        answer: list = []
-        client.on_connect = lambda c, u, f, reason, p: answer.append(reason)
-        client.connect("127.0.0.1", self.tls_port)
-        client.loop_start()
-        assert wait_until(lambda: bool(answer), timeout=10)
-        return client, answer[0]
 
 
 @pytest.fixture
@@ -247,7 +163,6 @@ def test_a_rollout_goes_through_the_shipped_broker(broker, tmp_path, reference_m
     """A real `ecolens rollout` as ecolens-rollout and a real daemon as bin-1 over TLS, through the
     installed config: the 5 MB model's 256 KiB chunks arrive and the bin installs it."""
     import signal
-    import subprocess
     import sys
 
     from tests.support.daemon_helpers import clip_path, daemon_process

@@ -23,7 +23,8 @@ from ecolens.fleet.client_ids import FILE_NAME
 from ecolens.fleet.config import FleetConfig, HttpSection, StorageSection
 from ecolens.fleet.service import FleetService
 
-from tests.test_broker_config import PASSWORDS, ShippedBroker, result
+from tests.support.shipped_broker import PASSWORDS, ShippedBroker
+from tests.test_broker_config import result
 from tests.test_fleet_ingest import stored_event_ids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="install.sh runs as root (chgrp mosquitto)")

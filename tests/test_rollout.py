@@ -1,4 +1,6 @@
-"""Signed, staged rollout with a real Mosquitto, real daemon processes and the real CLI:
+"""Signed, staged rollout through the shipped broker configuration (systemd/mosquitto: passwords,
+ACL, one connection per user; a broker user per actor, attacks as `ecolens-rollout`, the
+strongest user without the key), real daemon processes and the real CLI:
 a signed model is installed by hot swap and reported; unsigned, tampered, foreign-key,
 replayed and older manifests and a model that does not load are refused while the running
 model keeps working; a rollback returns to the previous model; a canary answering one class
@@ -21,12 +23,13 @@ from pathlib import Path
 
 import pytest
 from ecolens.core.classifier import file_sha256
-from ecolens.core.rollout import Manifest, generate_keypair, load_private_key, sign
+from ecolens.core.rollout import CHUNK_BYTES, Manifest, generate_keypair, load_private_key, sign
 from ecolens.core.wire import chunk_topic, manifest_topic
 
 from tests.support.aggregator_process import start_aggregator
 from tests.support.daemon_helpers import Recorder, clip_path, daemon_process
 from tests.support.model_variants import later_version, shipped_version, variant
+from tests.support.shipped_broker import ATTACKER, FleetBroker
 
 pytest.importorskip("cryptography")
 
@@ -85,9 +88,9 @@ def start_bin(
 class States:
     """The retained model/state messages of the bins."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, broker: FleetBroker) -> None:
         self.recorder = Recorder(
-            port, ["ecolens/+/model/state", "ecolens/+/result"], client_id="state-recorder"
+            broker.port, ["ecolens/+/model/state", "ecolens/+/result"], "state-recorder", broker.observer()
         )
 
     def last(self, device: str) -> dict:
@@ -119,10 +122,26 @@ class States:
         return [r["model"]["version"] for r in results]
 
 
-def publish(port: int, topic: str, payload: bytes) -> None:
+def publish(broker: FleetBroker, topic: str, payload: bytes) -> None:
+    """Retained, as the attacker: a broker user who may write every manifest and chunk."""
     import paho.mqtt.publish as mqtt_publish
 
-    mqtt_publish.single(topic, payload, qos=1, retain=True, hostname="127.0.0.1", port=port)
+    user, password = broker.auth(ATTACKER)
+    mqtt_publish.single(
+        topic, payload, qos=1, retain=True, hostname="127.0.0.1", port=broker.port,
+        client_id=user, auth={"username": user, "password": password},
+    )  # fmt: skip
+
+
+def chunks_of(data: bytes) -> list[bytes]:
+    """As `ecolens rollout` cuts a model: CHUNK_BYTES each (the shipped broker's packet limit)."""
+    return [data[start : start + CHUNK_BYTES] for start in range(0, len(data), CHUNK_BYTES)]
+
+
+def publish_chunks(broker: FleetBroker, model: Path) -> None:
+    """Every chunk of ``model``, retained, as the attacker (who may write chunks)."""
+    for index, chunk in enumerate(chunks_of(model.read_bytes())):
+        publish(broker, chunk_topic("ecolens", file_sha256(model), index), chunk)
 
 
 def manifest_for(model: Path, device: str, serial: int, version: str | None = None) -> Manifest:
@@ -136,8 +155,8 @@ def manifest_for(model: Path, device: str, serial: int, version: str | None = No
         version=version or "9.9.9",
         sha256=sha,
         size=len(data),
-        chunks=1,
-        chunk_bytes=len(data),
+        chunks=len(chunks_of(data)),
+        chunk_bytes=CHUNK_BYTES,
         fetch=chunk_topic("ecolens", sha, "").rstrip("/"),
         issued="2026-01-01T00:00:00Z",
         rollout_id="test",
@@ -145,12 +164,12 @@ def manifest_for(model: Path, device: str, serial: int, version: str | None = No
     )
 
 
-def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, reference_model, keys):
+def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, fleet_broker, reference_model, keys):
     key, public = keys
     newer = variant(reference_model, tmp_path / "v101.tflite", V1)
-    states = States(mosquitto.port)
-    daemon = start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public)
-    push = ["--broker", mosquitto.url, "--key", str(key)]
+    states = States(fleet_broker)
+    daemon = start_bin(tmp_path, fleet_broker.url_for("bin-01"), reference_model, "bin-01", public)
+    push = ["--broker", fleet_broker.url_for("ecolens-rollout"), "--key", str(key)]
     try:
         first = states.wait_for("bin-01", lambda s: s["running"]["version"] == BASE)
         assert first["running"]["sha256"] == file_sha256(reference_model)
@@ -160,7 +179,7 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         body = manifest_for(newer, "bin-01", 10**15, V1)
         n = states.count("bin-01")
         publish(
-            mosquitto.port,
+            fleet_broker,
             topic,
             json.dumps({"manifest": base64.b64encode(body.to_bytes()).decode()}).encode(),
         )
@@ -169,11 +188,11 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         forged = body.to_bytes().replace(f'"{V1}"'.encode(), b'"97.0.0"')
         envelope["manifest"] = base64.b64encode(forged).decode()
         n = states.count("bin-01")
-        publish(mosquitto.port, topic, json.dumps(envelope).encode())
+        publish(fleet_broker, topic, json.dumps(envelope).encode())
         states.refused("bin-01", n, "signature does not verify")
         n = states.count("bin-01")
         other_key = load_private_key(generate_keypair()[0])
-        publish(mosquitto.port, topic, sign(body, other_key))
+        publish(fleet_broker, topic, sign(body, other_key))
         states.refused("bin-01", n, "signature does not verify")
         assert states.last("bin-01")["running"]["version"] == BASE
 
@@ -197,7 +216,7 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         n = states.count("bin-01")
         even_newer = variant(reference_model, tmp_path / "v102.tflite", V2)
         publish(
-            mosquitto.port,
+            fleet_broker,
             topic,
             sign(manifest_for(even_newer, "bin-01", 5, V2), load_private_key(key.read_bytes())),
         )
@@ -205,9 +224,9 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         garbage = tmp_path / "garbage.tflite"
         garbage.write_bytes(b"not a model at all" * 100)
         bad = manifest_for(garbage, "bin-01", int(time.time() * 1000) + 1, V3)
-        publish(mosquitto.port, chunk_topic("ecolens", bad.sha256, 0), garbage.read_bytes())
+        publish_chunks(fleet_broker, garbage)
         n = states.count("bin-01")
-        publish(mosquitto.port, topic, sign(bad, load_private_key(key.read_bytes())))
+        publish(fleet_broker, topic, sign(bad, load_private_key(key.read_bytes())))
         states.refused("bin-01", n, "does not load")
         assert states.last("bin-01")["running"]["version"] == V1
         assert daemon.poll() is None
@@ -216,7 +235,7 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
         n = states.count("bin-01")
-        daemon = start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public)
+        daemon = start_bin(tmp_path, fleet_broker.url_for("bin-01"), reference_model, "bin-01", public)
         assert states.recorder.wait(lambda: states.count("bin-01") > n, 60)
         assert states.last("bin-01")["running"]["version"] == V1
         proc = ecolens("rollout", "rollback", "--devices", "bin-01", *push)
@@ -236,7 +255,7 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
         states.refused("bin-01", n, "was rolled back on this bin (revoked)")
         assert states.last("bin-01")["running"]["version"] == BASE
 
-        status = ecolens("rollout", "status", "--broker", mosquitto.url)
+        status = ecolens("rollout", "status", "--broker", fleet_broker.url_for("ecolens-rollout"))
         assert status.returncode == 0 and "bin-01" in status.stdout and BASE in status.stdout, status.stdout
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -245,7 +264,7 @@ def test_signed_rollout_installs_refuses_and_rolls_back(tmp_path, mosquitto, ref
 
 
 def test_junk_on_the_chunk_topic_is_ignored_and_the_signed_model_still_installs(
-    tmp_path, mosquitto, reference_model, keys
+    tmp_path, fleet_broker, reference_model, keys
 ):
     """Anyone who may publish on the chunk topic could leave junk there (retained). Before, a
     bin buffered whatever came, however large, and refused the rollout when the junk came first;
@@ -253,19 +272,20 @@ def test_junk_on_the_chunk_topic_is_ignored_and_the_signed_model_still_installs(
     key, public = keys
     private = load_private_key(key.read_bytes())
     newer = variant(reference_model, tmp_path / "v101.tflite", V1)
-    states = States(mosquitto.port)
-    daemon = start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public)
+    states = States(fleet_broker)
+    daemon = start_bin(tmp_path, fleet_broker.url_for("bin-01"), reference_model, "bin-01", public)
     log_file = tmp_path / "bin-01" / "daemon.log"
     try:
         states.wait_for("bin-01", lambda s: s["running"]["version"] == BASE)
         body = manifest_for(newer, "bin-01", int(time.time() * 1000), V1)
         chunk = chunk_topic("ecolens", body.sha256, 0)
-        publish(mosquitto.port, chunk, newer.read_bytes() + b"junk" * 1000)
-        publish(mosquitto.port, manifest_topic("ecolens", "bin-01"), sign(body, private))
+        publish_chunks(fleet_broker, newer)
+        publish(fleet_broker, chunk, newer.read_bytes()[:CHUNK_BYTES] + b"junk" * 1000)
+        publish(fleet_broker, manifest_topic("ecolens", "bin-01"), sign(body, private))
         assert states.recorder.wait(lambda: "ignored" in log_file.read_text(), 30), log_file.read_text()
-        expected = f"chunk 0 of model {body.sha256[:12]} ignored: {body.size + 4000} bytes"
+        expected = f"chunk 0 of model {body.sha256[:12]} ignored: {CHUNK_BYTES + 4000} bytes"
         assert expected in log_file.read_text()
-        publish(mosquitto.port, chunk, newer.read_bytes())
+        publish(fleet_broker, chunk, newer.read_bytes()[:CHUNK_BYTES])
         installed = states.wait_for("bin-01", lambda s: s["running"]["version"] == V1)
         assert installed["running"]["sha256"] == file_sha256(newer)
 
@@ -273,7 +293,7 @@ def test_junk_on_the_chunk_topic_is_ignored_and_the_signed_model_still_installs(
         n = states.count("bin-01")
         even_newer = variant(reference_model, tmp_path / "v102.tflite", V2)
         short = dataclasses.replace(manifest_for(even_newer, "bin-01", int(time.time() * 1000), V2), chunks=3)
-        publish(mosquitto.port, manifest_topic("ecolens", "bin-01"), sign(short, private))
+        publish(fleet_broker, manifest_topic("ecolens", "bin-01"), sign(short, private))
         states.refused("bin-01", n, "do not make")
 
         # Bounded work whoever signed it: 62,914,560 one-byte chunks, nesting 100,000 deep (also
@@ -292,7 +312,7 @@ def test_junk_on_the_chunk_topic_is_ignored_and_the_signed_model_still_installs(
             ),
         ]:
             n = states.count("bin-01")
-            publish(mosquitto.port, manifest_topic("ecolens", "bin-01"), payload)
+            publish(fleet_broker, manifest_topic("ecolens", "bin-01"), payload)
             states.refused("bin-01", n, reason)
         text = log_file.read_text()
         assert "Traceback" not in text and "RecursionError" not in text
@@ -309,14 +329,18 @@ class OtherBins:
     """Bins without rollout that only publish results on their own topics: three at a 50 % plastic
     share (the clip's), and one attacker sending 30 "plastic" results a second."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, broker: FleetBroker) -> None:
         import threading
 
         import paho.mqtt.client as mqtt
 
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="other-bins")
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.clients = {}
+        for device in ("bin-evil", "bin-r1", "bin-r2", "bin-r3"):  # each with its own credentials
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device)
+            client.username_pw_set(*broker.auth(device))
+            client.connect("127.0.0.1", broker.port)
+            client.loop_start()
+            self.clients[device] = client
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -341,17 +365,18 @@ class OtherBins:
                     device_id=device,
                     event_id=uuid.uuid4().hex,
                 )
-                self.client.publish(f"ecolens/{device}/result", json.dumps(result), qos=1)
+                self.clients[device].publish(f"ecolens/{device}/result", json.dumps(result), qos=1)
 
     def close(self) -> None:
         self.stop_event.set()
         self.thread.join(10)
-        self.client.loop_stop()
-        self.client.disconnect()
+        for client in self.clients.values():
+            client.loop_stop()
+            client.disconnect()
 
 
 def test_the_aggregator_rolls_back_bad_canaries_and_one_flooding_bin_decides_nothing(
-    tmp_path, mosquitto, reference_model, keys
+    tmp_path, fleet_broker, reference_model, keys
 ):
     """No command watches the bad canaries: the running aggregator judges each canary bin against
     the median of the other bins and signs the rollback itself; a bin flooding "plastic" results
@@ -359,14 +384,21 @@ def test_the_aggregator_rolls_back_bad_canaries_and_one_flooding_bin_decides_not
     key, public = keys
     one_class = variant(reference_model, tmp_path / "one-class.tflite", V1, one_class=True)
     good = variant(reference_model, tmp_path / "good.tflite", V2)
-    states = States(mosquitto.port)
+    states = States(fleet_broker)
     database = tmp_path / "fleet.db"
     log = tmp_path / "aggregate.log"
-    aggregator = start_aggregator(log, mosquitto.url, database, key, "--no-http")
+    aggregator = start_aggregator(log, fleet_broker.url_for("ecolens-aggregator"), database, key, "--no-http")
     names = ["bin-01", "bin-02"]
-    bins = [start_bin(tmp_path, mosquitto.url, reference_model, name, public) for name in names]
-    others = OtherBins(mosquitto.port)
-    push = ["--broker", mosquitto.url, "--key", str(key), "--database", f"sqlite:///{database}"]
+    bins = [start_bin(tmp_path, fleet_broker.url_for(name), reference_model, name, public) for name in names]
+    others = OtherBins(fleet_broker)
+    push = [
+        "--broker",
+        fleet_broker.url_for("ecolens-rollout"),
+        "--key",
+        str(key),
+        "--database",
+        f"sqlite:///{database}",
+    ]
     canary = ["--canary", "100%", "--min-canaries", "2", "--min-results", "8", "--max-share-delta", "0.3"]
     try:
         for name in names:
@@ -406,13 +438,14 @@ def test_the_aggregator_rolls_back_bad_canaries_and_one_flooding_bin_decides_not
         states.recorder.close()
 
 
-def test_a_loose_key_is_refused(tmp_path, mosquitto, keys):
+def test_a_loose_key_is_refused(tmp_path, fleet_broker, keys):
     """A key file others may read stops the aggregator at start with one line."""
     key, _ = keys
     loose = tmp_path / "loose.key"
     loose.write_bytes(key.read_bytes())
     loose.chmod(0o640)
-    proc = ecolens("aggregate", "--broker", mosquitto.url, "--no-http", "--rollout-key", str(loose),
+    as_aggregator = fleet_broker.url_for("ecolens-aggregator")
+    proc = ecolens("aggregate", "--broker", as_aggregator, "--no-http", "--rollout-key", str(loose),
                    "--database", f"sqlite:///{tmp_path / 'x.db'}")  # fmt: skip
     assert proc.returncode != 0 and "readable by others (mode 640)" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

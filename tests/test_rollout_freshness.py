@@ -1,8 +1,9 @@
 """Rollbacks that reach offline bins, and manifests that expire (issue 29, items 4, 5, 6), with a
-real Mosquitto, real daemons, the real CLI and a real aggregator: a rollback supersedes the
-retained install for a bin that was offline, so it never installs the rolled-back model; a
-second rollback sends nothing; an older signed manifest handed to a bin that missed updates (a
-freeze) has expired and is refused, while the aggregator keeps re-signing the current one."""
+real Mosquitto with the shipped configuration (a user per actor), real daemons, the real CLI and
+a real aggregator: a rollback supersedes the retained install for a bin that was offline, so it
+never installs the rolled-back model; a second rollback sends nothing; an older signed manifest
+handed to a bin that missed updates (a freeze) has expired and is refused, while the aggregator
+keeps re-signing the current one."""
 
 from __future__ import annotations
 
@@ -30,16 +31,23 @@ def keys(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_a_rollback_reaches_an_offline_bin_and_a_second_one_sends_nothing(
-    tmp_path, mosquitto, reference_model, keys
+    tmp_path, fleet_broker, reference_model, keys
 ):
     key, public = keys
     database = tmp_path / "fleet.db"
     open_database(f"sqlite:///{database}").close()
     bad = variant(reference_model, tmp_path / "bad.tflite", V1, one_class=True)
-    states = States(mosquitto.port)
-    push = ["--broker", mosquitto.url, "--key", str(key), "--database", f"sqlite:///{database}"]
-    one = start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public)
-    two = start_bin(tmp_path, mosquitto.url, reference_model, "bin-02", public)
+    states = States(fleet_broker)
+    push = [
+        "--broker",
+        fleet_broker.url_for("ecolens-rollout"),
+        "--key",
+        str(key),
+        "--database",
+        f"sqlite:///{database}",
+    ]
+    one = start_bin(tmp_path, fleet_broker.url_for("bin-01"), reference_model, "bin-01", public)
+    two = start_bin(tmp_path, fleet_broker.url_for("bin-02"), reference_model, "bin-02", public)
     try:
         for name in ("bin-01", "bin-02"):
             states.wait_for(name, lambda s: s["running"]["version"] == BASE)
@@ -62,7 +70,7 @@ def test_a_rollback_reaches_an_offline_bin_and_a_second_one_sends_nothing(
         ], again.stdout
 
         since = len(states.recorder.on("ecolens/bin-02/result"))
-        two = start_bin(tmp_path, mosquitto.url, reference_model, "bin-02", public)
+        two = start_bin(tmp_path, fleet_broker.url_for("bin-02"), reference_model, "bin-02", public)
         came_back = states.wait_for("bin-02", lambda s: (s["last_event"] or {}).get("event") == "revoked")
         assert came_back["running"]["version"] == BASE
         assert states.recorder.wait(lambda: len(states.versions_after("bin-02", since)) >= 3, 60)
@@ -77,7 +85,7 @@ def test_a_rollback_reaches_an_offline_bin_and_a_second_one_sends_nothing(
 
 
 def test_an_expired_manifest_is_refused_and_the_aggregator_keeps_the_current_one_fresh(
-    tmp_path, mosquitto, reference_model, keys
+    tmp_path, fleet_broker, reference_model, keys
 ):
     """The freeze: offline while A then B were pushed, the bin is handed A again. A stopped being
     re-signed when B was pushed, so A has expired: refused, reported, one line; B, re-signed by the
@@ -91,13 +99,14 @@ def test_an_expired_manifest_is_refused_and_the_aggregator_keeps_the_current_one
     first = variant(reference_model, tmp_path / "a.tflite", V1)
     second = variant(reference_model, tmp_path / "b.tflite", V2)
     topic = manifest_topic("ecolens", "bin-01")
-    manifests = Recorder(mosquitto.port, [topic], client_id="manifest-recorder")
-    states = States(mosquitto.port)
+    as_aggregator, as_bin = fleet_broker.url_for("ecolens-aggregator"), fleet_broker.url_for("bin-01")
+    manifests = Recorder(fleet_broker.port, [topic], "manifest-recorder", fleet_broker.observer())
+    states = States(fleet_broker)
     push = [
         "--devices",
         "bin-01",
         "--broker",
-        mosquitto.url,
+        fleet_broker.url_for("ecolens-rollout"),
         "--key",
         str(key),
         "--database",
@@ -115,7 +124,7 @@ def test_an_expired_manifest_is_refused_and_the_aggregator_keeps_the_current_one
 
         # The aggregator re-signs B (same serial, later expiry) while it is current.
         log = tmp_path / "aggregate.log"
-        aggregator = start_aggregator(log, mosquitto.url, database, key, "--no-http", "--config", str(config))
+        aggregator = start_aggregator(log, as_aggregator, database, key, "--no-http", "--config", str(config))
         processes.append(aggregator)
         assert manifests.wait(lambda: len(manifests.on(topic)) >= 3, 20), log.read_text()
         resigned = verify(manifests.on(topic)[-1], public_key)
@@ -126,9 +135,9 @@ def test_an_expired_manifest_is_refused_and_the_aggregator_keeps_the_current_one
         # Any broker user retains the old A; once it expired, the bin refuses it.
         expires = verify(stale, public_key).expires_ms
         assert manifests.wait(lambda: time.time() * 1000 > expires + 200, 10)
-        publish(mosquitto.port, topic, stale)
+        publish(fleet_broker, topic, stale)
         skew = {"ECOLENS_ROLLOUT__MAX_CLOCK_SKEW_S": "0"}
-        processes.append(start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public, **skew))
+        processes.append(start_bin(tmp_path, as_bin, reference_model, "bin-01", public, **skew))
         states.refused("bin-01", 0, "expired manifest", timeout=60)
         assert states.last("bin-01")["running"]["version"] == BASE
         daemon_log = (tmp_path / "bin-01" / "daemon.log").read_text()
@@ -137,13 +146,13 @@ def test_an_expired_manifest_is_refused_and_the_aggregator_keeps_the_current_one
 
         # The aggregator is back: B is due, re-signed and published, and installed.
         processes.append(
-            start_aggregator(log, mosquitto.url, database, key, "--no-http", "--config", str(config))
+            start_aggregator(log, as_aggregator, database, key, "--no-http", "--config", str(config))
         )
         states.wait_for("bin-01", lambda s: s["running"]["version"] == V2, timeout=60)
         processes[1].send_signal(signal.SIGTERM)
         assert processes[1].wait(30) == 0
         n = states.count("bin-01")
-        processes[1] = start_bin(tmp_path, mosquitto.url, reference_model, "bin-01", public, **skew)
+        processes[1] = start_bin(tmp_path, as_bin, reference_model, "bin-01", public, **skew)
         assert states.recorder.wait(lambda: states.count("bin-01") > n, 60)
         assert states.last("bin-01")["running"]["version"] == V2
         assert all(

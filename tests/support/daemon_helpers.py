@@ -32,12 +32,20 @@ def clip_path() -> Path:
 class Recorder:
     """Subscribes (persistent session, QoS 1) and records every message."""
 
-    def __init__(self, port: int, topics: list[str], client_id: str = "test-recorder") -> None:
+    def __init__(
+        self,
+        port: int,
+        topics: list[str],
+        client_id: str = "test-recorder",
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self.subscribed = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         self.client.reconnect_delay_set(1, 1)
+        if auth is not None:
+            self.client.username_pw_set(*auth)
         self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message

@@ -127,7 +127,9 @@ def test_slow_bodies_and_headers_do_not_starve_predict_or_healthz(server, eval_d
                 assert response.status_code == 200, response.text
             time.sleep(0.1)
         assert len(latencies) >= 10
-        assert max(latencies) < 2.0, sorted(latencies)[-5:]
+        # Starved, a request would wait for a slot that only a slow client's cut-off frees (the
+        # header deadline, 4 s after these requests begin): half of it is no machine's speed.
+        assert max(latencies) < HEADER_TIMEOUT / 2, sorted(latencies)[-5:]
         # the slow bodies are answered 408 once body_timeout has passed
         for thread in bodies:
             thread.join(timeout=BODY_TIMEOUT + 10)

@@ -96,10 +96,15 @@ def test_hostile_messages_then_200_valid_results_are_all_stored(mosquitto, datab
         )
     try:
         assert wait_until(lambda: "aggregating" in log.read_text(), timeout=30), log.read_text()
+        # The same 200 results without hostile messages first: the baseline of this machine now.
+        started = time.monotonic()
+        clean = simulate(mosquitto, count=200, bins=4, seed=10)
+        assert wait_until(lambda: len(stored_event_ids(database_url)) >= 200, timeout=60, interval=0.1)
+        baseline = time.monotonic() - started
         publish_raw(mosquitto, HOSTILE)
         started = time.monotonic()
         published = simulate(mosquitto, count=200, bins=4, seed=11)
-        assert wait_until(lambda: len(stored_event_ids(database_url)) >= 200, timeout=60, interval=0.1), (
+        assert wait_until(lambda: len(stored_event_ids(database_url)) >= 400, timeout=60, interval=0.1), (
             log.read_text()[-3000:]
         )
         took = time.monotonic() - started
@@ -109,13 +114,17 @@ def test_hostile_messages_then_200_valid_results_are_all_stored(mosquitto, datab
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
-    print(f"200 valid results after {len(HOSTILE)} hostile messages stored in {took:.2f}s")
+    print(
+        f"200 valid results after {len(HOSTILE)} hostile messages stored in {took:.2f}s "
+        f"({baseline:.2f}s without)"
+    )
     assert code == 0, log.read_text()[-3000:]
-    # "within seconds" (issue 11): 0.4 s measured; a payload that stalls the writer (a quadratic
-    # scan took 39 s for one of the messages above) would blow this generous bound
-    assert took < 20
+    # "within seconds" (issue 11), against this machine's own rate in the same run: a payload
+    # that stalls the writer (a quadratic scan took 39 s for one of the messages above, 100x
+    # the 0.4 s of 200 results) blows this bound on any machine
+    assert took < 10 * baseline + 2.0, (took, baseline)
     assert "Traceback" not in log.read_text()
-    assert sorted(stored_event_ids(database_url)) == sorted(published.event_ids)
+    assert sorted(stored_event_ids(database_url)) == sorted(published.event_ids + clean.event_ids)
     assert health.status_code == 200
     ingest = health.json()["ingest"]
     assert ingest["writer"] == "running" and ingest["connected"] and ingest["lag"] == 0

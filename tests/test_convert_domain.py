@@ -64,21 +64,6 @@ def unseen_agreement(name: str, source: Path, out: Path, root: Path) -> tuple[fl
     return float(np.mean(truth.argmax(axis=1) == edge.argmax(axis=1))), truth
 
 
-INT8_NOISE = 0.10  # twice int8's allowed probability difference: the converter's "decided" margin
-
-
-def decided_agreement(name: str, source: Path, out: Path, root: Path, truth: np.ndarray) -> tuple[float, int]:
-    """Agreement on the photos whose source answer is decided by more than INT8_NOISE, and how
-    many photos are not (near-ties)."""
-    archetype = ARCHETYPES[name]
-    classifier = Classifier(out)
-    edge = np.stack([classifier.predict(load_image(p))[0] for p in unseen_photos(archetype, root)])
-    ordered = np.sort(truth, axis=1)
-    decided = (ordered[:, -1] - ordered[:, -2]) > INT8_NOISE
-    same = truth.argmax(axis=1) == edge.argmax(axis=1)
-    return float(np.mean(same[decided])), int(np.sum(~decided))
-
-
 def test_waste_teachable_machine_export_is_proven_on_its_own_photos(
     root: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,16 +86,9 @@ def test_waste_teachable_machine_export_is_proven_on_its_own_photos(
     assert meta.quantization.startswith("int8"), report["attempts"]
     assert "held out from calibration" in report["photos"]
     assert report["proof"]["kind"] == "labelled" and report["proof"]["failure"] is None
-    top1, truth = unseen_agreement("tm-waste-4class", source, out, root)
-    decided, near_ties = decided_agreement("tm-waste-4class", source, out, root, truth)
-    print(
-        f"\ntm-waste-4class: {meta.quantization}, unseen agreement {top1:.3f} on all photos, "
-        f"{decided:.3f} where the source decides by more than {INT8_NOISE} ({near_ties} near-ties)"
-    )
-    # Four classes: a softmax often splits two of them within int8's noise; those answers may
-    # flip with any quantization. Where the source decides, the converter's promise (98 %) holds
-    # with the source fed its true preprocessing, independently of what the converter inferred.
-    assert decided >= 0.98 and top1 >= 0.90
+    top1, _ = unseen_agreement("tm-waste-4class", source, out, root)
+    print(f"\ntm-waste-4class: {meta.quantization}, unseen agreement {top1:.3f}")
+    assert top1 >= 0.95
 
 
 def test_one_class_present_reports_its_recall_and_does_not_refuse(

@@ -84,3 +84,21 @@ def test_the_bins_set_installs_hash_checked_on_a_fresh_venv(tmp_path, eval_dir):
         [str(bin_dir / "ecolens"), "classify", str(image)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0 and json.loads(done.stdout)["label"] == "plastic", done.stderr[-2000:]
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("python", ["3.11", "3.13"])
+def test_a_pi_finds_every_pinned_wheel_of_the_bins_set(python):
+    """Raspberry Pi OS bookworm (3.11) and trixie (3.13) on aarch64: every pin of the bins' set
+    exists as a binary wheel for that Python and machine, with one of its pinned hashes (pip
+    refuses anything else); a pin with no aarch64 wheel would make the Pi guide's install build
+    from source or fail. The files are fetched from the package index once and kept."""
+    from tests.support.cleanvenv import PI_PLATFORMS
+
+    constraints = REPO / "constraints" / f"edge-py{python.replace('.', '')}.txt"
+    folder = wheelhouse(constraints, (python, PI_PLATFORMS))
+    wheels = [p.name for p in folder.glob("*.whl")]
+    assert len(wheels) == len(pinned(constraints)), sorted(wheels)
+    cp = f"cp{python.replace('.', '')}"
+    (litert,) = [w for w in wheels if w.startswith("ai_edge_litert-")]
+    assert f"-{cp}-{cp}-" in litert and litert.endswith("_aarch64.whl"), litert

@@ -26,10 +26,17 @@ def constraints_file(name: str) -> Path:
     return REPO / "constraints" / f"{name}-py{sys.version_info[0]}{sys.version_info[1]}.txt"
 
 
-def wheelhouse(constraints: Path) -> Path:
-    """The folder of wheels pinned by ``constraints`` (hash-checked when they were fetched)."""
+# A Raspberry Pi OS bin (aarch64): glibc 2.36 (bookworm) and newer; pip takes only the tags it
+# is given, so every manylinux level a wheel may carry is named.
+PI_PLATFORMS = ("manylinux2014_aarch64", *(f"manylinux_2_{v}_aarch64" for v in range(17, 37)))
+
+
+def wheelhouse(constraints: Path, target: tuple[str, tuple[str, ...]] | None = None) -> Path:
+    """The folder of wheels pinned by ``constraints`` (hash-checked when they were fetched), for
+    this interpreter and machine, or for ``target`` = (Python version "3.13", platform tags)."""
     key = hashlib.sha256(constraints.read_bytes()).hexdigest()[:16]
-    folder = CACHE / f"{constraints.stem}-{key}"
+    where = f"-{target[0]}-{target[1][-1]}" if target else ""
+    folder = CACHE / f"{constraints.stem}-{key}{where}"
     if (folder / ".complete").exists():
         return folder
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -39,8 +46,11 @@ def wheelhouse(constraints: Path) -> Path:
             partial = folder.with_name(folder.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             # --only-binary: the files are PyPI's own, so their hashes are the pinned ones
+            cross = ["--python-version", target[0], "--implementation", "cp"] if target else []
+            for platform in target[1] if target else ():
+                cross += ["--platform", platform]
             pip(sys.executable, "download", "--only-binary=:all:", "--require-hashes", "--no-deps",
-                "-r", str(constraints), "-d", str(partial), timeout=1800)  # fmt: skip
+                *cross, "-r", str(constraints), "-d", str(partial), timeout=1800)  # fmt: skip
             (partial / ".complete").touch()
             shutil.rmtree(folder, ignore_errors=True)
             partial.rename(folder)

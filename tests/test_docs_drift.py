@@ -117,3 +117,33 @@ def test_every_shell_example_is_run_by_a_test_or_says_what_it_needs():
             assert re.search(rf"^def {re.escape(test)}\(", text(REPO / target), re.MULTILINE), (
                 f"{doc}:{line}: no test {test} in {target}"
             )
+
+
+def quoted_figures(table_rows: list[str]) -> list[str]:
+    """The decimal figures of a Markdown table's cells, leaving out remarks in parentheses."""
+    figures = []
+    for row in table_rows:
+        for cell in row.strip("|").split("|"):
+            plain = re.sub(r"\([^)]*\)", "", cell.replace("**", ""))
+            figures += re.findall(r"\d+\.\d+", plain)
+    return figures
+
+
+def test_readme_benchmark_tables_are_the_recorded_run():
+    """Every figure of the README's benchmark tables is in the recorded run it cites (the whole
+    output of scripts/benchmarks.py), at the README's rounding: no figure typed by hand."""
+    readme = text(REPO / "README.md")
+    cited = re.search(r"\[docs/(benchmarks-[\d-]+\.txt)\]", readme)
+    assert cited, "the README cites the recorded benchmark run"
+    recorded = text(REPO / "docs" / cited.group(1))
+    values = [float(v) for v in re.findall(r"\d+\.\d+", recorded)]
+    section = readme[readme.index("**The figures below come from one run") :]
+    section = section[: section.index("`ecolens benchmark coldstart`")]
+    rows = [line for line in section.splitlines() if line.startswith("|") and not line.startswith("|---")]
+    figures = quoted_figures([row for row in rows if re.search(r"\|\s*[\d`]", row)])
+    assert len(figures) > 20, figures
+    for figure in figures:
+        decimals = len(figure.split(".")[1])
+        assert any(round(value, decimals) == float(figure) for value in values), (
+            f"README's {figure} is not in {cited.group(1)}"
+        )

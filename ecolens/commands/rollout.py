@@ -109,7 +109,7 @@ def push(args: argparse.Namespace, config, model: Path, devices: list[str], key)
     """Sign and publish the model for the bins (or the canaries), record it as their current
     manifest, and for a canary hand it to the aggregator."""
     from ecolens.core.classifier import file_sha256
-    from ecolens.fleet.rollout.current import record_manifests, revoked_by
+    from ecolens.fleet.rollout.current import revoked_by
     from ecolens.fleet.rollout.publish import collect_states, publish_model
     from ecolens.fleet.rollout.states import pick_canaries
 
@@ -131,14 +131,12 @@ def push(args: argparse.Namespace, config, model: Path, devices: list[str], key)
                     file=sys.stderr,
                 )
         started = time.monotonic()
-        manifests = publish_model(config.mqtt, prefix, model, devices, key, ttl_s)
+        manifests = publish_model(config.mqtt, prefix, model, devices, key, ttl_s, database)
         print(
             f"model {manifests[0].name} {manifests[0].version} ({sha256[:12]}, {manifests[0].chunks} chunks) "
             f"signed for {', '.join(devices)} in {time.monotonic() - started:.1f} s",
             flush=True,
         )
-        if database is not None:
-            record_manifests(database, manifests)
         if not args.canary:
             return 0
         record_canary(args, config, manifests[0], devices)
@@ -157,9 +155,7 @@ def push(args: argparse.Namespace, config, model: Path, devices: list[str], key)
         if args.promote:
             others = [d for d in states if d not in devices]
             if others:
-                promoted = publish_model(config.mqtt, prefix, model, others, key, ttl_s)
-                if database is not None:
-                    record_manifests(database, promoted)
+                publish_model(config.mqtt, prefix, model, others, key, ttl_s, database)
             print(f"canary healthy: promoted to {', '.join(others) or 'no other bins'}")
         return 0
     finally:
@@ -170,7 +166,7 @@ def push(args: argparse.Namespace, config, model: Path, devices: list[str], key)
 def rollback(config, devices: list[str], key) -> int:  # noqa: ANN001
     """A signed rollback to each bin, online or not, revoking the model its current manifest
     installed; a bin already rolled back, or with nothing to go back to, gets nothing (one line)."""
-    from ecolens.fleet.rollout.current import record_manifests, revoke, rollback_target
+    from ecolens.fleet.rollout.current import revoke, rollback_target
     from ecolens.fleet.rollout.publish import collect_states, opener, publish_rollback
 
     if not devices:
@@ -188,9 +184,9 @@ def rollback(config, devices: list[str], key) -> int:  # noqa: ANN001
                 models[device] = model
         if not models:
             return 0
-        manifests = publish_rollback(opener(config.mqtt), prefix, models, key, config.rollout.manifest_ttl_s)
+        ttl_s = config.rollout.manifest_ttl_s
+        manifests = publish_rollback(opener(config.mqtt), prefix, models, key, ttl_s, database)
         if database is not None:
-            record_manifests(database, manifests)
             for model in set(models.values()):
                 revoke(database, model.sha256, manifests[0].rollout_id, int(time.time() * 1000))
         print(

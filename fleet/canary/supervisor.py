@@ -187,15 +187,19 @@ class CanarySupervisor:
 
     def _roll_back(self, database: Database, rollout: StagedRollout, targets: list[str], now_ms: int) -> None:
         """Revoke the rollout's model on every canary with a signed, retained rollback."""
-        from ecolens.fleet.rollout.current import record_manifests, revoke
+        from ecolens.fleet.rollout.current import revoke
         from ecolens.fleet.rollout.publish import ModelRef, publish_rollback
 
         revoke(database, rollout.sha256, rollout.rollout_id, now_ms)
         model = ModelRef(rollout.sha256, rollout.name, rollout.version)
-        manifests = publish_rollback(
-            self.connect, self.prefix, {d: model for d in targets}, self.private_key, self.manifest_ttl_s
+        publish_rollback(
+            self.connect,
+            self.prefix,
+            {d: model for d in targets},
+            self.private_key,
+            self.manifest_ttl_s,
+            database,
         )
-        record_manifests(database, manifests)
 
     def _remember(self, rollout: StagedRollout, state: str, record: dict[str, Any]) -> None:
         self.stats.last_decision = {"rollout_id": rollout.rollout_id, "state": state, **record}

@@ -11,27 +11,9 @@ from typing import Any
 
 from ecolens.core.rollout import Manifest
 from ecolens.core.wire import manifest_topic
+from ecolens.fleet.rollout.manifest_lock import manifests_locked, write_current
 from ecolens.fleet.rollout.publish import ModelRef, Opener, expiry_ms
 from ecolens.fleet.storage.database import Database
-
-
-def record_manifests(database: Database, manifests: list[Manifest]) -> None:
-    """What was just signed and published is now each bin's current manifest."""
-    with database.transaction():
-        for manifest in manifests:
-            database.execute("DELETE FROM manifests WHERE device_id = ?", (manifest.device_id,))
-            database.execute(
-                "INSERT INTO manifests (device_id, serial, action, model_sha256, expires_ms, body) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    manifest.device_id,
-                    manifest.serial,
-                    manifest.action,
-                    manifest.sha256,
-                    manifest.expires_ms,
-                    manifest.to_bytes().decode(),
-                ),
-            )
 
 
 def current_manifest(database: Database, device: str) -> Manifest | None:
@@ -77,28 +59,25 @@ def refresh_manifests(
     database: Database, connect: Opener, prefix: str, private_key: Any, ttl_s: float, now_ms: int
 ) -> list[Manifest]:
     """Re-sign and re-publish the current manifests past half their lifetime: the same serial
-    (a bin that applied it does nothing), a later expiry. Returns those re-signed."""
+    (a bin that applied it does nothing), a later expiry. Returns those re-signed. Read, published
+    and recorded under the manifests' lock, so a push meanwhile is never published over."""
     from ecolens.core.rollout import sign
 
-    rows = database.query(
-        "SELECT body FROM manifests WHERE expires_ms < ?", (now_ms + int(ttl_s * 1000) // 2,)
-    )
-    if not rows:
+    due = "SELECT body FROM manifests WHERE expires_ms < ?"
+    horizon = (now_ms + int(ttl_s * 1000) // 2,)
+    if not database.query(due, horizon):  # the usual case: no lock taken
         return []
-    fresh = [
-        dataclasses.replace(Manifest.from_bytes(str(row[0]).encode()), expires_ms=expiry_ms(ttl_s))
-        for row in rows
-    ]
-    connection = connect("refresh")
-    try:
-        for manifest in fresh:
-            connection.publish(manifest_topic(prefix, manifest.device_id), sign(manifest, private_key))
-    finally:
-        connection.close()
-    with database.transaction():
-        for manifest in fresh:  # unless a newer one was recorded meanwhile
-            database.execute(
-                "UPDATE manifests SET expires_ms = ?, body = ? WHERE device_id = ? AND serial = ?",
-                (manifest.expires_ms, manifest.to_bytes().decode(), manifest.device_id, manifest.serial),
-            )
+    with manifests_locked(database) as tx:
+        assert tx is not None
+        fresh = [
+            dataclasses.replace(Manifest.from_bytes(str(row[0]).encode()), expires_ms=expiry_ms(ttl_s))
+            for row in tx.query(due, horizon)
+        ]
+        connection = connect("refresh")
+        try:
+            for manifest in fresh:
+                connection.publish(manifest_topic(prefix, manifest.device_id), sign(manifest, private_key))
+        finally:
+            connection.close()
+        write_current(tx, fresh)
     return fresh

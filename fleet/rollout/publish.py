@@ -21,7 +21,9 @@ from ecolens.core.mqtt import BrokerSection, ConnectFailed
 from ecolens.core.mqtt.client import Message, MqttClient
 from ecolens.core.rollout import CHUNK_BYTES, Manifest, sign
 from ecolens.core.wire import chunk_topic, manifest_topic, model_fetch, state_filter
+from ecolens.fleet.rollout.manifest_lock import manifests_locked, write_current
 from ecolens.fleet.rollout.states import well_formed_state
+from ecolens.fleet.storage.database import Database
 
 PUBLISH_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
@@ -82,13 +84,19 @@ def publish_signed(
     devices: Iterable[str],
     private_key: Any,
     manifest_for: Callable[[str], Manifest],
+    database: Database | None = None,
 ) -> list[Manifest]:
-    """One signed, retained manifest per bin: what installs and rollbacks both send."""
+    """One signed, retained manifest per bin: what installs and rollbacks both send. With the
+    fleet's ``database``, published and recorded as the bins' current ones under the manifests'
+    lock (fleet.rollout.manifest_lock)."""
     manifests = []
-    for device in devices:
-        manifest = manifest_for(device)
-        connection.publish(manifest_topic(prefix, device), sign(manifest, private_key))
-        manifests.append(manifest)
+    with manifests_locked(database) as tx:
+        for device in devices:
+            manifest = manifest_for(device)
+            connection.publish(manifest_topic(prefix, device), sign(manifest, private_key))
+            manifests.append(manifest)
+        if tx is not None:
+            write_current(tx, manifests)
     return manifests
 
 
@@ -106,9 +114,16 @@ class ModelRef:
 
 
 def publish_model(
-    broker: BrokerSection, prefix: str, model: Path, devices: Iterable[str], private_key: Any, ttl_s: float
+    broker: BrokerSection,
+    prefix: str,
+    model: Path,
+    devices: Iterable[str],
+    private_key: Any,
+    ttl_s: float,
+    database: Database | None = None,
 ) -> list[Manifest]:
-    """Chunks once (retained, shared by every bin), then one signed manifest per bin."""
+    """Chunks once (retained, shared by every bin), then one signed manifest per bin (recorded
+    in ``database`` as each bin's current one)."""
     metadata = read_metadata(model)  # refuses a file the bins could not load anyway
     data = model.read_bytes()
     sha256 = file_sha256(model)
@@ -139,13 +154,19 @@ def publish_model(
                 rollout_id=rollout_id,
                 expires_ms=expiry_ms(ttl_s),
             ),
+            database,
         )
     finally:
         connection.close()
 
 
 def publish_rollback(
-    connect: Opener, prefix: str, models: dict[str, ModelRef], private_key: Any, ttl_s: float
+    connect: Opener,
+    prefix: str,
+    models: dict[str, ModelRef],
+    private_key: Any,
+    ttl_s: float,
+    database: Database | None = None,
 ) -> list[Manifest]:
     """A signed rollback per bin, retained: it revokes the model named for that bin, and
     supersedes the retained install, so a bin that is offline now never installs it either."""
@@ -172,6 +193,7 @@ def publish_rollback(
                 rollout_id=rollout_id,
                 expires_ms=expiry_ms(ttl_s),
             ),
+            database,
         )
     finally:
         connection.close()

@@ -267,9 +267,11 @@ def run(args: argparse.Namespace) -> Figures:
             rates[(kind, 2)] = statistics.median(samples)
             print(f"  ingest {kind:<10} x2: {rates[(kind, 2)]:8.0f} results/s  "
                   f"(runs: {', '.join(f'{s:.0f}' for s in samples)})", flush=True)  # fmt: skip
-        baseline = rates.get(("sqlite", 1), 1.0)
+        base_kind = "sqlite" if ("sqlite", 1) in rates else next(iter(kinds))  # --no-sqlite: PostgreSQL
+        baseline = rates.get((base_kind, 1), 1.0)
         if rates:
-            print("\nSustained ingest, with rollups (results/s stored; baseline = 1 aggregator, SQLite)")
+            print(f"\nSustained ingest, with rollups (results/s stored; baseline = 1 aggregator, "
+                  f"{base_kind})")  # fmt: skip
             header = ("storage", "1 aggregator", "2 aggregators", "x1 vs base", "x2 vs x1")
             print("  {:<12}{:>14}{:>15}{:>12}{:>10}".format(*header))
         for kind in kinds if rates else []:
@@ -284,13 +286,14 @@ def run(args: argparse.Namespace) -> Figures:
             print("\nBatch write, results/s (500 results from 300 bins a batch; baseline = the write "
                   f"before rollups, same batches, median of {args.runs} alternating runs)")  # fmt: skip
             for kind in kinds:
-                with_rollups, baseline, runs_with, runs_base = fleet_write.compare(
+                with_rollups, before_write, runs_with, runs_base = fleet_write.compare(
                     lambda kind=kind: servers.database_url(kind), args.runs
                 )
-                write_rates[kind] = (with_rollups, baseline)
-                print(f"  {kind:<12} with rollups {with_rollups:8.0f}, before rollups {baseline:8.0f}: "
-                      f"{with_rollups / baseline:.2f}x  (runs: {', '.join(f'{r:.0f}' for r in runs_with)} vs "
-                      f"{', '.join(f'{r:.0f}' for r in runs_base)})", flush=True)  # fmt: skip
+                write_rates[kind] = (with_rollups, before_write)
+                listed = [", ".join(f"{r:.0f}" for r in series) for series in (runs_with, runs_base)]
+                runs = " vs ".join(listed)
+                print(f"  {kind:<12} with rollups {with_rollups:8.0f}, before rollups {before_write:8.0f}: "
+                      f"{with_rollups / before_write:.2f}x  (runs: {runs})", flush=True)  # fmt: skip
 
         query_ms_by: dict[str, dict[int, dict[str, float]]] = {}
         if "query" in parts:
@@ -310,7 +313,7 @@ def run(args: argparse.Namespace) -> Figures:
         servers.stop()
     panels: dict[str, dict[str, float]] = {}
     if rates:
-        panels["ingest results/s vs 1 aggregator on SQLite (higher is better)"] = {
+        panels[f"ingest results/s vs 1 aggregator on {base_kind} (higher is better)"] = {
             f"{kind}, {n} aggregator{'s' if n > 1 else ''}": rate / baseline
             for (kind, n), rate in rates.items()
         }

@@ -154,6 +154,7 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
             "attempts": [a.row for a in attempts],
             **({"int8_retry": int8_retry} if int8_retry else {}),
             "min_agreement": options.min_agreement,
+            "min_agreement_all": options.min_agreement_all,
         }
         final = chosen
         metadata = meta_for(final.mode) if final else meta_for(requested if requested != "auto" else "int8")

@@ -49,7 +49,7 @@ def inspect_tflite(path: Path) -> dict[str, Any]:
     return info
 
 
-def inspect_keras(path: Path, verbose: bool = False) -> dict[str, Any]:
+def inspect_keras(path: Path, verbose: bool = False, photos: Path | None = None) -> dict[str, Any]:
     from ecolens.convert import inputrange, labels
     from ecolens.convert.graph import is_model
     from ecolens.convert.h5meta import read_h5_metadata
@@ -59,7 +59,6 @@ def inspect_keras(path: Path, verbose: bool = False) -> dict[str, Any]:
     from ecolens.convert.quiet import native_output_silenced
     from ecolens.convert.validate import source_probabilities
     from ecolens.core.metadata import InputSpec
-    from ecolens.models import calibration_dir
 
     with native_output_silenced(not verbose):
         loaded = load_keras_model(path)
@@ -89,7 +88,24 @@ def inspect_keras(path: Path, verbose: bool = False) -> dict[str, Any]:
         info["input_range_source"] = ".h5 metadata (ecolens train)"
         return info
     spec = InputSpec(*loaded.input_size, channels=loaded.channels)
-    rgbs = load_rgbs(calibration_dir(), DATA_CHECK_PHOTOS, "calibration")
+    claim = inputrange.from_graph(loaded.model) or inputrange.from_architecture(
+        loaded.model, numbered and is_model(loaded.model.layers[0])
+    )
+    if photos is None:
+        # Not an EcoLens model: the shipped waste photos say nothing of its range (a cat/dog
+        # model is confident about nonsense on them). The graph or architecture may; the data
+        # check needs photos of its own domain.
+        if claim is not None:
+            info["input_range"], info["input_range_source"] = claim.range.name, claim.source
+            info["input_range_checked"] = "not against photos (give --photos DIR of its own domain)"
+        else:
+            info["input_range"] = None
+            info["input_range_source"] = (
+                "unknown from the file alone: give --photos DIR (photos of this model's own domain) "
+                "to check it against data"
+            )
+        return info
+    rgbs = load_rgbs(photos, DATA_CHECK_PHOTOS, "photos")
     try:
         finding, _ = inputrange.infer(
             loaded.model,
@@ -105,12 +121,14 @@ def inspect_keras(path: Path, verbose: bool = False) -> dict[str, Any]:
     return info
 
 
-def inspect(path: Path, verbose: bool = False) -> dict[str, Any]:
+def inspect(path: Path, verbose: bool = False, photos: Path | None = None) -> dict[str, Any]:
+    """``photos``: the model's own domain, for the input range's data check of a Keras model
+    that is not EcoLens's own (never the shipped waste photos)."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     if path.suffix.lower() == ".tflite":
         return inspect_tflite(path)
-    return inspect_keras(path, verbose)
+    return inspect_keras(path, verbose, photos)
 
 
 def format_inspection(info: dict[str, Any]) -> str:
@@ -124,6 +142,7 @@ def format_inspection(info: dict[str, Any]) -> str:
         "input_quantization",
         "input_range",
         "input_range_source",
+        "input_range_checked",
         "labels",
         "labels_source",
         "output",

@@ -17,7 +17,8 @@ class ConvertOptions:
     calibration_count: int = 200
     eval: Path | None = None
     validate: bool = True
-    min_agreement: float = 0.98
+    min_agreement: float = 0.98  # where the source decides (margin above quantization noise)
+    min_agreement_all: float = 0.95  # on every proof photo, near-ties included
     max_probability_difference: float = 0.02
     labels: tuple[str, ...] | None = None
     labels_file: Path | None = None

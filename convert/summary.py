@@ -45,7 +45,8 @@ def format_report(report: dict[str, Any]) -> str:
             f"top-1 agreement:        {percent(validation['agreement'], report['min_agreement'])} on "
             f"{validation['decided_photos']} photos the source decides "
             f"({percent(validation['agreement_all_photos'], report['min_agreement'])} on all; "
-            f"minimum {percent(report['min_agreement'], report['min_agreement'])})",
+            f"minimum {percent(report['min_agreement'], report['min_agreement'])}, "
+            f"{percent(report.get('min_agreement_all', 0.95), report['min_agreement'])} on all)",
             f"median |p difference|:  {validation['median_probability_difference']:.4f}",
             f"max |p difference|:     {validation['max_probability_difference']:.4f}",
             f"size:                   {validation['source_bytes'] / 1e6:.2f} MB -> "

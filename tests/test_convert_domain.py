@@ -158,3 +158,21 @@ def test_model_that_answers_one_class_under_its_true_range_is_written_with_a_war
     top1, truth = unseen_agreement(name, source, out, root)
     assert set(truth.argmax(axis=1)) == {0}  # the source itself answers one class
     assert top1 >= 0.95
+
+
+def test_inspect_never_judges_a_foreign_model_on_waste_photos(
+    root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`ecolens inspect` of a model that is not EcoLens's own: without --photos it says what the
+    file says (the Teachable Machine graph: -1..1) and that it did not check it against photos;
+    with photos of its own domain, the data check confirms it."""
+    from ecolens.cli import main
+
+    source = model_path(root, "tm-waste-4class")
+    assert main(["inspect", str(source), "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["input_range"] == "-1..1" and "--photos" in plain["input_range_checked"], plain
+    photos = domain_folder(ARCHETYPES["tm-waste-4class"], root)
+    assert main(["inspect", str(source), "--json", "--photos", str(photos)]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["input_range"] == "-1..1" and "input_range_checked" not in checked, checked

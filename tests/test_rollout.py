@@ -88,10 +88,10 @@ def start_bin(
 class States:
     """The retained model/state messages of the bins."""
 
-    def __init__(self, broker: FleetBroker) -> None:
-        self.recorder = Recorder(
-            broker.port, ["ecolens/+/model/state", "ecolens/+/result"], "state-recorder", broker.observer()
-        )
+    def __init__(self, broker: FleetBroker | int) -> None:
+        """On the shipped broker as a reader of its own, or on a plain one's port."""
+        port, auth = (broker, None) if isinstance(broker, int) else (broker.port, broker.observer())
+        self.recorder = Recorder(port, ["ecolens/+/model/state", "ecolens/+/result"], "state-recorder", auth)
 
     def last(self, device: str) -> dict:
         messages = self.recorder.on(f"ecolens/{device}/model/state")

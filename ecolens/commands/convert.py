@@ -136,7 +136,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument(
         "--no-validate", action="store_true", help="skip the comparison with the source model"
     )
-    convert.add_argument("--min-agreement", type=float, default=0.98, help="default 0.98")
+    convert.add_argument(
+        "--min-agreement", type=float, default=0.98, help="on photos the source decides (default 0.98)"
+    )
+    convert.add_argument(
+        "--min-agreement-all", type=float, default=0.95, help="on every proof photo, near-ties too (0.95)"
+    )
     convert.add_argument(
         "--allow-degenerate",
         action="store_true",
@@ -257,6 +262,7 @@ def run_convert(args: argparse.Namespace) -> int:
         eval=args.eval,
         validate=not args.no_validate,
         min_agreement=args.min_agreement,
+        min_agreement_all=args.min_agreement_all,
         labels=labels,
         labels_file=args.labels_file,
         input_range=args.input_range,

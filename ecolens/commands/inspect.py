@@ -17,6 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", type=Path, metavar="MODEL", help=".h5, .keras or .tflite")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        metavar="DIR",
+        help="photos of the model's own domain: check a Keras model's input range against them",
+    )
     parser.set_defaults(func=run)
 
 
@@ -29,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from ecolens.convert.inspect import format_inspection, inspect
 
     with unexpected_errors_in_one_line(args.verbose):
-        info = inspect(args.model, verbose=args.verbose)
+        info = inspect(args.model, verbose=args.verbose, photos=args.photos)
     print(json.dumps(info, indent=2, default=str) if args.json else format_inspection(info))
     return 0

@@ -97,6 +97,14 @@ def postgres_url(postgres_server) -> str:
     return postgres_server.create_database()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The fleet's database on each backend: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fleet.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture(scope="module")
 def field_domain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """333 frames (60 plastic) of the shipped photos as a dark, warm-lit, far-away camera sees them."""

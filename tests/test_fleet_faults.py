@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 
-import pytest
 import requests
 from ecolens.bench.mosquitto import free_port
 from ecolens.bench.postgres import wait_until
@@ -63,13 +62,6 @@ HOSTILE: list[tuple[str, bytes]] = [
     ("ecolens/bin-x/status", b"\xff\xfeo\x00n\x00"),
     ("ecolens/" + "d" * 1000 + "/result", GOOD_TEXT.encode()),
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 def rejected_reasons(url: str) -> list[str]:

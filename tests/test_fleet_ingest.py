@@ -12,7 +12,6 @@ from collections import Counter
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
-import pytest
 from ecolens.bench.postgres import wait_until
 from ecolens.core.contract import make_result
 from ecolens.core.mqtt import BrokerSection
@@ -60,13 +59,6 @@ def stored_event_ids(url: str) -> list[str]:
 def wait_for_count(url: str, expected: int, timeout: float = 60) -> list[str]:
     wait_until(lambda: len(stored_event_ids(url)) >= expected, timeout=timeout, interval=0.2)
     return stored_event_ids(url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 def test_two_aggregators_on_a_shared_subscription_store_every_result_once(mosquitto, database_url):

@@ -21,13 +21,6 @@ from ecolens.fleet.subscriber import Aggregator
 NOW = 1_764_000_000_000
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 def count(url: str, table: str) -> int:
     database = open_database(url, migrate=False)
     try:

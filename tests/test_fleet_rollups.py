@@ -28,13 +28,6 @@ NOW = int(time.time() * 1000)
 START = NOW - 40 * DAY_MS  # results spread over the last 40 days
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 def make_rows(count: int, seed: int = 1, bins: int = 6) -> list[StoredResult]:
     """Results over 40 days; each bin numbers its results, with a few numbers never sent."""
     rng = random.Random(seed)

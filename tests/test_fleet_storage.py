@@ -17,13 +17,6 @@ HOUR = 3_600_000
 T0 = 1_714_550_400_000  # 2024-05-01T08:00:00Z, on an hour boundary
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def store(database_url):
     database = open_database(database_url)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 from ecolens.core.mqtt import BrokerSection
 from ecolens.core.rollout import (
     CHUNK_BYTES,
@@ -29,13 +28,6 @@ from ecolens.fleet.storage import open_database
 from tests.support.daemon_helpers import Recorder
 
 TTL_S = 3600.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 def manifest(serial: int, version: str, expires_ms: int) -> Manifest:

@@ -100,8 +100,9 @@ class ScenarioBuilder:
     def results(self, bin_: CityBin, times: list[int], sent_at: int | None = None, lose: int = 0,
                 slow: float = 1.0) -> None:  # fmt: skip
         """Results seen at ``times``; published as seen, or all at ``sent_at`` (a queue catching
-        up); ``lose`` of them numbered but never arriving."""
-        lost = set(self.rng.sample(range(len(times)), min(lose, len(times))))
+        up); ``lose`` of them numbered but never arriving, never the newest (a gap shows only
+        below a number that did arrive, so a lost newest one would not be seen as missing)."""
+        lost = set(self.rng.sample(range(len(times) - 1), min(lose, max(0, len(times) - 1))))
         for index, seen in enumerate(times):
             seen_at = datetime.fromtimestamp(seen / 1000, tz=timezone.utc)
             result = city_result(

@@ -119,6 +119,12 @@ def test_every_shell_example_is_run_by_a_test_or_says_what_it_needs():
             )
 
 
+def rounds_to(value: float, figure: str) -> bool:
+    """``figure`` is ``value`` at its number of decimals (half up or half even: 87.05 -> 87.1)."""
+    decimals = len(figure.split(".")[1])
+    return abs(value - float(figure)) <= 0.5 * 10**-decimals + 1e-9
+
+
 def quoted_figures(table_rows: list[str]) -> list[str]:
     """The decimal figures of a Markdown table's cells, leaving out remarks in parentheses."""
     figures = []
@@ -143,7 +149,33 @@ def test_readme_benchmark_tables_are_the_recorded_run():
     figures = quoted_figures([row for row in rows if re.search(r"\|\s*[\d`]", row)])
     assert len(figures) > 20, figures
     for figure in figures:
-        decimals = len(figure.split(".")[1])
-        assert any(round(value, decimals) == float(figure) for value in values), (
-            f"README's {figure} is not in {cited.group(1)}"
-        )
+        assert any(rounds_to(value, figure) for value in values), f"{figure} is not in {cited.group(1)}"
+
+
+def tables_after_a_recorded_run(path: Path) -> list[tuple[str, list[str]]]:
+    """(recorded file, table rows) for each Markdown table whose last paragraph above names a
+    recorded benchmark run (`benchmarks-DATE.txt`)."""
+    lines, found, index = text(path).splitlines(), [], 0
+    while index < len(lines):
+        if lines[index].startswith("|"):
+            end = index
+            while end < len(lines) and lines[end].startswith("|"):
+                end += 1
+            above = "\n".join(lines[max(0, index - 12) : index])
+            cited = re.findall(r"(benchmarks-[\d-]+\.txt)", above)
+            rows = [r for r in lines[index + 2 : end] if not r.startswith("| ---")]
+            if cited:
+                found.append((cited[-1], rows))
+            index = end
+        index += 1
+    return found
+
+
+@pytest.mark.parametrize("doc", sorted((REPO / "docs").glob("*.md")), ids=lambda p: p.name)
+def test_doc_benchmark_tables_are_the_recorded_run(doc: Path):
+    """A table right after a paragraph that names a recorded run holds that run's figures only."""
+    for recorded, rows in tables_after_a_recorded_run(doc):
+        values = [float(v) for v in re.findall(r"\d+\.\d+", text(REPO / "docs" / recorded))]
+        for figure in quoted_figures(rows):
+            found = any(rounds_to(value, figure) for value in values)
+            assert found, f"{doc.name}: {figure} is not in {recorded}"

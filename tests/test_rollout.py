@@ -133,6 +133,18 @@ def publish(broker: FleetBroker, topic: str, payload: bytes) -> None:
     )  # fmt: skip
 
 
+def push_flags(broker: FleetBroker, key: Path, database: Path) -> list[str]:
+    """`ecolens rollout` as the operator runs it: its broker user, the key, the fleet database."""
+    return [
+        "--broker",
+        broker.url_for("ecolens-rollout"),
+        "--key",
+        str(key),
+        "--database",
+        f"sqlite:///{database}",
+    ]
+
+
 def chunks_of(data: bytes) -> list[bytes]:
     """As `ecolens rollout` cuts a model: CHUNK_BYTES each (the shipped broker's packet limit)."""
     return [data[start : start + CHUNK_BYTES] for start in range(0, len(data), CHUNK_BYTES)]
@@ -391,14 +403,7 @@ def test_the_aggregator_rolls_back_bad_canaries_and_one_flooding_bin_decides_not
     names = ["bin-01", "bin-02"]
     bins = [start_bin(tmp_path, fleet_broker.url_for(name), reference_model, name, public) for name in names]
     others = OtherBins(fleet_broker)
-    push = [
-        "--broker",
-        fleet_broker.url_for("ecolens-rollout"),
-        "--key",
-        str(key),
-        "--database",
-        f"sqlite:///{database}",
-    ]
+    push = push_flags(fleet_broker, key, database)
     canary = ["--canary", "100%", "--min-canaries", "2", "--min-results", "8", "--max-share-delta", "0.3"]
     try:
         for name in names:

@@ -21,7 +21,7 @@ from ecolens.fleet.storage import open_database
 from tests.support.aggregator_process import start_aggregator
 from tests.support.daemon_helpers import Recorder
 from tests.support.model_variants import variant
-from tests.test_rollout import BASE, V1, V2, States, ecolens, publish, start_bin
+from tests.test_rollout import BASE, V1, V2, States, ecolens, publish, push_flags, start_bin
 
 
 @pytest.fixture
@@ -38,14 +38,7 @@ def test_a_rollback_reaches_an_offline_bin_and_a_second_one_sends_nothing(
     open_database(f"sqlite:///{database}").close()
     bad = variant(reference_model, tmp_path / "bad.tflite", V1, one_class=True)
     states = States(fleet_broker)
-    push = [
-        "--broker",
-        fleet_broker.url_for("ecolens-rollout"),
-        "--key",
-        str(key),
-        "--database",
-        f"sqlite:///{database}",
-    ]
+    push = push_flags(fleet_broker, key, database)
     one = start_bin(tmp_path, fleet_broker.url_for("bin-01"), reference_model, "bin-01", public)
     two = start_bin(tmp_path, fleet_broker.url_for("bin-02"), reference_model, "bin-02", public)
     try:

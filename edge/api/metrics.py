@@ -4,6 +4,7 @@ whole server whichever worker answers it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from prometheus_client import (
@@ -73,7 +74,10 @@ def worker_exiting() -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(os.getpid())
+        # A worker told to quit twice, or whose server already removed the directory, finds its
+        # files gone between prometheus_client's glob and remove: gone is what this wants.
+        with contextlib.suppress(FileNotFoundError):
+            multiprocess.mark_process_dead(os.getpid())
 
 
 def render() -> tuple[bytes, str]:

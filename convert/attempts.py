@@ -6,6 +6,7 @@ fails, and int8 with its worst layers kept in float (convert/selective.py)."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -16,11 +17,17 @@ import numpy as np
 from ecolens.convert.loading import LoadedModel
 from ecolens.convert.metrics import percent
 from ecolens.convert.options import ConvertOptions
-from ecolens.convert.quantize import CALIBRATION_CAP, load_rgbs, to_tflite, with_flipped_copies
+from ecolens.convert.quantize import CALIBRATION_CAP, load_rgbs, spread, to_tflite, with_flipped_copies
 from ecolens.convert.quiet import native_output_silenced
-from ecolens.convert.selective import SelectiveInt8
+from ecolens.convert.selective import (
+    MAX_LATENCY_RATIO,
+    SENSITIVITY_PHOTOS,
+    SelectiveInt8,
+    latency_ratio,
+    ranked,
+    steps,
+)
 from ecolens.convert.validate import agreement, source_inputs, source_probabilities, tflite_probabilities
-from ecolens.core.errors import EcoLensError
 from ecolens.core.metadata import embed_metadata
 from ecolens.core.preprocess import to_model_input
 
@@ -66,45 +73,87 @@ class Session:
         return self.judge(mode, flatbuffer, directory, started, extra)
 
     def selective(self, directory: Path, calibration: list[np.ndarray] | None) -> Attempt:
-        """int8 calibrated once, then re-quantized with the first n and the n worst layers kept in
-        float for n = 2, 4, 8, 16, stopping at the first that passes; the last tried is returned
-        when none does. Each candidate (its quantization and proof) is timed in ``candidates``."""
+        """int8 calibrated once, then re-quantized keeping the k layers whose int8 most changes
+        the output in float, for growing k (convert/selective.py). A candidate is proven on the
+        held-out photos once it passes the proof's floors on the calibration photos too (a
+        screen, optimistic: calibration set its ranges, but three times the photos) within
+        MAX_LATENCY_RATIO of full int8's latency; the first that passes the proof is kept.
+        Every candidate is in the report's ``candidates``."""
         metadata = self.meta_for("int8-selective")
         started = time.perf_counter()
         rgbs = self.calibration if calibration is None else calibration
         tensors = [to_model_input(rgb, metadata.input) for rgb in rgbs]
         with native_output_silenced(not self.options.verbose):
-            debugger = SelectiveInt8(self.loaded.model, tensors, self.options.verbose)
-        calibrated = round(time.perf_counter() - started, 2)
+            model = SelectiveInt8(self.loaded.model, tensors, self.loaded.output_kind, self.options.verbose)
+            sensitivity = model.sensitivity(spread(tensors, SENSITIVITY_PHOTOS), progress)
+            full_int8 = model.quantized([])
+        order = ranked(sensitivity)
+        total = sum(sensitivity.values()) or 1.0
+        source = source_probabilities(self.loaded.model, np.stack(tensors), self.loaded.output_kind)
+        # the proof's two floors, on the calibration photos too: both sets must keep the answers
+        screen = self.options.min_agreement, self.options.min_agreement_all
+        noise = 2 * self.allowed_difference("int8-selective")
+        extra: dict[str, Any] = {
+            "calibration_images": len(rgbs),
+            "calibration_seconds": round(time.perf_counter() - started, 2),
+            "candidates": [],
+        }
         attempt: Attempt | None = None
-        tried: list[dict] = []
-        for kept in debugger.steps():
-            if attempt is not None:
-                attempt.path.unlink(missing_ok=True)
+        flatbuffer = full_int8
+        refusal = ""
+        for kept in steps(len(order)):
             step = time.perf_counter()
             with native_output_silenced(not self.options.verbose):
-                flatbuffer = debugger.quantized(kept)
-            extra = {
-                "calibration_images": len(rgbs),
-                "calibration_seconds": calibrated,
-                "kept_in_float": debugger.kept(kept),
-                "candidates": tried,
+                flatbuffer = model.quantized(order[:kept])
+                probs = model.probabilities(flatbuffer, tensors)
+            measured = agreement(source, probs, noise=noise)
+            candidate: dict[str, Any] = {
+                "kept": kept,
+                "calibration_agreement": round(measured["agreement"], 4),
+                "calibration_agreement_all_photos": round(measured["agreement_all_photos"], 4),
+                "error_share_left": round(sum(sensitivity[name] for name in order[kept:]) / total, 3),
             }
-            attempt = self.judge("int8-selective", flatbuffer, directory, started, extra)
-            tried.append(
-                {
-                    "n": kept,
-                    "kept": len(extra["kept_in_float"]),
-                    "agreement": attempt.row.get("agreement"),
-                    "passed": attempt.row["passed"],
-                    "seconds": round(time.perf_counter() - step, 2),
-                }
+            extra["candidates"].append(candidate)
+            extra["kept_in_float"] = kept_report(order[:kept], sensitivity, total)
+            if measured["agreement"] < screen[0] or measured["agreement_all_photos"] < screen[1]:
+                candidate["seconds"] = round(time.perf_counter() - step, 2)
+                continue
+            with native_output_silenced(not self.options.verbose):
+                ratio = latency_ratio(flatbuffer, full_int8, tensors[0])
+            candidate["latency_vs_int8"] = round(ratio, 2)
+            if ratio > MAX_LATENCY_RATIO:
+                refusal = (
+                    f"keeping {kept} layers in float costs {ratio:.2f}x full int8's latency "
+                    f"(at most {MAX_LATENCY_RATIO}x)"
+                )
+                break
+            if attempt is not None:
+                attempt.path.unlink(missing_ok=True)
+            attempt = self.judge("int8-selective", flatbuffer, directory, started, dict(extra))
+            candidate.update(
+                proof_agreement=attempt.row.get("agreement"),
+                passed=attempt.row["passed"],
+                seconds=round(time.perf_counter() - step, 2),
             )
             if attempt.row["passed"]:
-                break
+                return attempt
+        best = max(extra["candidates"], key=lambda c: c["calibration_agreement"])
+        refusal = refusal or (
+            f"no candidate kept {screen[0]:.1%} of the source's decided answers ({screen[1]:.1%} of all) on "
+            f"the calibration photos and passed the proof (best: {best['kept']} layers in float, "
+            f"{best['calibration_agreement']:.1%})"
+        )
         if attempt is None:
-            raise EcoLensError("selective int8: the debugger found no quantized layer")
+            attempt = self.judge("int8-selective", flatbuffer, directory, started, dict(extra))
+        attempt.row["passed"] = False
+        attempt.row["why"] = f"{refusal}; {attempt.row['why']}"
         return attempt
+
+    def allowed_difference(self, mode: str) -> float:
+        """The median |probability difference| a mode may show (int8 activations round more)."""
+        if mode.startswith("int8"):
+            return max(self.options.max_probability_difference, 0.05)
+        return self.options.max_probability_difference
 
     def judge(self, mode: str, flatbuffer: bytes, directory: Path, started: float, extra: dict) -> Attempt:
         """Write the flatbuffer privately and compare it with the source on the proof photos."""
@@ -126,11 +175,7 @@ class Session:
             self.source_probs = source_probabilities(self.loaded.model, batch, self.loaded.output_kind)
         with native_output_silenced(not self.options.verbose):  # LiteRT announces its delegate
             probs = tflite_probabilities(path, self.evalset.rgbs)
-        limit_diff = (
-            max(self.options.max_probability_difference, 0.05)
-            if mode.startswith("int8")
-            else self.options.max_probability_difference
-        )
+        limit_diff = self.allowed_difference(mode)
         # a photo whose source answer is decided by less than twice the allowed probability
         # difference flips with quantization noise alone: agreement is counted on the others
         row.update(agreement(self.source_probs, probs, noise=2 * limit_diff))
@@ -166,6 +211,15 @@ class Session:
         if "kept_in_float" in extra:
             row["why"] += f"; {len(extra['kept_in_float'])} layer(s) kept in float"
         return Attempt(mode, path, row, probs)
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def kept_report(names: list[str], sensitivity: dict[str, float], total: float) -> list[dict[str, Any]]:
+    """The layers kept in float and the share of int8's output error each one alone caused."""
+    return [{"layer": name, "output_error_share": round(sensitivity[name] / total, 3)} for name in names]
 
 
 def larger_calibration(paths: list[Path], used: int) -> list[np.ndarray] | None:

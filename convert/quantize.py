@@ -11,11 +11,13 @@ import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from ecolens.core.errors import EcoLensError
 from ecolens.core.preprocess import find_images, load_image
+
+T = TypeVar("T")
 
 MODES = ("int8", "int8-selective", "float16", "dynamic", "float32")
 # `--quantize auto`: the smallest mode that passes the gate, in this order. int8-selective is
@@ -26,12 +28,12 @@ AUTO_ORDER = ("int8", "int8-selective", "dynamic", "float16", "float32")
 CALIBRATION_CAP = 1000
 
 
-def spread(paths: list[Path], limit: int) -> list[Path]:
-    """``paths`` evenly picked down to ``limit``."""
-    if len(paths) > limit:
-        picks = np.linspace(0, len(paths) - 1, limit).round().astype(int)
-        return [paths[i] for i in picks]
-    return list(paths)
+def spread(items: list[T], limit: int) -> list[T]:
+    """``items`` (paths, photos) evenly picked down to ``limit``: folders list by class."""
+    if len(items) > limit:
+        picks = np.linspace(0, len(items) - 1, limit).round().astype(int)
+        return [items[i] for i in picks]
+    return list(items)
 
 
 def calibration_images(folder: Path, limit: int) -> list[Path]:

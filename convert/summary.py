@@ -64,8 +64,8 @@ def format_report(report: dict[str, Any]) -> str:
                 )
     kept = (validation or {}).get("kept_in_float")
     if kept:
-        names = ", ".join(f"{k['layer'].split(';')[0]} ({k['rmse_over_scale']:.1f})" for k in kept)
-        lines.append(f"kept in float:          {names} (int8 error in quantization steps)")
+        names = ", ".join(f"{k['layer'].split(';')[0]} ({k['output_error_share']:.0%})" for k in kept)
+        lines.append(f"kept in float:          {names} (share of int8's output error, each alone)")
         if "int8_latency_ms" in validation:
             lines.append(
                 f"cost of keeping them:   {validation['tflite_bytes'] / 1e6:.2f} MB vs "

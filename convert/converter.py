@@ -23,8 +23,9 @@ from ecolens.convert.loading import load_keras_model
 from ecolens.convert.options import ConvertOptions
 from ecolens.convert.photos import plan
 from ecolens.convert.progress import progress
-from ecolens.convert.quantize import AUTO_ORDER, load_rgbs
+from ecolens.convert.quantize import AUTO_ORDER, load_rgbs, spread
 from ecolens.convert.quiet import native_output_silenced
+from ecolens.convert.selective import SCREEN_ENOUGH
 from ecolens.convert.validate import (
     EvalSet,
     latency,
@@ -103,7 +104,9 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
     def meta_for(mode: str) -> ModelMetadata:
         return build_metadata(options, loaded, stored, labels, prep, mode, provenance)
 
-    session = Session(options, loaded, meta_for, calibration, evalset if options.validate else None)
+    loaded_paths = set(spread(photos.calibration_paths, options.calibration_count))
+    spare = [path for path in photos.calibration_paths if path not in loaded_paths]
+    session = Session(options, loaded, meta_for, calibration, evalset if options.validate else None, spare)
     requested = options.mode
     report_out = options.out or default_out(options.source, requested)
     report_out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +196,13 @@ def convert(options: ConvertOptions) -> dict[str, Any]:
         verdict = report.get("proof") or {}
         note = verdict.get("property") or "written: --allow-degenerate"
         report["warnings"] = [f"{verdict['failure']} ({note})"] if verdict.get("failure") else []
+        screened = final.row.get("screen_photos") if final else None
+        if screened is not None and screened < SCREEN_ENOUGH:
+            report["warnings"].append(
+                f"int8-selective chose its layers on {screened} photos calibration did not use (fewer than "
+                f"{SCREEN_ENOUGH}: 97 % and 99 % agreement look alike on so few); prove it on more "
+                "photos of the site with --eval"
+            )
         report_path.write_text(json.dumps(report, indent=2, default=float) + "\n")
         report["report_path"] = str(report_path)
         if final is None:

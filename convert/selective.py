@@ -27,15 +27,22 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from ecolens.convert.quantize import forward_pass_converter, representative_dataset
+from ecolens.convert.validate import agreement
 from ecolens.core.classifier import to_probabilities
 from ecolens.core.errors import EcoLensError
 
 # Photos each layer's sensitivity is measured on (drawn from the calibration photos).
 SENSITIVITY_PHOTOS = 64
+# At most this many photos in the screen (calibration photos not calibrated on, then proof).
+SCREEN_CAP = 1000
+# Under this many screen photos a candidate at 97 % agreement passes a 99 % screen by luck too often
+# to call the choice measured (the summary says so).
+SCREEN_ENOUGH = 300
 # Photos the debugger runs to list the quantized layers (calibration uses all of them).
 DEBUG_PHOTOS = 8
 # How many of the most sensitive layers a candidate keeps in float, tried in this order.
@@ -130,6 +137,30 @@ class SelectiveInt8:
             alone = self.quantized([other for other in self.layers if other != name])
             result[name] = float(np.mean((self.probabilities(alone, tensors) - reference) ** 2))
         return result
+
+
+def split_for_screen(tensors: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(photos to calibrate on, photos kept out for the screen): every third photo is kept out
+    (folders list by class, so both halves hold every class); with fewer than 9, none."""
+    if len(tensors) < 9:
+        return tensors, []
+    return [t for i, t in enumerate(tensors) if i % 3], tensors[::3]
+
+
+@dataclass
+class Screen:
+    """Photos a candidate must keep the source's answers on before its proof, and how well."""
+
+    tensors: list[np.ndarray]
+    source: np.ndarray  # the source model's probabilities for ``tensors``
+    floors: tuple[float, float]  # agreement where the source decides, and on every photo
+    noise: float  # the margin under which the source's answer counts as undecided
+
+    def measure(self, probabilities: np.ndarray) -> dict[str, float]:
+        return agreement(self.source, probabilities, noise=self.noise)
+
+    def passes(self, measured: dict[str, float]) -> bool:
+        return measured["agreement"] >= self.floors[0] and measured["agreement_all_photos"] >= self.floors[1]
 
 
 def invoker(flatbuffer: bytes) -> Callable[[np.ndarray], np.ndarray]:

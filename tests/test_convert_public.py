@@ -15,7 +15,7 @@ import pytest
 from ecolens.core.classifier import Classifier
 from ecolens.core.metadata import read_metadata
 from ecolens.core.preprocess import find_images, load_image
-from ecolens.models import eval_dir
+from ecolens.models import calibration_dir, eval_dir
 
 pytest.importorskip("tensorflow")
 
@@ -23,17 +23,31 @@ from ecolens.convert.loading import load_keras_model  # noqa: E402
 from ecolens.convert.validate import margins, source_inputs  # noqa: E402
 
 from tests.support.convert_cli import convert_in_process  # noqa: E402
-from tests.support.domains import WASTE4, waste4  # noqa: E402
+from tests.support.domains import WASTE4  # noqa: E402
 
-EXPORT = Path(__file__).parent / "data" / "public" / "teachable-machine-waste4"
+PUBLIC = Path(__file__).parent / "data" / "public"
+EXPORT = PUBLIC / "teachable-machine-waste4"
+
+
+def calibration_folder(out: Path) -> Path:
+    """out/<material>/: the shipped calibration photos of the four materials and 240 more
+    TrashNet photos of them (tests/data/public/trashnet-waste4); no copies, no eval photos."""
+    for material in WASTE4:
+        (out / material).mkdir(parents=True)
+        for folder in (calibration_dir() / material, PUBLIC / "trashnet-waste4" / material):
+            for path in find_images(folder):
+                shutil.copy(path, out / material / path.name)
+    return out
 
 
 def unseen_photos() -> list[Path]:
     """The shipped eval photos of its four materials: validation-split, never calibrated on."""
+    names = {path.name for path in find_images(PUBLIC / "trashnet-waste4")}
     return [
         path
         for path in find_images(eval_dir())
-        if path.parent.name == "plastic" or path.name.split("_")[0] in WASTE4
+        if (path.parent.name == "plastic" or path.name.split("_")[0] in WASTE4)
+        and path.name.split("_", 1)[-1] not in names
     ]
 
 
@@ -42,7 +56,7 @@ def test_teachable_machine_export_keeps_its_answers_in_int8(
 ) -> None:
     for name in ("keras_model.h5", "labels.txt"):
         shutil.copy(EXPORT / name, tmp_path / name)
-    photos = waste4(tmp_path / "photos")
+    photos = calibration_folder(tmp_path / "photos")
     monkeypatch.chdir(tmp_path)
     rc, stdout, err = convert_in_process(
         capsys, "keras_model.h5", "--calibration", "photos", "--out", "waste.tflite"
@@ -72,5 +86,9 @@ def test_teachable_machine_export_keeps_its_answers_in_int8(
         f"{report.get('validation', {}).get('tflite_bytes')} bytes; {photos}"
     )
     assert decided.sum() >= 0.8 * len(rgbs)
-    assert same[decided].mean() >= 0.98
+    # The converter asks 99 % of the decided answers on photos calibration did not use and 98 % in
+    # the proof; on these 135 photos one flip is 0.7 %, so a model that truly keeps 98 % shows
+    # 96.5-99.5 % here. Full int8 shows 89 %, the old search (first n and worst n) 97.0 %.
+    assert same[decided].mean() >= 0.975
     assert same.mean() >= 0.95
+    assert any("prove it on more photos of the site" in w for w in report["warnings"])

@@ -7,12 +7,11 @@ quantization steps RMSE, and at most 0.4 % noise-to-signal, on every one of the 
 real Teachable Machine export whose full int8 changed 10 % of its decided answers. Local error does
 not say which layers matter; what the error does to the output does. So after one calibration
 (the debugger's), each layer is quantized *alone*, every other layer in float, and the change of
-the output probabilities on a few calibration photos is its **sensitivity**. Candidates keep the
-k most sensitive layers in float for growing k; the first whose answers agree with the source
-model on the calibration photos (a screen, optimistic: calibration saw them) is then proven on
-the held-out photos like every mode. On that export (320 unseen photos): 8 layers by
-sensitivity kept 98.1 % of the decided answers where the first 4 and worst 4 by local error
-kept 95.5 %; 32 layers, 99.0 %, at 1.34 MB -> 1.02 MB and 1.2x full int8's latency here.
+the output probabilities on 64 calibration photos is its **sensitivity** (on that export, 8
+layers by sensitivity kept 98.1 % of 310 unseen decided answers where the first 4 and the worst 4
+by local error kept 95.5 %). Candidates keep the k most sensitive layers in float for growing k;
+the first that keeps the source's answers on photos calibration did not use (``Screen``) within
+MAX_LATENCY_RATIO of full int8's latency is proven like every mode (convert/attempts.py).
 
 Re-quantizing the calibrated model with a denylist is TensorFlow's ``mlir_quantize`` (what the
 debugger itself calls): 0.2 s per candidate against a fresh calibration for each through the

@@ -1,7 +1,8 @@
 """The whole field loop with real processes: two bins (daemons on the synthetic "other camera"
 frames) send samples through a real Mosquitto to the aggregator; every sample is labelled through
-the labelling API; `samples export` -> `adapt` (which writes the deployable .tflite) make a new model; `rollout` puts it on
-two canaries of four bins, watches each against the other bins and promotes it to all.
+the labelling API; `samples export` -> `adapt` (which writes the deployable .tflite) make a new
+model; `rollout` puts it on two canaries of four bins, watches each against the other bins and
+promotes it to all.
 
 The bins run the previous reference model 1.0.0, which this camera defeats: the shipped 2.0.0
 was trained against this very shift and gains only ~0.02 from adapting (tests/test_adapt.py)."""

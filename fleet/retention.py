@@ -31,6 +31,12 @@ class Pruned:
     results: int = 0
 
 
+def days_ms(days: float) -> int:
+    """``days`` in milliseconds, rounded: int() of 13.999999999 days' float product dropped a
+    millisecond and pruned the result seen exactly at the cutoff (seen in a CI run)."""
+    return round(days * DAY_MS)
+
+
 def prune(
     db: Database,
     now_ms: int,
@@ -45,9 +51,9 @@ def prune(
     with db.transaction() as tx:
         if partitions.is_partitioned(tx):
             partitions.ensure_around(tx, now_ms)
-        results = prune_results(tx, now_ms - int(keep_results_days * DAY_MS)) if keep_results_days > 0 else 0
+        results = prune_results(tx, now_ms - days_ms(keep_results_days)) if keep_results_days > 0 else 0
         rejected = tx.execute(
-            "DELETE FROM rejected WHERE received_ms < ?", (now_ms - int(keep_rejected_days * DAY_MS),)
+            "DELETE FROM rejected WHERE received_ms < ?", (now_ms - days_ms(keep_rejected_days),)
         )
         # the newest row beyond the cap: it and every older row go
         beyond = tx.query(
@@ -57,7 +63,7 @@ def prune(
         if beyond:
             rejected += tx.execute("DELETE FROM rejected WHERE received_ms <= ?", (beyond[0][0],))
         status_events = tx.execute(
-            "DELETE FROM status_events WHERE at_ms < ?", (now_ms - int(keep_status_days * DAY_MS),)
+            "DELETE FROM status_events WHERE at_ms < ?", (now_ms - days_ms(keep_status_days),)
         )
         seq_ranges.compact(tx)
     return Pruned(rejected, status_events, results)

@@ -103,3 +103,29 @@ def test_a_running_aggregator_bounds_a_flood_of_garbage(mosquitto, tmp_path) -> 
 def test_limits_are_checked_when_the_settings_are_read() -> None:
     with pytest.raises(ValueError, match="max_rejected_rows"):
         StorageSection(max_rejected_rows=5)
+
+
+def test_a_cutoff_in_fractional_days_keeps_the_result_seen_exactly_at_it(tmp_path) -> None:
+    """2,894,980,006 ms as days (33.506713032407404) times DAY_MS is 2,894,980,005.9999995 in
+    floats: truncated, the cutoff moved 1 ms later and pruned the result seen exactly at it (a
+    rollups test failed so in about 1 run in 20: its cutoff follows the clock)."""
+    from ecolens.fleet.retention import days_ms
+    from ecolens.fleet.storage import open_database
+    from ecolens.fleet.storage.store import ResultStore, StoredResult
+
+    delta = 2_894_980_006
+    assert int(delta / DAY_MS * DAY_MS) == delta - 1  # the float product this guards against
+    assert days_ms(delta / DAY_MS) == delta
+    database = open_database(f"sqlite:///{tmp_path / 'fleet.db'}")
+    now = 1_800_000_000_000
+    rows = [
+        StoredResult(
+            f"e{i}", "bin-1", seen, now, "plastic", 0.9, False, 1.0, 1, "m", "1", "a" * 64, "{}", i + 1
+        )
+        for i, seen in enumerate((now - delta - 1, now - delta, now - delta + 1))
+    ]
+    ResultStore(database).write(rows)
+    pruned = prune(database, now, 30, 100_000, 400, keep_results_days=delta / DAY_MS)
+    assert pruned.results == 1  # only the one seen before the cutoff
+    assert [r[0] for r in database.query("SELECT event_id FROM results ORDER BY seen_ms")] == ["e1", "e2"]
+    database.close()

@@ -1,7 +1,7 @@
 """One conversion tried in one quantization mode: the .tflite written privately beside the output
 and judged against the source model (top-1 agreement where the source's answer is decided,
 probability difference), the int8 retry on a larger calibration set when the first int8 try
-fails, and int8 with its worst layers kept in float (convert/selective.py)."""
+fails, and int8 with the layers that most change its answers kept in float (convert/selective.py)."""
 
 from __future__ import annotations
 
@@ -103,11 +103,11 @@ class Session:
             full_int8 = model.quantized([])
         order = ranked(sensitivity)
         total = sum(sensitivity.values()) or 1.0
-        screen = self.screen_for(kept_out, metadata.input)
+        screen = self.screen_for(kept_out, calibrated, metadata.input)
         extra: dict[str, Any] = {
             "calibration_images": len(calibrated),
             "calibration_seconds": round(time.perf_counter() - started, 2),
-            "screen_photos": len(screen.tensors),
+            "screen_photos": screen.unseen,
             "candidates": [],
         }
         attempt: Attempt | None = None
@@ -151,7 +151,7 @@ class Session:
         best = max(extra["candidates"], key=lambda c: c["screen_agreement"])
         refusal = refusal or (
             f"no candidate kept {screen.floors[0]:.1%} of the source's decided answers "
-            f"({screen.floors[1]:.1%} of all) on {len(screen.tensors)} photos calibration did not use "
+            f"({screen.floors[1]:.1%} of all) on {screen.unseen} photos calibration did not use "
             f"and passed the proof (best: {best['kept']} layers in float, {best['screen_agreement']:.1%})"
         )
         if attempt is None:
@@ -160,7 +160,7 @@ class Session:
         attempt.row["why"] = f"{refusal}; {attempt.row['why']}"
         return attempt
 
-    def screen_for(self, kept_out: list[np.ndarray], spec: Any) -> Screen:
+    def screen_for(self, kept_out: list[np.ndarray], calibrated: list[np.ndarray], spec: Any) -> Screen:
         """int8-selective's screen: the calibration photos it did not calibrate on (every third
         loaded one, then those beyond --calibration-count up to SCREEN_CAP) and the proof photos,
         where a candidate must keep the proof's floors halfway closer to 100 %. Counted on
@@ -169,10 +169,26 @@ class Session:
         proof = [to_model_input(rgb, spec) for rgb in self.evalset.rgbs] if self.evalset else []
         room = max(0, SCREEN_CAP - len(kept_out) - len(proof))
         spare = load_rgbs(self.spare_paths, room, "calibration") if self.spare_paths and room else []
-        tensors = kept_out + [to_model_input(rgb, spec) for rgb in spare] + proof
-        source = source_probabilities(self.loaded.model, np.stack(tensors), self.loaded.output_kind)
+        unused = kept_out + [to_model_input(rgb, spec) for rgb in spare]
+        unseen = len(unused) + len(proof)  # what the report counts: calibration never saw these
+        if not unused and not proof:  # a handful of photos and --no-validate: nothing else to use
+            unused = calibrated
+        parts = (
+            [source_probabilities(self.loaded.model, np.stack(unused), self.loaded.output_kind)]
+            if unused
+            else []
+        )
+        source = np.concatenate([*parts, self.proof_source(spec)] if proof else parts)
+        tensors = unused + proof
         floors = (1 + self.options.min_agreement) / 2, (1 + self.options.min_agreement_all) / 2
-        return Screen(tensors, source, floors, noise=2 * self.allowed_difference("int8-selective"))
+        return Screen(tensors, source, floors, 2 * self.allowed_difference("int8-selective"), unseen)
+
+    def proof_source(self, spec: Any) -> np.ndarray:
+        """The source model's probabilities on the proof photos, computed once per conversion."""
+        if self.source_probs is None:
+            batch = source_inputs(self.evalset.rgbs, spec)
+            self.source_probs = source_probabilities(self.loaded.model, batch, self.loaded.output_kind)
+        return self.source_probs
 
     def allowed_difference(self, mode: str) -> float:
         """The median |probability difference| a mode may show (int8 activations round more)."""
@@ -195,15 +211,13 @@ class Session:
         if self.evalset is None:
             row.update(passed=True, why="not validated (--no-validate)")
             return Attempt(mode, path, row, None)
-        if self.source_probs is None:
-            batch = source_inputs(self.evalset.rgbs, metadata.input)
-            self.source_probs = source_probabilities(self.loaded.model, batch, self.loaded.output_kind)
+        source_probs = self.proof_source(metadata.input)
         with native_output_silenced(not self.options.verbose):  # LiteRT announces its delegate
             probs = tflite_probabilities(path, self.evalset.rgbs)
         limit_diff = self.allowed_difference(mode)
         # a photo whose source answer is decided by less than twice the allowed probability
         # difference flips with quantization noise alone: agreement is counted on the others
-        row.update(agreement(self.source_probs, probs, noise=2 * limit_diff))
+        row.update(agreement(source_probs, probs, noise=2 * limit_diff))
         problems = []
         floor = self.options.min_agreement
         if row["agreement"] < floor:

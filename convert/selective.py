@@ -154,6 +154,7 @@ class Screen:
     source: np.ndarray  # the source model's probabilities for ``tensors``
     floors: tuple[float, float]  # agreement where the source decides, and on every photo
     noise: float  # the margin under which the source's answer counts as undecided
+    unseen: int  # how many of ``tensors`` calibration did not use (0: it had to screen on its own)
 
     def measure(self, probabilities: np.ndarray) -> dict[str, float]:
         return agreement(self.source, probabilities, noise=self.noise)

@@ -157,7 +157,7 @@ def test_archetype_converts_right_with_labels_only(
         assert_int8_retried(rows, stdout)
         retry = report["int8_retry"]
         assert retry["agreement"] == [rows[0]["agreement"], rows[1]["agreement"]]
-    if name in MOBILENETS:  # int8 activations, its worst layers kept in float where it takes that
+    if name in MOBILENETS:  # int8 activations, its most sensitive layers in float where it takes that
         assert meta.quantization.startswith("int8"), rows
     assert meta.quantization == next(row["mode"] for row in rows if row["passed"]), rows
     provenance = meta.extra["provenance"]

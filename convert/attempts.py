@@ -6,7 +6,6 @@ fails, and int8 with the layers that most change its answers kept in float (conv
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 from ecolens.convert.loading import LoadedModel
 from ecolens.convert.metrics import percent
 from ecolens.convert.options import ConvertOptions
+from ecolens.convert.progress import progress
 from ecolens.convert.quantize import CALIBRATION_CAP, load_rgbs, spread, to_tflite, with_flipped_copies
 from ecolens.convert.quiet import native_output_silenced
 from ecolens.convert.selective import (
@@ -33,6 +33,8 @@ from ecolens.convert.selective import (
 from ecolens.convert.validate import agreement, source_inputs, source_probabilities, tflite_probabilities
 from ecolens.core.metadata import embed_metadata
 from ecolens.core.preprocess import to_model_input
+
+log = progress("convert")
 
 
 def write_private(directory: Path, name: str, data: bytes) -> Path:
@@ -99,7 +101,7 @@ class Session:
             model = SelectiveInt8(
                 self.loaded.model, calibrated, self.loaded.output_kind, self.options.verbose
             )
-            sensitivity = model.sensitivity(spread(calibrated, SENSITIVITY_PHOTOS), progress)
+            sensitivity = model.sensitivity(spread(calibrated, SENSITIVITY_PHOTOS), log)
             full_int8 = model.quantized([])
         order = ranked(sensitivity)
         total = sum(sensitivity.values()) or 1.0
@@ -250,10 +252,6 @@ class Session:
         if "kept_in_float" in extra:
             row["why"] += f"; {len(extra['kept_in_float'])} layer(s) kept in float"
         return Attempt(mode, path, row, probs)
-
-
-def progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def kept_report(names: list[str], sensitivity: dict[str, float], total: float) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ecolens.convert.loading import first_line
 from ecolens.convert.quantize import forward_pass_converter, representative_dataset
 from ecolens.convert.validate import agreement
 from ecolens.core.classifier import to_probabilities
@@ -132,7 +133,7 @@ class SelectiveInt8:
         result: dict[str, float] = {}
         for i, name in enumerate(self.layers, 1):
             if i % 10 == 0 or i == len(self.layers):
-                progress(f"[convert] int8-selective: layer sensitivity {i}/{len(self.layers)}")
+                progress(f"int8-selective: layer sensitivity {i}/{len(self.layers)}")
             alone = self.quantized([other for other in self.layers if other != name])
             result[name] = float(np.mean((self.probabilities(alone, tensors) - reference) ** 2))
         return result
@@ -204,7 +205,3 @@ def timed(run: Callable[[np.ndarray], np.ndarray], tensor: np.ndarray, times: in
 def quiet(verbose: bool) -> Iterator[None]:
     with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
         yield
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

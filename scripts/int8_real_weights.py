@@ -133,7 +133,8 @@ def main() -> int:
     rows.append(("keras.applications MobileNetV2 transfer (6 materials)", measure(
         transfer_model(transfer_work, parts["train"]), transfer_work)))  # fmt: skip
     print(
-        "| model | full int8 (proof, decided) | mode chosen | unseen agreement, decided | all | size | latency vs int8 |"
+        "| model | full int8 (proof, decided) | mode chosen | unseen agreement, decided | all | size"
+        " | latency vs int8 |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, r in rows:

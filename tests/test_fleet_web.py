@@ -174,11 +174,18 @@ def test_dashboard_renders_with_data_in_headless_chromium(server, tmp_path):
 
 
 def test_ranking_is_sorted_by_plastic_share_with_item_counts(scenario_db, tmp_path):
+    """The ranking against the very report the page drew (read in the same moment as its DOM): a
+    report fetched separately seconds apart can lose a result at the window's old edge."""
+    import json
+
     path, _ = scenario_db
     url = copy_database(path, tmp_path / "fleet.db")
-    with serving(url) as base:
-        report = requests.get(f"{base}/api/report", timeout=10).json()
-        dom = render(base + "/", tmp_path / "chromium")
+    with serving(url) as base, DevToolsPage(tmp_path / "chromium", 1400, 1000) as page:
+        page.open(base + "/")
+        drawn = json.loads(page.evaluate(
+            "JSON.stringify({report: view.fleet.report, dom: document.documentElement.outerHTML})"
+        ))  # fmt: skip
+    report, dom = drawn["report"], drawn["dom"]
     ranked = re.findall(
         r'<li[^>]*><a href="#/bin/([^"]+)">.*?<span class="share">([^<]+)</span>'
         r'<span class="items">([^<]+)<',
@@ -304,7 +311,8 @@ def test_lan_address_without_keys_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def scenario_db(tmp_path_factory):
-    """The every-state scenario fleet, stored once for the module (each test copies it)."""
+    """The every-state scenario fleet, stored once for the module (each test copies it; the
+    suite runs a file's tests one after another, so it ends less than a minute before each)."""
     path = tmp_path_factory.mktemp("scenario") / "fleet.db"
     return path, scenario_database(path)
 

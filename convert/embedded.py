@@ -22,6 +22,12 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def default_positive_label(labels: tuple[str, ...]) -> str | None:
+    """The label that reads "plastic" in any case: Teachable Machine exports name their classes
+    as typed ("Plastic"), and without a match the report's F1 would be of an arbitrary class."""
+    return next((label for label in labels if label.strip().casefold() == "plastic"), None)
+
+
 def build_metadata(
     options: ConvertOptions,
     loaded: LoadedModel,
@@ -31,9 +37,7 @@ def build_metadata(
     mode: str,
     provenance: dict[str, str],
 ) -> ModelMetadata:
-    positive = options.positive_label or stored.get("positive_label")
-    if positive is None and "plastic" in labels:
-        positive = "plastic"
+    positive = options.positive_label or stored.get("positive_label") or default_positive_label(labels)
     spec = prep.spec
     metadata = ModelMetadata(
         name=options.name or stored.get("name") or options.source.stem,

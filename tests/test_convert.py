@@ -266,3 +266,13 @@ def test_too_few_calibration_photos_to_hold_out(scratch_h5: Path, tmp_path: Path
         (folder / path.name).write_bytes(path.read_bytes())
     proc = ecolens("convert", str(scratch_h5), "--calibration", str(folder), check=False)
     assert_one_line_error(proc, "too few to hold")
+
+
+def test_the_positive_label_is_plastic_in_any_case() -> None:
+    """A Teachable Machine export's "Plastic" is the class whose F1 the report gives; with no
+    plastic class there is none to guess (the report falls back to the last label, said there)."""
+    from ecolens.convert.embedded import default_positive_label
+
+    assert default_positive_label(("Paper", "Plastic", "Wood")) == "Plastic"
+    assert default_positive_label(("non_plastic", " PLASTIC ")) == " PLASTIC "
+    assert default_positive_label(("cardboard", "glass", "plastics")) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -116,9 +117,9 @@ def test_https_with_cert_and_key_and_an_allow_list_that_admits_us(tmp_path, refe
         "server": {"tls_cert": str(cert), "tls_key": str(key)},
         "auth": {**auth_config(), "allow_cidrs": ["10.0.0.0/8", "127.0.0.0/8"]},
     }
-    with ApiServer(tmp_path, config, verify=str(cert), kind=api_kind) as api:
+    with ApiServer(tmp_path, config, verify=str(cert), kind=api_kind) as api, requests.Session() as client:
         assert api.url.startswith("https://")
-        response = requests.post(
+        response = client.post(
             api.url + "/predict",
             json={"image": base64.b64encode(jpeg).decode()},
             headers=bearer(),
@@ -131,6 +132,10 @@ def test_https_with_cert_and_key_and_an_allow_list_that_admits_us(tmp_path, refe
             requests.get(api.url + "/healthz", timeout=10)  # untrusted without the cert
         with pytest.raises(requests.ConnectionError):
             requests.get(api.url.replace("https", "http") + "/healthz", timeout=10)
+        # The client keeps its TLS connection in its pool: the server still stops on SIGTERM by
+        # itself (uvicorn waited 30 s for the client's close_notify and was killed at 15 s).
+        api.stop()
+        assert api.process.returncode in (0, -signal.SIGTERM), api.log()[-2000:]  # not SIGKILL
 
 
 def test_tls_cert_and_key_that_do_not_match_are_refused(tmp_path, api_kind):

@@ -4,7 +4,11 @@ uvicorn closes idle keep-alive connections, but a client that opens a connection
 request line and headers a byte at a time (slowloris) is never cut off. Here every request must
 deliver its headers within ``header_timeout`` seconds of the connection opening or of the
 previous response ending; otherwise the connection is closed. Bodies have their own deadline,
-enforced by the app (``body.read_body``: 408)."""
+enforced by the app (``body.read_body``: 408).
+
+At shutdown an idle TLS connection is dropped, not closed politely: a TLS close waits for the
+client's close_notify, which a client holding a kept-alive connection in its pool never sends
+until it reads again, so each such client held the stop for 30 s (``server.timeout``)."""
 
 from __future__ import annotations
 
@@ -39,6 +43,13 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         idle = self.cycle is None or self.cycle.response_complete
         if idle and not self.transport.is_closing():
             self._arm_header_deadline()
+
+    def shutdown(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("ssl_object") is not None:
+            self.transport.abort()  # nothing is in flight; a plain close would wait for the client
+            return
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_deadline()

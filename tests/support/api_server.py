@@ -50,9 +50,6 @@ class ApiServer:
         self.log_path = self.workdir / "server.log"
         self.process: subprocess.Popen | None = None
         self.wait_for = wait_for
-        # gunicorn's graceful stop (SIGTERM) keeps kept-alive connections up to 2 s and wakes once
-        # a second; the tests need no grace, so its quick stop (SIGQUIT) saves seconds per server.
-        self.stop_signal = signal.SIGQUIT if server["kind"] == "flask" else signal.SIGTERM
 
     def command(self) -> list[str]:
         config = write_toml(self.workdir / "api.toml", self.config)
@@ -88,7 +85,7 @@ class ApiServer:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, self.stop_signal)
+        os.killpg(self.process.pid, signal.SIGTERM)  # what systemd sends
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:

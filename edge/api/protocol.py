@@ -8,7 +8,8 @@ enforced by the app (``body.read_body``: 408).
 
 At shutdown an idle TLS connection is dropped, not closed politely: a TLS close waits for the
 client's close_notify, which a client holding a kept-alive connection in its pool never sends
-until it reads again, so each such client held the stop for 30 s (``server.timeout``)."""
+until it reads again, so each such client held the stop up to asyncio's 30 s TLS shutdown
+timeout (and under systemd's TimeoutStopSec=20, ended it in a SIGKILL)."""
 
 from __future__ import annotations
 

@@ -154,7 +154,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument(
         "--labels-file", type=Path, help="one label per line, or Teachable Machine's '0 name'"
     )
-    convert.add_argument("--positive-label", help="the label whose F1 is reported (default: plastic)")
+    convert.add_argument(
+        "--positive-label", help="the label whose F1 is reported (default: the one named plastic, any case)"
+    )
     convert.add_argument(
         "--input-range",
         choices=tuple(RANGES),

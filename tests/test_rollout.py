@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ecolens.bench.postgres import wait_until
 from ecolens.core.classifier import file_sha256
 from ecolens.core.rollout import CHUNK_BYTES, Manifest, generate_keypair, load_private_key, sign
 from ecolens.core.wire import chunk_topic, manifest_topic
@@ -416,7 +417,13 @@ def test_the_aggregator_rolls_back_bad_canaries_and_one_flooding_bin_decides_not
         for name in names:
             back = states.wait_for(name, lambda s: s["last_event"]["event"] == "rolled_back", timeout=90)
             assert back["running"]["version"] == BASE and back["previous"] is None
-        lines = [line for line in log.read_text().splitlines() if "canary worse than the rest" in line]
+
+        # The aggregator logs after its rollback is published: the bins can be back before the line.
+        def worse_lines() -> list[str]:
+            return [line for line in log.read_text().splitlines() if "canary worse than the rest" in line]
+
+        wait_until(lambda: worse_lines(), timeout=10)
+        lines = worse_lines()
         assert len(lines) == 1 and "rolled back" in lines[0] and "plastic share" in lines[0], log.read_text()
         (row,) = sqlite3.connect(database).execute("SELECT state, verdict FROM rollouts").fetchall()
         verdict = json.loads(row[1])

@@ -61,8 +61,10 @@ def test_state_frame_crops_and_metrics_over_http(running):
     published = values[("ecolens_daemon_published_total", ())]
     items = sum(v for (name, _), v in values.items() if name == "ecolens_daemon_items_total")
     assert items >= published >= 2
-    assert values[("ecolens_daemon_inference_duration_seconds_count", ())] == items
-    assert values[("ecolens_daemon_frame_to_puback_seconds_count", ())] >= published
+    # A scrape reads the histograms before the counters, not in one moment: an item classified
+    # or acknowledged in between is in the counter and not yet in its histogram (never the reverse).
+    assert items - 1 <= values[("ecolens_daemon_inference_duration_seconds_count", ())] <= items
+    assert values[("ecolens_daemon_frame_to_puback_seconds_count", ())] >= published - 1
     assert values[("ecolens_daemon_frames_total", ())] > items
     assert values[("ecolens_daemon_mqtt_connected", ())] == 1
     assert values[("ecolens_daemon_camera_state", (("state", "up"),))] == 1

@@ -45,7 +45,9 @@ def test_results_dropped_by_a_full_bin_queue_are_reported_missing(tmp_path, mosq
     mosquitto.start()
     agg = aggregator(mosquitto, url, "agg-accounting").start()
     try:
-        assert run_bin(tmp_path, mosquitto.url, reference_model, "second.log") == 0
+        # a queue with room: its first new item must not push out a kept one the link has not sent yet
+        room = {"ECOLENS_STORE__MAX_ITEMS": "1000"}
+        assert run_bin(tmp_path, mosquitto.url, reference_model, "second.log", **room) == 0
         assert wait_until(lambda: len(stored_event_ids(url)) == 14, timeout=30)
     finally:
         agg.stop()

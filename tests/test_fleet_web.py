@@ -202,14 +202,20 @@ def test_ranking_is_sorted_by_plastic_share_with_item_counts(scenario_db, tmp_pa
 
 
 def test_bin_page_shows_its_series_status_history_and_newest_results(scenario_db, tmp_path):
-    """The scenario's outage bin: offline 8 h ago, back 6 h ago, its queue caught up."""
+    """The scenario's outage bin: offline 8 h ago, back 6 h ago, its queue caught up. Checked
+    against the very bin page the browser drew, read in the same moment as its DOM."""
+    import json
+
     path, scenario = scenario_db
     device = scenario.roles["outage"]
     url = copy_database(path, tmp_path / "fleet.db")
-    with serving(url) as base:
-        page = requests.get(f"{base}/api/bin/{device}", timeout=10).json()
+    with serving(url) as base, DevToolsPage(tmp_path / "chromium", 1400, 1000) as browser:
         missing = requests.get(f"{base}/api/bin/bin-999", timeout=10)
-        dom = render(base + f"/#/bin/{device}", tmp_path / "chromium")
+        browser.open(base + f"/#/bin/{device}")
+        drawn = json.loads(browser.evaluate(
+            "JSON.stringify({page: view.bin, dom: document.documentElement.outerHTML})"
+        ))  # fmt: skip
+    page, dom = drawn["page"], drawn["dom"]
     # Newest first: back online 6 h ago after going offline 8 h ago.
     assert [h["status"] for h in page["status_history"]][:2] == ["online", "offline"]
     assert len(page["recent"]) == 20 and page["recent"][0]["seen"] >= page["recent"][-1]["seen"]

@@ -152,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
             # On Ctrl-C, run() still stops the daemon cleanly (finish item, flush, offline).
             with contextlib.suppress(KeyboardInterrupt):
                 daemon.run(install_signals=False)
-            # Let the last acknowledged results reach the printer.
+            # Let the last acknowledged results reach the printer (up to 10 s on a loaded machine).
             deadline = threading.Event()
-            for _ in range(40):
+            for _ in range(200):
                 if printer.count >= len(daemon.results):
                     break
                 deadline.wait(0.05)

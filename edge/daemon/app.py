@@ -306,16 +306,17 @@ class Daemon:
 
     # --- reload -------------------------------------------------------------------------------
     def _watched(self) -> tuple:
-        return (
-            file_signature(self.config_path),
-            file_signature(self.config.model.resolved_path()),
-        )
+        """The config and model files, each as (path, signature): a change to either reloads."""
+        paths = (self.config_path, self.config.model.resolved_path())
+        return tuple((path, file_signature(path)) for path in paths)
 
     def reload(self) -> bool:
         """New config and model; anything invalid is refused and the running ones are kept."""
         self.reload_event.clear()
         self.notifier.reloading()
-        self._signatures = self._watched()
+        # Taken before reading: a file still being written in place (a `cp` over the model) that
+        # is finished while this reload reads or refuses it differs from it at the next check.
+        seen = self._signatures = self._watched()
         try:
             try:
                 config = (
@@ -352,7 +353,9 @@ class Daemon:
             )
             return True
         finally:
-            self._signatures = self._watched()
+            now = self._watched()
+            same_files = [path for path, _ in now] == [path for path, _ in seen]
+            self._signatures = seen if same_files else now  # a new config may name another model
             self.notifier.notify("READY=1")
 
     # --- watchdog -----------------------------------------------------------------------------

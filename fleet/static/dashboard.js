@@ -10,7 +10,7 @@ const SHARE_MIN_ITEMS = 5; // a bucket's plastic share is drawn from this many i
 const BUCKET_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
 const STATE_ORDER = { offline: 0, stale: 1, unknown: 2, online: 3 };
 const charts = {};
-const view = { rankingSort: "share", tableKey: "plastic_share", tableDir: -1, fleet: null };
+const view = { rankingSort: "share", tableKey: "plastic_share", tableDir: -1, fleet: null, bin: null };
 
 // ---- small helpers -------------------------------------------------------------------------
 const $ = (selector) => document.querySelector(selector);
@@ -332,6 +332,7 @@ function renderFleet(report) {
 
 // ---- bin view ------------------------------------------------------------------------------
 function renderBin(page) {
+  view.bin = page;
   const bin = page.bins[0] || { items: 0, plastic: 0, plastic_share: null, uncertain_share: null, model_version: null };
   const status = page.status[0] || { state: "unknown", last_seen: null, status_since: null };
   $("#bin-name").textContent = page.device_id;
